@@ -48,10 +48,11 @@ type MetadataStore interface {
 // Placement chooses where an object's new copy goes.
 type Placement interface {
 	// Place picks a destination for obj, which is leaving the shark from, and
-	// reserves room for it there. When no shark can take the object the
-	// error is a *SkipError saying why; other errors (such as no capacity
-	// information yet) are worth retrying later.
-	Place(ctx context.Context, obj Object, from StorageNode) (StorageNode, error)
+	// reserves room for it there. It never picks a shark named in avoid
+	// (destinations that already failed this object). When no shark can take
+	// the object the error is a *SkipError saying why; other errors (such as
+	// no capacity information yet) are worth retrying later.
+	Place(ctx context.Context, obj Object, from StorageNode, avoid []string) (StorageNode, error)
 	// Release gives back a reservation made by Place: copied says whether
 	// the bytes were written (and so will show up in the shark's reported
 	// usage) or abandoned.
