@@ -1,0 +1,325 @@
+package evacuate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/google/uuid"
+
+	"github.com/TritonDataCenter/rebalancer"
+)
+
+// Config is what an Engine is built from. Store, Metadata, Placement and
+// Agent are required; Source is required for jobs that discover objects
+// (retry jobs read the job they retry instead).
+type Config struct {
+	Store *Store
+	// Source returns the object source of a new job.
+	Source func(job JobRecord) (rebalancer.ObjectSource, error)
+	// Metadata reads and rewrites object metadata.
+	Metadata rebalancer.MetadataStore
+	// Placement picks destinations; one Placement is shared by all jobs so
+	// that they see one view of destination capacity.
+	Placement rebalancer.Placement
+	// Agent talks to the agents on the destinations.
+	Agent rebalancer.Agent
+	// LookupShark resolves the shark being evacuated (its datacenter) when a
+	// job starts; a shark it cannot find fails the job. Optional: without it
+	// the job uses the shark as given.
+	LookupShark func(ctx context.Context, storageID string) (rebalancer.StorageNode, error)
+	// Defaults are the options of new jobs (zero fields: DefaultOptions).
+	Defaults Options
+	// Logger receives the engine's logs (slog.Default when nil).
+	Logger *slog.Logger
+	// Metrics, when set, is updated as jobs progress.
+	Metrics *Metrics
+}
+
+// Engine runs evacuation jobs: any number at once, each in its own
+// goroutines, all sharing the store, the placement and the agents. It
+// implements rebalancer.Evacuator.
+type Engine struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	running map[string]*runner // by job id
+	sharks  map[string]string  // evacuated shark -> job id, for jobs running
+	wg      sync.WaitGroup
+	closed  bool
+	ctx     context.Context // parent of every job started in the background
+	cancel  context.CancelFunc
+}
+
+var _ rebalancer.Evacuator = (*Engine)(nil)
+
+// Errors the job controls return; the HTTP API maps them to status codes.
+var (
+	ErrJobNotRunning = errors.New("job is not running")
+	ErrSharkBusy     = errors.New("another job is evacuating this shark")
+	ErrEngineClosed  = errors.New("engine closed")
+)
+
+// NewEngine returns an engine. Call Start to resume the jobs a previous
+// process left running.
+func NewEngine(cfg Config) (*Engine, error) {
+	switch {
+	case cfg.Store == nil:
+		return nil, errors.New("evacuate: Config.Store is required")
+	case cfg.Metadata == nil:
+		return nil, errors.New("evacuate: Config.Metadata is required")
+	case cfg.Placement == nil:
+		return nil, errors.New("evacuate: Config.Placement is required")
+	case cfg.Agent == nil:
+		return nil, errors.New("evacuate: Config.Agent is required")
+	}
+	cfg.Defaults = cfg.Defaults.withDefaults()
+	if err := cfg.Defaults.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Engine{cfg: cfg, log: log, running: map[string]*runner{}, sharks: map[string]string{}, ctx: ctx, cancel: cancel}, nil
+}
+
+// Start resumes, in the background, every job the store says is running,
+// setting up or paused: a manager restart continues its jobs instead of
+// failing them.
+func (e *Engine) Start(ctx context.Context) error {
+	jobs, err := e.cfg.Store.ListJobs(ctx)
+	if err != nil {
+		return err
+	}
+	for _, j := range jobs {
+		switch j.State {
+		case rebalancer.JobRunning, rebalancer.JobSetup, rebalancer.JobPaused, rebalancer.JobInit:
+			e.log.Info("resuming job", "job", j.ID, "shark", j.From.MantaStorageID, "state", j.State.String())
+			if err := e.startBackground(j); err != nil {
+				e.log.Error("cannot resume job", "job", j.ID, "err", err)
+			}
+		}
+	}
+	return nil
+}
+
+// Close stops every running job, leaving each resumable from the store, and
+// waits for their goroutines.
+func (e *Engine) Close() {
+	e.mu.Lock()
+	e.closed = true
+	e.mu.Unlock()
+	e.cancel()
+	e.wg.Wait()
+}
+
+// CreateJob stores a new evacuation job for the shark and starts it in the
+// background. A storage id without a domain part is completed by the caller
+// (the manager knows its domain).
+func (e *Engine) CreateJob(ctx context.Context, shark string, opts Options) (JobRecord, error) {
+	shark = strings.TrimSpace(shark)
+	if shark == "" {
+		return JobRecord{}, errors.New("a shark to evacuate is required")
+	}
+	opts = opts.withDefaults()
+	if err := opts.Validate(); err != nil {
+		return JobRecord{}, err
+	}
+	j := JobRecord{
+		ID:      uuid.NewString(),
+		Action:  rebalancer.JobEvacuate,
+		State:   rebalancer.JobSetup,
+		From:    rebalancer.StorageNode{MantaStorageID: shark},
+		Options: opts,
+	}
+	if err := e.cfg.Store.CreateJob(ctx, j); err != nil {
+		return JobRecord{}, err
+	}
+	if err := e.startBackground(j); err != nil {
+		e.cfg.Store.SetJobState(ctx, j.ID, rebalancer.JobFailed, err.Error())
+		return JobRecord{}, err
+	}
+	return e.cfg.Store.GetJob(ctx, j.ID)
+}
+
+// RetryJob creates and starts a job over the objects of an earlier job that
+// did not complete (skipped, error, and anything left unfinished when that
+// job ended). The earlier job may be in any state but running.
+func (e *Engine) RetryJob(ctx context.Context, oldID string, opts *Options) (JobRecord, error) {
+	old, err := e.cfg.Store.GetJob(ctx, oldID)
+	if err != nil {
+		return JobRecord{}, err
+	}
+	if e.isRunning(oldID) {
+		return JobRecord{}, fmt.Errorf("job %s: cannot retry a job that is still running: %w", oldID, ErrSharkBusy)
+	}
+	o := old.Options
+	if opts != nil {
+		o = *opts
+	}
+	o.MaxObjects = 0
+	o.DryRun = false
+	o = o.withDefaults()
+	if err := o.Validate(); err != nil {
+		return JobRecord{}, err
+	}
+	j := JobRecord{
+		ID:      uuid.NewString(),
+		Action:  rebalancer.JobEvacuate,
+		State:   rebalancer.JobSetup,
+		From:    old.From,
+		Options: o,
+		RetryOf: old.ID,
+	}
+	if err := e.cfg.Store.CreateJob(ctx, j); err != nil {
+		return JobRecord{}, err
+	}
+	if err := e.startBackground(j); err != nil {
+		e.cfg.Store.SetJobState(ctx, j.ID, rebalancer.JobFailed, err.Error())
+		return JobRecord{}, err
+	}
+	return e.cfg.Store.GetJob(ctx, j.ID)
+}
+
+func (e *Engine) isRunning(id string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.running[id] != nil
+}
+
+// claim registers a runner for a job, refusing a second job on the same
+// shark.
+func (e *Engine) claim(j JobRecord) (*runner, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, ErrEngineClosed
+	}
+	if e.running[j.ID] != nil {
+		return nil, fmt.Errorf("job %s is already running", j.ID)
+	}
+	if other, ok := e.sharks[j.From.MantaStorageID]; ok {
+		return nil, fmt.Errorf("shark %s: job %s: %w", j.From.MantaStorageID, other, ErrSharkBusy)
+	}
+	r := newRunner(e, j)
+	e.running[j.ID] = r
+	e.sharks[j.From.MantaStorageID] = j.ID
+	return r, nil
+}
+
+func (e *Engine) release(r *runner) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.running, r.job.ID)
+	if e.sharks[r.job.From.MantaStorageID] == r.job.ID {
+		delete(e.sharks, r.job.From.MantaStorageID)
+	}
+}
+
+func (e *Engine) startBackground(j JobRecord) error {
+	r, err := e.claim(j)
+	if err != nil {
+		return err
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		defer e.release(r)
+		state, err := r.run(e.ctx)
+		if err != nil && e.ctx.Err() == nil {
+			e.log.Error("job ended with an error", "job", j.ID, "state", state.String(), "err", err)
+		}
+	}()
+	return nil
+}
+
+// Run drives a stored job to a terminal state in the calling goroutine
+// (rebalancer.Evacuator). If ctx ends first the job stays resumable.
+func (e *Engine) Run(ctx context.Context, jobID string) (rebalancer.JobState, error) {
+	j, err := e.cfg.Store.GetJob(ctx, jobID)
+	if err != nil {
+		return 0, err
+	}
+	if j.State.Terminal() {
+		return j.State, nil
+	}
+	r, err := e.claim(j)
+	if err != nil {
+		return 0, err
+	}
+	defer e.release(r)
+	// Close cancels e.ctx: make it stop this run too.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(e.ctx, cancel)
+	defer stop()
+	return r.run(ctx)
+}
+
+func (e *Engine) runner(id string) (*runner, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.running[id]
+	if r == nil {
+		return nil, fmt.Errorf("job %s: %w", id, ErrJobNotRunning)
+	}
+	return r, nil
+}
+
+// PauseJob stops a running job from starting new work; copies already handed
+// to agents finish and are recorded. ResumeJob undoes it.
+func (e *Engine) PauseJob(ctx context.Context, id string) error {
+	r, err := e.runner(id)
+	if err != nil {
+		return err
+	}
+	return r.pause(ctx)
+}
+
+// ResumeJob resumes a paused job.
+func (e *Engine) ResumeJob(ctx context.Context, id string) error {
+	r, err := e.runner(id)
+	if err != nil {
+		return err
+	}
+	return r.resume(ctx)
+}
+
+// StopJob ends a running job: it stops discovering and placing, waits for
+// the copies agents already have, and ends Stopped. What it did not move can
+// be retried.
+func (e *Engine) StopJob(ctx context.Context, id string) error {
+	r, err := e.runner(id)
+	if err != nil {
+		return err
+	}
+	r.requestStop()
+	return nil
+}
+
+// SetMetadataThreads changes a running job's metadata update concurrency
+// (1..MaxMetadataThreads), taking effect within moments.
+func (e *Engine) SetMetadataThreads(ctx context.Context, id string, n int) error {
+	if n < 1 || n > MaxMetadataThreads {
+		return fmt.Errorf("metadata threads must be in 1..%d, got %d", MaxMetadataThreads, n)
+	}
+	r, err := e.runner(id)
+	if err != nil {
+		return err
+	}
+	return r.setMetadataThreads(ctx, n)
+}
+
+// Job returns a stored job.
+func (e *Engine) Job(ctx context.Context, id string) (JobRecord, error) {
+	return e.cfg.Store.GetJob(ctx, id)
+}
+
+// Jobs lists every stored job.
+func (e *Engine) Jobs(ctx context.Context) ([]JobRecord, error) { return e.cfg.Store.ListJobs(ctx) }

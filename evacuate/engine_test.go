@@ -1,0 +1,647 @@
+package evacuate
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// stores runs a test against both job store backends.
+func stores(t *testing.T, fn func(t *testing.T, dsn string)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, filepath.Join(t.TempDir(), "jobs.db")) })
+	t.Run("postgres", func(t *testing.T) { fn(t, pgtest.NewDatabase(t)) })
+}
+
+// fastOptions makes every timer of a job short enough for tests.
+func fastOptions() Options {
+	o := DefaultOptions()
+	o.FlushAge = Duration(20 * time.Millisecond)
+	o.PollInterval = Duration(10 * time.Millisecond)
+	o.AssignmentTimeout = Duration(30 * time.Second)
+	o.AgentUnreachableTimeout = Duration(300 * time.Millisecond)
+	o.BusyBackoff = Backoff{Initial: Duration(5 * time.Millisecond), Step: Duration(5 * time.Millisecond), Max: Duration(20 * time.Millisecond), Tries: 20}
+	o.UnreachableBackoff = Backoff{Initial: Duration(5 * time.Millisecond), Max: Duration(5 * time.Millisecond), Tries: 2}
+	o.MetadataRetryWindow = Duration(3 * time.Second)
+	o.MaxTasksPerAssignment = 20
+	return o
+}
+
+type harness struct {
+	t      *testing.T
+	store  *Store
+	moray  *fakeMoray
+	place  *fakePlacement
+	agents *fakeAgents
+	src    *sliceSource
+	engine *Engine
+	from   rebalancer.StorageNode
+	objs   []rebalancer.Object
+	keys   map[string]string // object id -> key
+}
+
+func quietLogger() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(discard{}, nil))
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// newHarness builds a fleet: shark 1 is evacuated, sharks 2 and 7 hold the
+// other copies, sharks 3-6 receive. Object i lives on shard i%3.
+func newHarness(t *testing.T, dsn string, n int, layout func(i int) []rebalancer.StorageNode) *harness {
+	t.Helper()
+	ctx := context.Background()
+	st, err := OpenStore(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, store: st, moray: newFakeMoray(), place: newFakePlacement(shark(3), shark(4), shark(5), shark(6)),
+		agents: newFakeAgents(), from: shark(1), keys: map[string]string{}}
+	if layout == nil {
+		layout = func(int) []rebalancer.StorageNode { return []rebalancer.StorageNode{shark(1), shark(2)} }
+	}
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
+		o := h.moray.put(i%3, objectValue("acct", id, int64(1000+i), layout(i)...))
+		o.ScanID = int64(i + 1)
+		h.objs = append(h.objs, o)
+		h.keys[id] = o.Key
+	}
+	h.src = &sliceSource{objs: h.objs}
+	h.engine = h.newEngine()
+	t.Cleanup(func() {
+		h.engine.Close()
+		st.Close()
+	})
+	return h
+}
+
+func (h *harness) newEngine() *Engine {
+	e, err := NewEngine(Config{
+		Store:     h.store,
+		Source:    func(JobRecord) (rebalancer.ObjectSource, error) { return h.src, nil },
+		Metadata:  h.moray,
+		Placement: h.place,
+		Agent:     h.agents,
+		LookupShark: func(ctx context.Context, id string) (rebalancer.StorageNode, error) {
+			if id == shark(1).MantaStorageID {
+				return shark(1), nil
+			}
+			return rebalancer.StorageNode{}, fmt.Errorf("no shark %s", id)
+		},
+		Defaults: fastOptions(),
+		Logger:   quietLogger(),
+		Metrics:  NewMetrics(MetricLabels{}),
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return e
+}
+
+// wait polls the store until the job reaches a terminal state.
+func (h *harness) wait(id string) JobRecord {
+	h.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		j, err := h.store.GetJob(context.Background(), id)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if j.State.Terminal() {
+			// The runner releases its claim just after recording the state.
+			for i := 0; i < 100 && h.engine.isRunning(id); i++ {
+				time.Sleep(10 * time.Millisecond)
+			}
+			return j
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	st, _ := h.engine.JobStatus(context.Background(), id)
+	b, _ := st.MarshalJSON()
+	h.t.Fatalf("job %s did not finish: %s", id, b)
+	return JobRecord{}
+}
+
+func (h *harness) run(opts Options) (JobRecord, Status) {
+	h.t.Helper()
+	j, err := h.engine.CreateJob(context.Background(), h.from.MantaStorageID, opts)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	j = h.wait(j.ID)
+	st, err := h.engine.JobStatus(context.Background(), j.ID)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return j, st
+}
+
+// check verifies the invariants every job must keep, whatever happened:
+// counters equal a recount, every complete object's metadata names its
+// verified new copy and not the evacuated shark, no metadata names a copy
+// that was not verified, and every reservation was released.
+func (h *harness) check(jobID string) map[string]int64 {
+	h.t.Helper()
+	ctx := context.Background()
+	counts, err := h.store.Counts(ctx, jobID)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	recount, err := h.store.Recount(ctx, jobID)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if !reflect.DeepEqual(counts, recount) {
+		h.t.Errorf("counters drifted:\n counts %v\nrecount %v", counts, recount)
+	}
+	byStatus := map[string]int64{}
+	for _, c := range counts {
+		byStatus[c.Status] += c.N
+		if c.Reason != "" {
+			byStatus[c.Status+"/"+c.Reason] += c.N
+		}
+	}
+	for _, o := range h.objs {
+		cur, ok := h.moray.get(o.Key)
+		if !ok {
+			continue
+		}
+		row, err := h.store.GetObject(ctx, jobID, o.ID)
+		if err == nil && row.Status == rebalancer.ObjectComplete.String() && row.DestShark != "" && cur.HasShark(h.from.MantaStorageID) {
+			h.t.Errorf("object %s complete but metadata still lists %s", o.ID, h.from.MantaStorageID)
+		}
+		for _, s := range cur.Sharks {
+			if o.HasShark(s.MantaStorageID) {
+				continue // an original copy
+			}
+			if !h.agents.copied(s.MantaStorageID, o.ID) {
+				h.t.Errorf("object %s: metadata names %s, where no copy was verified", o.ID, s.MantaStorageID)
+			}
+		}
+	}
+	if n := h.place.outstanding(); n != 0 {
+		h.t.Errorf("%d bytes of placement reservations not released", n)
+	}
+	return byStatus
+}
+
+func TestEvacuateMovesEverything(t *testing.T) {
+	stores(t, func(t *testing.T, dsn string) {
+		h := newHarness(t, dsn, 300, func(i int) []rebalancer.StorageNode {
+			switch {
+			case i%50 == 7:
+				return []rebalancer.StorageNode{shark(1)} // the only copy
+			case i%50 == 9:
+				return []rebalancer.StorageNode{shark(2), shark(7)} // not on shark 1
+			}
+			return []rebalancer.StorageNode{shark(1), shark(2)}
+		})
+		j, st := h.run(fastOptions())
+		if j.State != rebalancer.JobComplete || j.Error != "" {
+			t.Fatalf("job ended %v %q", j.State, j.Error)
+		}
+		got := h.check(j.ID)
+		if got["complete"] != 288 || got["skipped/source_is_evac_shark"] != 6 || got["skipped"] != 6 || len(got) != 3 {
+			t.Errorf("counts %v", got)
+		}
+		if j.From.Datacenter != "dc1" {
+			t.Errorf("shark not resolved: %+v", j.From)
+		}
+		if n, b := st.Total(rebalancer.ObjectComplete); n != 288 || b == 0 {
+			t.Errorf("status totals %d %d", n, b)
+		}
+	})
+}
+
+func TestEvacuateFaults(t *testing.T) {
+	threeCopies := func(i int) []rebalancer.StorageNode {
+		if i%2 == 0 {
+			return []rebalancer.StorageNode{shark(1), shark(2), shark(7)}
+		}
+		return []rebalancer.StorageNode{shark(1), shark(2)}
+	}
+	tests := []struct {
+		name   string
+		layout func(int) []rebalancer.StorageNode
+		setup  func(h *harness, o *Options)
+		want   map[string]int64
+		state  rebalancer.JobState
+	}{
+		{
+			name:  "agents busy for a while",
+			setup: func(h *harness, o *Options) { h.agents.busyPosts = 15 },
+			want:  map[string]int64{"complete": 100},
+		},
+		{
+			name:   "bad source copy with another copy to read",
+			layout: threeCopies,
+			setup: func(h *harness, o *Options) {
+				h.agents.failTask = func(t rebalancer.Task) rebalancer.SkipReason {
+					if t.Source.MantaStorageID == "2.stor.test" {
+						return rebalancer.SkipSourceObjectNotFound
+					}
+					return 0
+				}
+			},
+			want: map[string]int64{"complete": 50, "skipped": 50, "skipped/source_object_not_found": 50},
+		},
+		{
+			name: "corrupt source",
+			setup: func(h *harness, o *Options) {
+				h.agents.failTask = func(t rebalancer.Task) rebalancer.SkipReason { return rebalancer.SkipMD5Mismatch }
+			},
+			want: map[string]int64{"skipped": 100, "skipped/md5_mismatch": 100},
+		},
+		{
+			name: "destination agent down",
+			setup: func(h *harness, o *Options) {
+				h.agents.downDest["3.stor.test"] = true
+				h.agents.downDest["4.stor.test"] = true
+			},
+			want: map[string]int64{"complete": 100},
+		},
+		{
+			name: "agent loses its assignments",
+			setup: func(h *harness, o *Options) {
+				h.agents.forgetAfter["3.stor.test"] = true
+			},
+			want: map[string]int64{"complete": 100},
+		},
+		{
+			name:  "agent reports complete but lost a task",
+			setup: func(h *harness, o *Options) { h.agents.lie = true },
+			want:  map[string]int64{"skipped": 100, "skipped/assignment_mismatch": 100},
+		},
+		{
+			name: "agents never finish",
+			setup: func(h *harness, o *Options) {
+				h.agents.slow = true
+				o.AssignmentTimeout = Duration(50 * time.Millisecond)
+			},
+			want: map[string]int64{"skipped": 100, "skipped/agent_assignment_timeout": 100},
+		},
+		{
+			name: "etag conflicts from a concurrent writer",
+			setup: func(h *harness, o *Options) {
+				for i, obj := range h.objs {
+					if i%3 == 0 {
+						h.moray.conflictOnce[obj.Key] = true
+					}
+				}
+			},
+			want: map[string]int64{"complete": 100},
+		},
+		{
+			name: "objects deleted before their metadata update",
+			setup: func(h *harness, o *Options) {
+				h.moray.mu.Lock()
+				for i, obj := range h.objs {
+					if i < 10 {
+						delete(h.moray.objects, obj.Key)
+					}
+				}
+				h.moray.mu.Unlock()
+			},
+			want: map[string]int64{"complete": 90, "error": 10, "error/moray_object_not_found": 10},
+		},
+		{
+			name: "moray down for a while",
+			setup: func(h *harness, o *Options) {
+				h.moray.down = true
+				time.AfterFunc(300*time.Millisecond, func() {
+					h.moray.mu.Lock()
+					h.moray.down = false
+					h.moray.mu.Unlock()
+				})
+			},
+			want: map[string]int64{"complete": 100},
+		},
+		{
+			name: "moray down for good",
+			setup: func(h *harness, o *Options) {
+				h.moray.down = true
+				o.MetadataRetryWindow = Duration(100 * time.Millisecond)
+			},
+			want: map[string]int64{"error": 100, "error/moray_update_failed": 100},
+		},
+		{
+			name: "no capacity information for a while",
+			setup: func(h *harness, o *Options) {
+				h.place.unavailable = true
+				time.AfterFunc(1500*time.Millisecond, func() {
+					h.place.mu.Lock()
+					h.place.unavailable = false
+					h.place.mu.Unlock()
+				})
+			},
+			want: map[string]int64{"complete": 100},
+		},
+		{
+			name:  "discovery fails midway",
+			setup: func(h *harness, o *Options) { h.src.failAt = 60 },
+			want:  map[string]int64{"complete": 60},
+			state: rebalancer.JobFailed,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, filepath.Join(t.TempDir(), "jobs.db"), 100, tt.layout)
+			o := fastOptions()
+			if tt.setup != nil {
+				tt.setup(h, &o)
+			}
+			j, _ := h.run(o)
+			want := tt.state
+			if want == 0 {
+				want = rebalancer.JobComplete
+			}
+			if j.State != want {
+				t.Errorf("job ended %v (%q), want %v", j.State, j.Error, want)
+			}
+			got := h.check(j.ID)
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("counts %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestResumeAfterRestart(t *testing.T) {
+	stores(t, func(t *testing.T, dsn string) {
+		h := newHarness(t, dsn, 400, nil)
+		// Slow the agents so the engine is interrupted mid-job.
+		h.agents.slow = true
+		j, err := h.engine.CreateJob(context.Background(), h.from.MantaStorageID, fastOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if c, _ := h.store.Counts(context.Background(), j.ID); len(c) > 1 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		h.engine.Close()
+		if got, _ := h.store.GetJob(context.Background(), j.ID); got.State != rebalancer.JobRunning {
+			t.Fatalf("interrupted job is %v, want it left running", got.State)
+		}
+		h.agents.mu.Lock()
+		h.agents.slow = false
+		h.agents.mu.Unlock()
+		h.engine = h.newEngine()
+		if err := h.engine.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		j = h.wait(j.ID)
+		if j.State != rebalancer.JobComplete {
+			t.Fatalf("resumed job ended %v %q", j.State, j.Error)
+		}
+		if got := h.check(j.ID); got["complete"] != 400 || len(got) != 1 {
+			t.Errorf("counts %v", got)
+		}
+	})
+}
+
+func TestRetryJob(t *testing.T) {
+	stores(t, func(t *testing.T, dsn string) {
+		h := newHarness(t, dsn, 120, nil)
+		h.moray.down = true
+		o := fastOptions()
+		o.MetadataRetryWindow = Duration(50 * time.Millisecond)
+		j, _ := h.run(o)
+		if got := h.check(j.ID); got["error/moray_update_failed"] != 120 {
+			t.Fatalf("first job counts %v", got)
+		}
+		h.moray.mu.Lock()
+		h.moray.down = false
+		h.moray.mu.Unlock()
+		r, err := h.engine.RetryJob(context.Background(), j.ID, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.RetryOf != j.ID || r.From != j.From {
+			t.Errorf("retry job %+v", r)
+		}
+		r = h.wait(r.ID)
+		if r.State != rebalancer.JobComplete {
+			t.Fatalf("retry ended %v %q", r.State, r.Error)
+		}
+		if got := h.check(r.ID); got["complete"] != 120 || len(got) != 1 {
+			t.Errorf("retry counts %v", got)
+		}
+		// A retry of the retry finds nothing left on the shark.
+		rr, err := h.engine.RetryJob(context.Background(), r.ID, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rr = h.wait(rr.ID)
+		if got := h.check(rr.ID); rr.State != rebalancer.JobComplete || len(got) != 0 {
+			t.Errorf("second retry %v counts %v", rr.State, got)
+		}
+	})
+}
+
+func TestDryRun(t *testing.T) {
+	h := newHarness(t, filepath.Join(t.TempDir(), "jobs.db"), 80, func(i int) []rebalancer.StorageNode {
+		if i < 5 {
+			return []rebalancer.StorageNode{shark(1)}
+		}
+		return []rebalancer.StorageNode{shark(1), shark(2)}
+	})
+	o := fastOptions()
+	o.DryRun = true
+	j, st := h.run(o)
+	if j.State != rebalancer.JobComplete {
+		t.Fatalf("dry run ended %v %q", j.State, j.Error)
+	}
+	h.check(j.ID)
+	if h.moray.writes != 0 || h.agents.posts != 0 {
+		t.Errorf("dry run wrote %d metadata and posted %d assignments", h.moray.writes, h.agents.posts)
+	}
+	rep := st.DryRun
+	if rep == nil || rep.Objects != 80 || rep.SingleCopy != 5 || len(rep.Destinations) != 4 {
+		t.Fatalf("report %+v", rep)
+	}
+	var placed int64
+	for _, d := range rep.Destinations {
+		placed += d.Objects
+	}
+	if placed != 75 {
+		t.Errorf("%d objects placed, want 75", placed)
+	}
+}
+
+func TestMaxObjectsAndExclusions(t *testing.T) {
+	h := newHarness(t, filepath.Join(t.TempDir(), "jobs.db"), 100, nil)
+	for i := 0; i < 10; i++ {
+		h.src.objs[i].Key = "/acct/stor/logs/x" + h.src.objs[i].ID
+	}
+	o := fastOptions()
+	o.MaxObjects = 40
+	o.ExcludeKeyPrefixes = []string{"/stor/logs/"}
+	j, _ := h.run(o)
+	got := h.check(j.ID)
+	if j.State != rebalancer.JobComplete || got["complete"] != 40 {
+		t.Errorf("job %v counts %v", j.State, got)
+	}
+}
+
+func TestDuplicates(t *testing.T) {
+	h := newHarness(t, filepath.Join(t.TempDir(), "jobs.db"), 20, nil)
+	// The same object id under a second key, on another shard (a snaplink).
+	dup := h.src.objs[3]
+	dup.Key, dup.Shard, dup.ScanID = "/acct/stor/link", 2, 1000
+	h.src.objs = append(h.src.objs, dup)
+	j, st := h.run(fastOptions())
+	got := h.check(j.ID)
+	if got["complete"] != 20 || st.Duplicates != 1 {
+		t.Errorf("counts %v duplicates %d", got, st.Duplicates)
+	}
+	b, _ := st.MarshalJSON()
+	var doc struct {
+		Results map[string]any `json:"results"`
+	}
+	if err := jsonUnmarshal(b, &doc); err != nil || doc.Results["Duplicates"] != 1.0 || doc.Results["Total"] != 21.0 {
+		t.Errorf("status %s", b)
+	}
+}
+
+func TestPauseResumeStop(t *testing.T) {
+	h := newHarness(t, filepath.Join(t.TempDir(), "jobs.db"), 2000, nil)
+	ctx := context.Background()
+	o := fastOptions()
+	o.MaxTasksPerAssignment = 5
+	j, err := h.engine.CreateJob(ctx, h.from.MantaStorageID, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return completeCount(h, j.ID) > 0 })
+	if err := h.engine.PauseJob(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := h.store.GetJob(ctx, j.ID); got.State != rebalancer.JobPaused {
+		t.Errorf("state %v, want paused", got.State)
+	}
+	// While paused, nothing new is posted.
+	time.Sleep(100 * time.Millisecond)
+	h.agents.mu.Lock()
+	posts := h.agents.posts
+	h.agents.mu.Unlock()
+	time.Sleep(200 * time.Millisecond)
+	h.agents.mu.Lock()
+	if h.agents.posts != posts {
+		t.Errorf("posted %d assignments while paused", h.agents.posts-posts)
+	}
+	h.agents.mu.Unlock()
+	if err := h.engine.SetMetadataThreads(ctx, j.ID, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.engine.SetMetadataThreads(ctx, j.ID, 251); err == nil {
+		t.Error("251 metadata threads accepted")
+	}
+	if err := h.engine.ResumeJob(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.engine.StopJob(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	j = h.wait(j.ID)
+	if j.State != rebalancer.JobStopped {
+		t.Fatalf("state %v %q, want stopped", j.State, j.Error)
+	}
+	got := h.check(j.ID)
+	total := got["complete"] + got["unprocessed"]
+	if got["assigned"] != 0 || got["post_processing"] != 0 || got["complete"] == 0 || total == 0 || total != got["complete"]+got["unprocessed"]+got["skipped"]+got["error"] {
+		t.Errorf("stopped job counts %v", got)
+	}
+	if j.Options.MetadataThreads != 3 {
+		t.Errorf("metadata threads not stored: %d", j.Options.MetadataThreads)
+	}
+	if err := h.engine.PauseJob(ctx, j.ID); err == nil {
+		t.Error("paused a stopped job")
+	}
+	// What the stopped job recorded but did not move is retried to
+	// completion.
+	r, err := h.engine.RetryJob(ctx, j.ID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = h.wait(r.ID)
+	if got := h.check(r.ID); r.State != rebalancer.JobComplete || got["complete"] != total-int64(completeCount(h, j.ID)) {
+		t.Errorf("retry %v counts %v, want %d complete", r.State, got, total-int64(completeCount(h, j.ID)))
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 30s")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestOneJobPerShark(t *testing.T) {
+	h := newHarness(t, filepath.Join(t.TempDir(), "jobs.db"), 50, nil)
+	h.agents.slow = true
+	ctx := context.Background()
+	j, err := h.engine.CreateJob(ctx, h.from.MantaStorageID, fastOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.engine.CreateJob(ctx, h.from.MantaStorageID, fastOptions()); err == nil {
+		t.Error("a second job on the same shark started")
+	}
+	if _, err := h.engine.RetryJob(ctx, j.ID, nil); err == nil {
+		t.Error("retried a running job")
+	}
+	if err := h.engine.StopJob(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	h.agents.mu.Lock()
+	h.agents.slow = false
+	h.agents.mu.Unlock()
+	h.wait(j.ID)
+}
+
+func TestUnknownShark(t *testing.T) {
+	h := newHarness(t, filepath.Join(t.TempDir(), "jobs.db"), 5, nil)
+	h.from = shark(99)
+	j, _ := h.run(fastOptions())
+	if j.State != rebalancer.JobFailed || j.Error == "" {
+		t.Errorf("job on an unknown shark ended %v %q", j.State, j.Error)
+	}
+}
+
+var _ atomic.Bool
+
+// completeCount returns the number of complete objects of a job.
+func completeCount(h *harness, id string) int {
+	c, _ := h.store.Counts(context.Background(), id)
+	for _, v := range c {
+		if v.Status == "complete" {
+			return int(v.N)
+		}
+	}
+	return 0
+}

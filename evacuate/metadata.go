@@ -1,0 +1,186 @@
+package evacuate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/TritonDataCenter/rebalancer"
+)
+
+// metadata runs the metadata stage: MetadataThreads workers, resized while
+// the job runs, each taking the next assignment whose copies are verified and
+// pointing its objects' metadata at their new copies.
+func (r *runner) metadata(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	var stops []chan struct{}
+	for {
+		want := int(r.mdWant.Load())
+		for len(stops) < want {
+			stop := make(chan struct{})
+			stops = append(stops, stop)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r.metadataWorker(ctx, stop)
+			}()
+		}
+		for len(stops) > want {
+			// A worker finishes the assignment it is on, then exits.
+			close(stops[len(stops)-1])
+			stops = stops[:len(stops)-1]
+		}
+		r.e.cfg.Metrics.setMetadataThreads(r.job.ID, len(stops))
+		select {
+		case <-ctx.Done():
+			r.e.cfg.Metrics.setMetadataThreads(r.job.ID, 0)
+			return ctx.Err()
+		case <-r.mdChange:
+		}
+	}
+}
+
+func (r *runner) metadataWorker(ctx context.Context, stop <-chan struct{}) {
+	for {
+		id, ok := r.mdq.pop(ctx, stop)
+		if !ok {
+			return
+		}
+		if err := r.updateAssignment(ctx, id); err != nil {
+			if ctx.Err() == nil {
+				r.fatal(err)
+			}
+			return
+		}
+	}
+}
+
+// updateAssignment updates the metadata of an assignment's verified copies
+// and records the outcome.
+func (r *runner) updateAssignment(ctx context.Context, id string) error {
+	rows, err := r.store.AssignmentObjects(ctx, r.job.ID, id, rebalancer.ObjectPostProcessing)
+	if err != nil {
+		return err
+	}
+	changes := make([]Change, 0, len(rows))
+	for i := range rows {
+		c, err := r.updateObject(ctx, &rows[i])
+		if err != nil {
+			return err // ctx ended: the object stays post_processing
+		}
+		changes = append(changes, c)
+	}
+	if err := r.store.Transition(ctx, r.job.ID, rebalancer.ObjectPostProcessing, changes, nil); err != nil {
+		return fmt.Errorf("assignment %s: record metadata updates: %w", id, err)
+	}
+	for _, c := range changes {
+		r.e.cfg.Metrics.objectEnded(c)
+	}
+	return nil
+}
+
+// updateObject points one object's metadata at its verified new copy,
+// conditionally on the etag it was read with. It returns the object's next
+// status, and an error only when ctx ended.
+//
+// A conflict means the object changed since it was read. It is read again:
+// if it is still the same object (same objectId) still listing the evacuated
+// shark, the update is retried with the new etag; if it no longer lists the
+// shark the object needs nothing more (an earlier run of this job may have
+// updated it before a crash); if it was replaced by another object or
+// deleted, the copy is not used.
+func (r *runner) updateObject(ctx context.Context, row *ObjectRow) (Change, error) {
+	o := r.job.Options
+	from := r.job.From.MantaStorageID
+	dest := rebalancer.StorageNode{Datacenter: row.DestDC, MantaStorageID: row.DestShark}
+	done := func(to rebalancer.ObjectStatus, kind rebalancer.ObjectErrorKind, detail string) (Change, error) {
+		return Change{ID: row.ID, Bytes: row.ContentLength, To: to, Error: kind, Detail: detail}, nil
+	}
+	obj, err := row.Object()
+	if err != nil {
+		kind := rebalancer.ErrorBadMantaObject
+		var bad *rebalancer.BadObjectError
+		if errors.As(err, &bad) {
+			kind = bad.Kind
+		}
+		return done(rebalancer.ObjectError, kind, err.Error())
+	}
+	var refreshed *rebalancer.Object
+	deadline := time.Now().Add(o.MetadataRetryWindow.D())
+	conflicts, transient := 0, 0
+	for {
+		_, err := r.e.cfg.Metadata.ReplaceShark(ctx, obj, from, dest)
+		if err == nil {
+			c, _ := done(rebalancer.ObjectComplete, 0, "")
+			c.Refresh = refreshed
+			return c, nil
+		}
+		if ctx.Err() != nil {
+			return Change{}, ctx.Err()
+		}
+		var bad *rebalancer.BadObjectError
+		switch {
+		case errors.As(err, &bad):
+			return done(rebalancer.ObjectError, bad.Kind, err.Error())
+		case errors.Is(err, rebalancer.ErrObjectNotFound):
+			return done(rebalancer.ObjectError, rebalancer.ErrorMorayObjectNotFound, "object deleted before its metadata was updated")
+		case errors.Is(err, rebalancer.ErrEtagConflict), errors.Is(err, rebalancer.ErrSharkNotListed):
+			conflicts++
+			cur, gerr := r.e.cfg.Metadata.GetObject(ctx, obj.Shard, obj.Key)
+			switch {
+			case errors.Is(gerr, rebalancer.ErrObjectNotFound):
+				return done(rebalancer.ObjectError, rebalancer.ErrorMorayObjectNotFound, "object deleted before its metadata was updated")
+			case gerr != nil:
+				if ctx.Err() != nil {
+					return Change{}, ctx.Err()
+				}
+				if time.Now().After(deadline) {
+					return done(rebalancer.ObjectError, rebalancer.ErrorMorayUpdateFailed, "re-reading after an etag conflict: "+gerr.Error())
+				}
+				sleep(ctx, backoff(transient))
+				transient++
+				continue
+			case cur.ID != obj.ID:
+				return done(rebalancer.ObjectError, rebalancer.ErrorMorayEtagMismatch,
+					fmt.Sprintf("key now holds another object (%s), the copy is not used", cur.ID))
+			case !cur.HasShark(from):
+				// Nothing lists the evacuated shark any more.
+				c, _ := done(rebalancer.ObjectComplete, 0, "")
+				if !cur.HasShark(dest.MantaStorageID) {
+					c.Detail = "moved off the shark by someone else; the new copy is not used"
+				}
+				c.Refresh = &cur
+				return c, nil
+			case cur.HasShark(dest.MantaStorageID):
+				return done(rebalancer.ObjectError, rebalancer.ErrorMorayEtagMismatch,
+					"metadata already lists the destination as well as the evacuated shark")
+			case conflicts > o.EtagRetries:
+				return done(rebalancer.ObjectError, rebalancer.ErrorMorayEtagMismatch,
+					fmt.Sprintf("etag changed %d times while updating", conflicts))
+			}
+			obj, refreshed = cur, &cur
+		default:
+			// Moray unreachable, overloaded, or timing out: retry for a
+			// while, then let a retry job have it.
+			if time.Now().After(deadline) {
+				return done(rebalancer.ObjectError, rebalancer.ErrorMorayUpdateFailed, err.Error())
+			}
+			if transient%10 == 0 {
+				r.log.Warn("metadata update failed; retrying", "object", row.ID, "shard", obj.Shard, "err", err)
+			}
+			if !sleep(ctx, backoff(transient)) {
+				return Change{}, ctx.Err()
+			}
+			transient++
+		}
+	}
+}
+
+// backoff is the wait before retry n of a transient metadata failure.
+func backoff(n int) time.Duration {
+	d := 100 * time.Millisecond << min(n, 6)
+	return min(d, 5*time.Second)
+}

@@ -1,0 +1,411 @@
+package evacuate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/TritonDataCenter/rebalancer"
+)
+
+// A runner drives one job. Its stages run in their own goroutines and talk
+// through the store and a few in-memory structures:
+//
+//	discover ─► store (unprocessed) ─► feed: place, group per destination ─► post
+//	   ─► poll ─► store (post_processing) ─► metadata ─► store (complete)
+//
+// The store is the queue between stages, so memory stays flat however many
+// objects a shark holds, and a restarted manager finds every object where
+// it was. The monitor ends the job when the counters say nothing is left.
+type runner struct {
+	e     *Engine
+	job   JobRecord
+	store *Store
+	log   *slog.Logger
+
+	ctl      sync.Mutex
+	paused   bool
+	stopping bool
+	ctlWake  chan struct{} // closed and replaced on every control change
+
+	feedWake chan struct{} // new unprocessed objects (capacity 1)
+
+	discoveryFinished atomic.Bool
+	discoveryErr      atomic.Pointer[error]
+	feederDrained     atomic.Bool // dry run: everything discovered was planned
+	feederStoppedFlag atomic.Bool // stopping: the feeder gave back what it held
+	fatalErr          chan error  // a stage outside the errgroup failed (capacity 1)
+
+	dryMu       sync.Mutex
+	dryReserved map[string]int64 // dry run: bytes reserved per destination
+
+	fl  *flight // assignments between placement and their recorded result
+	mdq *queue  // assignments whose copies are verified, for the metadata stage
+
+	mdWant   atomic.Int32
+	mdChange chan struct{}
+
+	meter *meter
+}
+
+func newRunner(e *Engine, j JobRecord) *runner {
+	r := &runner{
+		e: e, job: j, store: e.cfg.Store,
+		log:         e.log.With("job", j.ID, "shark", j.From.MantaStorageID),
+		ctlWake:     make(chan struct{}),
+		feedWake:    make(chan struct{}, 1),
+		mdq:         newQueue(),
+		mdChange:    make(chan struct{}, 1),
+		meter:       newMeter(),
+		fatalErr:    make(chan error, 1),
+		dryReserved: map[string]int64{},
+	}
+	r.fl = newFlight(j.Options)
+	r.mdWant.Store(int32(j.Options.MetadataThreads))
+	r.paused = j.State == rebalancer.JobPaused
+	return r
+}
+
+// errFinished ends the stages once the monitor sees the job done.
+var errFinished = errors.New("job finished")
+
+func (r *runner) run(ctx context.Context) (rebalancer.JobState, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := r.prepare(ctx); err != nil {
+		if ctx.Err() != nil {
+			return r.job.State, ctx.Err()
+		}
+		r.log.Error("job failed to start", "err", err)
+		r.finish(context.WithoutCancel(ctx), rebalancer.JobFailed, err.Error())
+		return rebalancer.JobFailed, err
+	}
+	r.e.cfg.Metrics.jobStarted()
+	defer r.e.cfg.Metrics.jobEnded()
+
+	g, gctx := errgroup.WithContext(ctx)
+	// Discovery is not part of the group: its failure must not cancel the
+	// copies in flight, only fail the job once they have drained.
+	discoveryDone := make(chan struct{})
+	go func() {
+		defer close(discoveryDone)
+		r.discover(gctx)
+	}()
+	g.Go(func() error { return r.feed(gctx) })
+	g.Go(func() error { return r.poll(gctx) })
+	g.Go(func() error { return r.metadata(gctx) })
+	g.Go(func() error { return r.monitor(gctx) })
+	err := g.Wait()
+	cancel()
+	<-discoveryDone
+	r.fl.wait() // posts and polls in their own goroutines
+
+	switch {
+	case errors.Is(err, errFinished):
+	case ctx.Err() != nil && err == nil || errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		// The manager is shutting down: the job stays as it is, resumable.
+		r.log.Info("job interrupted; it will resume when the manager restarts")
+		return r.job.State, context.Canceled
+	case err != nil:
+		r.log.Error("job failed", "err", err)
+		r.finish(context.WithoutCancel(ctx), rebalancer.JobFailed, err.Error())
+		return rebalancer.JobFailed, err
+	}
+	state, msg := rebalancer.JobComplete, ""
+	if r.isStopping() {
+		state = rebalancer.JobStopped
+	}
+	if p := r.discoveryErr.Load(); p != nil {
+		state, msg = rebalancer.JobFailed, "discovery: "+(*p).Error()
+	}
+	r.releaseDryRun()
+	r.finish(context.WithoutCancel(ctx), state, msg)
+	r.log.Info("job ended", "state", state.String(), "err", msg)
+	return state, nil
+}
+
+func (r *runner) finish(ctx context.Context, state rebalancer.JobState, msg string) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := r.store.SetJobState(ctx, r.job.ID, state, msg); err != nil {
+		r.log.Error("cannot record the job's final state", "state", state.String(), "err", err)
+	}
+	r.job.State = state
+}
+
+// prepare resolves the shark being evacuated, restores what a previous run
+// left in flight, and marks the job running.
+func (r *runner) prepare(ctx context.Context) error {
+	if r.job.From.Datacenter == "" && r.e.cfg.LookupShark != nil {
+		node, err := r.e.cfg.LookupShark(ctx, r.job.From.MantaStorageID)
+		if err != nil {
+			return fmt.Errorf("could not find shark %s: %w", r.job.From.MantaStorageID, err)
+		}
+		r.job.From = node
+		if err := r.store.SetJobSource(ctx, r.job.ID, node); err != nil {
+			return err
+		}
+	}
+	if r.job.State != rebalancer.JobPaused {
+		if err := r.store.SetJobState(ctx, r.job.ID, rebalancer.JobRunning, ""); err != nil {
+			return err
+		}
+		r.job.State = rebalancer.JobRunning
+	}
+	if r.job.DiscoveryDone {
+		r.discoveryFinished.Store(true)
+	}
+	return r.restore(ctx)
+}
+
+// restore picks up a previous run's work: assignments stored but maybe not
+// accepted are posted again (an agent that has one answers 409, which counts
+// as accepted), accepted ones are polled, and verified copies whose metadata
+// was not yet updated are queued for it.
+func (r *runner) restore(ctx context.Context) error {
+	if r.job.Options.DryRun {
+		return nil
+	}
+	recs, err := r.store.Assignments(ctx, r.job.ID, assignmentCreated, assignmentPosted)
+	if err != nil {
+		return err
+	}
+	for _, rec := range recs {
+		rows, err := r.store.AssignmentObjects(ctx, r.job.ID, rec.ID, rebalancer.ObjectAssigned)
+		if err != nil {
+			return err
+		}
+		a, err := r.assignmentFromRows(rec, rows)
+		if err != nil {
+			return err
+		}
+		r.fl.adoptRestored(a)
+		if rec.State == assignmentPosted {
+			a.posted = millis(rec.Posted)
+			r.fl.watch(a)
+		} else {
+			r.startPost(ctx, a)
+		}
+	}
+	if len(recs) > 0 {
+		r.log.Info("restored assignments in flight", "count", len(recs))
+	}
+	var after int64
+	seen := map[string]bool{}
+	for {
+		rows, err := r.store.ObjectsInStatus(ctx, r.job.ID, rebalancer.ObjectPostProcessing, after, 1000)
+		if err != nil {
+			return err
+		}
+		if len(rows) == 0 {
+			break
+		}
+		for _, row := range rows {
+			after = row.Seq
+			if !seen[row.AssignmentID] {
+				seen[row.AssignmentID] = true
+				r.mdq.push(row.AssignmentID)
+			}
+		}
+	}
+	return nil
+}
+
+// assignmentFromRows rebuilds an assignment's tasks from its stored objects.
+func (r *runner) assignmentFromRows(rec AssignmentRecord, rows []ObjectRow) (*assignment, error) {
+	a := &assignment{id: rec.ID, dest: rec.Dest, posts: rec.Posts, objects: map[string]*planned{}}
+	for i := range rows {
+		row := &rows[i]
+		obj, err := row.Object()
+		if err != nil {
+			return nil, fmt.Errorf("assignment %s: object %s: %w", rec.ID, row.ID, err)
+		}
+		src, ok := chooseSource(obj, r.job.From.MantaStorageID, row.Attempts, nil)
+		if !ok {
+			return nil, fmt.Errorf("assignment %s: object %s has no source", rec.ID, row.ID)
+		}
+		a.add(&planned{row: row, obj: obj, task: obj.Task(src), source: src.MantaStorageID})
+	}
+	return a, nil
+}
+
+// monitor ends the job when its counters say nothing is left to do.
+func (r *runner) monitor(ctx context.Context) error {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-r.fatalErr:
+			return err
+		case <-t.C:
+		}
+		counts, err := r.store.Counts(ctx, r.job.ID)
+		if err != nil {
+			return err
+		}
+		var unprocessed, assigned, post, complete, bytes int64
+		for _, c := range counts {
+			switch c.Status {
+			case "unprocessed":
+				unprocessed += c.N
+			case "assigned":
+				assigned += c.N
+			case "post_processing":
+				post += c.N
+			case "complete":
+				complete += c.N
+				bytes += c.Bytes
+			}
+		}
+		r.meter.observe(time.Now(), complete, bytes)
+		inFlight := assigned + post
+		switch {
+		case r.isStopping():
+			if inFlight == 0 && r.fl.idle() && r.feederStopped() {
+				return errFinished
+			}
+		case r.job.Options.DryRun:
+			if r.discoveryFinished.Load() && r.feederDrained.Load() {
+				return errFinished
+			}
+		default:
+			if r.discoveryFinished.Load() && unprocessed == 0 && inFlight == 0 && r.fl.idle() {
+				return errFinished
+			}
+		}
+	}
+}
+
+// Control: pause, resume, stop.
+
+func (r *runner) setControl(fn func()) chan struct{} {
+	r.ctl.Lock()
+	defer r.ctl.Unlock()
+	fn()
+	close(r.ctlWake)
+	r.ctlWake = make(chan struct{})
+	return r.ctlWake
+}
+
+func (r *runner) isStopping() bool {
+	r.ctl.Lock()
+	defer r.ctl.Unlock()
+	return r.stopping
+}
+
+// active blocks while the job is paused. It returns false when the job is
+// stopping or ctx ended.
+func (r *runner) active(ctx context.Context) bool {
+	for {
+		r.ctl.Lock()
+		paused, stopping, wake := r.paused, r.stopping, r.ctlWake
+		r.ctl.Unlock()
+		if stopping || ctx.Err() != nil {
+			return false
+		}
+		if !paused {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-wake:
+		}
+	}
+}
+
+func (r *runner) pause(ctx context.Context) error {
+	if r.isStopping() {
+		return fmt.Errorf("job %s is stopping", r.job.ID)
+	}
+	if err := r.store.SetJobState(ctx, r.job.ID, rebalancer.JobPaused, ""); err != nil {
+		return err
+	}
+	r.setControl(func() { r.paused = true })
+	r.log.Info("job paused")
+	return nil
+}
+
+func (r *runner) resume(ctx context.Context) error {
+	if err := r.store.SetJobState(ctx, r.job.ID, rebalancer.JobRunning, ""); err != nil {
+		return err
+	}
+	r.setControl(func() { r.paused = false })
+	r.log.Info("job resumed")
+	return nil
+}
+
+func (r *runner) requestStop() {
+	r.setControl(func() { r.stopping = true; r.paused = false })
+	r.log.Info("job stopping: waiting for the copies in flight")
+}
+
+func (r *runner) setMetadataThreads(ctx context.Context, n int) error {
+	o := r.job.Options
+	o.MetadataThreads = n
+	if err := r.store.SetJobOptions(ctx, r.job.ID, o); err != nil {
+		return err
+	}
+	r.mdWant.Store(int32(n))
+	select {
+	case r.mdChange <- struct{}{}:
+	default:
+	}
+	r.log.Info("metadata threads changed", "threads", n)
+	return nil
+}
+
+func (r *runner) wakeFeeder() {
+	select {
+	case r.feedWake <- struct{}{}:
+	default:
+	}
+}
+
+// sleep waits for d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// fatal fails the job from a goroutine outside the stage group: the store
+// failed, so going on would lose track of objects.
+func (r *runner) fatal(err error) {
+	select {
+	case r.fatalErr <- err:
+	default:
+	}
+}
+
+func (r *runner) feederStopped() bool { return r.feederStoppedFlag.Load() }
+
+// noteDryRun remembers a dry run's reservation, so that every job's
+// projection sees the others' and all are released at the end.
+func (r *runner) noteDryRun(dest string, bytes int64) {
+	r.dryMu.Lock()
+	defer r.dryMu.Unlock()
+	r.dryReserved[dest] += bytes
+}
+
+func (r *runner) releaseDryRun() {
+	r.dryMu.Lock()
+	defer r.dryMu.Unlock()
+	for dest, n := range r.dryReserved {
+		r.e.cfg.Placement.Release(rebalancer.StorageNode{MantaStorageID: dest}, n, false)
+	}
+	clear(r.dryReserved)
+}

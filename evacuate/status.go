@@ -1,0 +1,246 @@
+package evacuate
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/TritonDataCenter/rebalancer"
+)
+
+// Status is what is known of a job: its record, exact counters, and for a
+// running job its current rates. It encodes as the legacy GET /jobs/{uuid}
+// document ({"config":..,"results":..,"state":..}) with new fields added
+// beside the legacy ones.
+type Status struct {
+	Job        JobRecord
+	Counts     []Count
+	Duplicates int64
+	Running    bool
+	// ObjectsPerSecond and BytesPerSecond are over the last minute for a
+	// running job, and over its whole run otherwise.
+	ObjectsPerSecond float64
+	BytesPerSecond   float64
+	// DryRun, for a dry run, is its report: where objects would go.
+	DryRun *DryRunReport
+}
+
+// DryRunReport is what a dry run found.
+type DryRunReport struct {
+	Objects      int64                        `json:"objects"`
+	Bytes        int64                        `json:"bytes"`
+	SingleCopy   int64                        `json:"single_copy_objects"`
+	Unplaceable  int64                        `json:"unplaceable_objects"`
+	Destinations map[string]DryRunDestination `json:"destinations"`
+}
+
+// DryRunDestination is what a dry run would put on one destination.
+type DryRunDestination struct {
+	Objects int64 `json:"objects"`
+	Bytes   int64 `json:"bytes"`
+}
+
+// Total returns the number of objects in status (all reasons).
+func (s *Status) Total(status rebalancer.ObjectStatus) (n, bytes int64) {
+	for _, c := range s.Counts {
+		if c.Status == status.String() {
+			n += c.N
+			bytes += c.Bytes
+		}
+	}
+	return n, bytes
+}
+
+// Remaining is the number of objects not yet in a terminal status.
+func (s *Status) Remaining() int64 {
+	var n int64
+	for _, st := range []rebalancer.ObjectStatus{rebalancer.ObjectUnprocessed, rebalancer.ObjectAssigned, rebalancer.ObjectPostProcessing} {
+		v, _ := s.Total(st)
+		n += v
+	}
+	return n
+}
+
+// JobStatus reads a job's status.
+func (e *Engine) JobStatus(ctx context.Context, id string) (Status, error) {
+	j, err := e.cfg.Store.GetJob(ctx, id)
+	if err != nil {
+		return Status{}, err
+	}
+	counts, err := e.cfg.Store.Counts(ctx, id)
+	if err != nil {
+		return Status{}, err
+	}
+	dups, _, err := e.cfg.Store.Duplicates(ctx, id, 0)
+	if err != nil {
+		return Status{}, err
+	}
+	st := Status{Job: j, Counts: counts, Duplicates: dups}
+	e.mu.Lock()
+	r := e.running[id]
+	e.mu.Unlock()
+	if r != nil {
+		st.Running = true
+		st.ObjectsPerSecond, st.BytesPerSecond = r.meter.rates()
+	} else if !j.StartedAt.IsZero() {
+		end := j.FinishedAt
+		if end.IsZero() {
+			end = j.UpdatedAt
+		}
+		if secs := end.Sub(j.StartedAt).Seconds(); secs > 0 {
+			n, b := st.Total(rebalancer.ObjectComplete)
+			st.ObjectsPerSecond, st.BytesPerSecond = float64(n)/secs, float64(b)/secs
+		}
+	}
+	if j.Options.DryRun {
+		rep := &DryRunReport{Destinations: map[string]DryRunDestination{}}
+		for _, c := range counts {
+			rep.Objects += c.N
+			rep.Bytes += c.Bytes
+			if c.Status == rebalancer.ObjectSkipped.String() {
+				if c.Reason == rebalancer.SkipSourceIsEvacShark.String() {
+					rep.SingleCopy += c.N
+				} else {
+					rep.Unplaceable += c.N
+				}
+			}
+		}
+		dests, err := e.cfg.Store.Destinations(ctx, id, rebalancer.ObjectUnprocessed)
+		if err != nil {
+			return Status{}, err
+		}
+		for d, v := range dests {
+			rep.Destinations[d] = DryRunDestination{Objects: v[0], Bytes: v[1]}
+		}
+		st.DryRun = rep
+	}
+	return st, nil
+}
+
+type statusConfig struct {
+	Action    rebalancer.JobAction   `json:"action"`
+	FromShark rebalancer.StorageNode `json:"from_shark"`
+}
+
+type statusProgress struct {
+	Objects          int64    `json:"objects"`
+	ObjectsDone      int64    `json:"objects_done"`
+	ObjectsComplete  int64    `json:"objects_complete"`
+	Bytes            int64    `json:"bytes"`
+	BytesComplete    int64    `json:"bytes_complete"`
+	ObjectsPerSecond float64  `json:"objects_per_second"`
+	BytesPerSecond   float64  `json:"bytes_per_second"`
+	DiscoveryDone    bool     `json:"discovery_done"`
+	ETASeconds       *float64 `json:"eta_seconds"`
+}
+
+// MarshalJSON encodes the legacy status document (Title Case counts,
+// Duplicates, Total, error_breakdown grouped by moray/mdapi/other,
+// skip_breakdown), with id, error, timestamps, progress, options and the
+// dry-run report added.
+func (s Status) MarshalJSON() ([]byte, error) {
+	results := map[string]any{}
+	var total int64
+	for _, st := range rebalancer.ObjectStatuses() {
+		n, _ := s.Total(st)
+		results[st.Title()] = n
+		total += n
+	}
+	results["Duplicates"] = s.Duplicates
+	results["Total"] = total + s.Duplicates
+	errs := map[string]map[string]int64{}
+	skips := map[string]int64{}
+	for _, c := range s.Counts {
+		switch c.Status {
+		case rebalancer.ObjectError.String():
+			group, name := "other", c.Reason
+			for _, prefix := range []string{"moray", "mdapi"} {
+				if rest, ok := strings.CutPrefix(c.Reason, prefix+"_"); ok {
+					group, name = prefix, rest
+				}
+			}
+			if errs[group] == nil {
+				errs[group] = map[string]int64{}
+			}
+			errs[group][name] += c.N
+		case rebalancer.ObjectSkipped.String():
+			skips[c.Reason] += c.N
+		}
+	}
+	if len(errs) > 0 {
+		results["error_breakdown"] = errs
+	}
+	if len(skips) > 0 {
+		results["skip_breakdown"] = skips
+	}
+
+	complete, bytesComplete := s.Total(rebalancer.ObjectComplete)
+	var objects, bytes int64
+	for _, c := range s.Counts {
+		objects += c.N
+		bytes += c.Bytes
+	}
+	remaining := s.Remaining()
+	p := statusProgress{
+		Objects: objects, ObjectsDone: objects - remaining, ObjectsComplete: complete,
+		Bytes: bytes, BytesComplete: bytesComplete, DiscoveryDone: s.Job.DiscoveryDone,
+		ObjectsPerSecond: round2(s.ObjectsPerSecond), BytesPerSecond: math.Round(s.BytesPerSecond),
+	}
+	if s.Running && s.Job.DiscoveryDone && s.ObjectsPerSecond > 0 {
+		eta := math.Round(float64(remaining) / s.ObjectsPerSecond)
+		p.ETASeconds = &eta
+	}
+	doc := struct {
+		Config   statusConfig        `json:"config"`
+		Results  map[string]any      `json:"results"`
+		State    rebalancer.JobState `json:"state"`
+		ID       string              `json:"id"`
+		Error    string              `json:"error,omitempty"`
+		RetryOf  string              `json:"retry_of,omitempty"`
+		Created  *time.Time          `json:"created,omitempty"`
+		Started  *time.Time          `json:"started,omitempty"`
+		Finished *time.Time          `json:"finished,omitempty"`
+		Progress statusProgress      `json:"progress"`
+		Options  Options             `json:"options"`
+		DryRun   *DryRunReport       `json:"dry_run,omitempty"`
+	}{
+		Config:   statusConfig{Action: s.Job.Action, FromShark: s.Job.From},
+		Results:  results,
+		State:    s.Job.State,
+		ID:       s.Job.ID,
+		Error:    s.Job.Error,
+		RetryOf:  s.Job.RetryOf,
+		Created:  timePtr(s.Job.CreatedAt),
+		Started:  timePtr(s.Job.StartedAt),
+		Finished: timePtr(s.Job.FinishedAt),
+		Progress: p,
+		Options:  s.Job.Options,
+		DryRun:   s.DryRun,
+	}
+	return json.Marshal(doc)
+}
+
+func round2(f float64) float64 { return math.Round(f*100) / 100 }
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+// SkipBreakdown returns skip counts by reason, largest first.
+func (s *Status) SkipBreakdown() []Count {
+	var out []Count
+	for _, c := range s.Counts {
+		if c.Status == rebalancer.ObjectSkipped.String() || c.Status == rebalancer.ObjectError.String() {
+			out = append(out, c)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].N > out[j].N })
+	return out
+}

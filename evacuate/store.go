@@ -1,0 +1,431 @@
+package evacuate
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	_ "github.com/lib/pq"  // PostgreSQL driver
+	_ "modernc.org/sqlite" // SQLite driver (no cgo)
+
+	"github.com/TritonDataCenter/rebalancer"
+)
+
+// Store keeps evacuation jobs and the fate of every object they touch. It
+// runs on SQLite (a file in the data directory; the default) or PostgreSQL,
+// through the same SQL.
+//
+// Every change of an object's status goes through a statement guarded by the
+// status it is leaving ("... WHERE status = 'assigned'"), in the same
+// transaction as the per-job counters it moves. The counters are therefore
+// exact at all times, and reading a job's status is a small query however
+// many millions of objects it has (seed IMP-7).
+type Store struct {
+	db       *sqlx.DB
+	postgres bool
+	// SQLite allows one writer at a time. Serializing write transactions in
+	// process avoids lock-upgrade deadlocks and busy retries; PostgreSQL
+	// needs no such lock.
+	writeMu sync.Mutex
+}
+
+// ErrJobNotFound is returned for an unknown job id.
+var ErrJobNotFound = errors.New("job not found")
+
+// OpenStore opens (creating and migrating as needed) the job store named by
+// dsn: a postgres:// or postgresql:// URL, or else a SQLite file path
+// (a directory path means the file jobs.db inside it).
+func OpenStore(ctx context.Context, dsn string) (*Store, error) {
+	s := &Store{}
+	var err error
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		s.postgres = true
+		s.db, err = sqlx.Open("postgres", dsn)
+		if err == nil {
+			s.db.SetMaxOpenConns(16)
+		}
+	} else {
+		path := dsn
+		if fi, statErr := os.Stat(path); statErr == nil && fi.IsDir() {
+			path = filepath.Join(path, "jobs.db")
+		}
+		if dir := filepath.Dir(path); dir != "" {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return nil, fmt.Errorf("job store directory: %w", err)
+			}
+		}
+		q := url.Values{}
+		q.Add("_pragma", "busy_timeout(30000)")
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "synchronous(NORMAL)")
+		q.Add("_pragma", "foreign_keys(ON)")
+		q.Set("_txlock", "immediate")
+		s.db, err = sqlx.Open("sqlite", "file:"+path+"?"+q.Encode())
+		if err == nil {
+			s.db.SetMaxOpenConns(8)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open job store: %w", err)
+	}
+	if err := s.db.PingContext(ctx); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("open job store: %w", err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// migrations are applied in order; each runs once, recorded in
+// schema_migrations. Append, never edit.
+var migrations = []string{
+	`CREATE TABLE jobs (
+		id              TEXT PRIMARY KEY,
+		action          TEXT NOT NULL,
+		state           TEXT NOT NULL,
+		from_shark      TEXT NOT NULL,
+		from_datacenter TEXT NOT NULL DEFAULT '',
+		options         TEXT NOT NULL,
+		retry_of        TEXT NOT NULL DEFAULT '',
+		error           TEXT NOT NULL DEFAULT '',
+		discovery_done  INTEGER NOT NULL DEFAULT 0,
+		next_seq        BIGINT NOT NULL DEFAULT 0,
+		created_at      BIGINT NOT NULL,
+		updated_at      BIGINT NOT NULL,
+		started_at      BIGINT NOT NULL DEFAULT 0,
+		finished_at     BIGINT NOT NULL DEFAULT 0
+	)`,
+	// objects is the legacy evacuateobjects table, one per store rather than
+	// one database per job, plus what the engine needs to resume and retry.
+	`CREATE TABLE objects (
+		job_id          TEXT NOT NULL,
+		id              TEXT NOT NULL,
+		seq             BIGINT NOT NULL,
+		key             TEXT NOT NULL,
+		shard           INTEGER NOT NULL,
+		scan_id         BIGINT NOT NULL DEFAULT 0,
+		etag            TEXT NOT NULL,
+		object          TEXT NOT NULL,
+		content_length  BIGINT NOT NULL DEFAULT 0,
+		status          TEXT NOT NULL,
+		skipped_reason  TEXT,
+		error           TEXT,
+		detail          TEXT NOT NULL DEFAULT '',
+		dest_shark      TEXT NOT NULL DEFAULT '',
+		dest_datacenter TEXT NOT NULL DEFAULT '',
+		assignment_id   TEXT NOT NULL DEFAULT '',
+		avoid           TEXT NOT NULL DEFAULT '',
+		attempts        INTEGER NOT NULL DEFAULT 0,
+		updated_at      BIGINT NOT NULL,
+		PRIMARY KEY (job_id, id)
+	)`,
+	`CREATE INDEX objects_status ON objects (job_id, status, seq)`,
+	`CREATE INDEX objects_assignment ON objects (job_id, assignment_id)`,
+	`CREATE TABLE duplicates (
+		job_id TEXT NOT NULL,
+		id     TEXT NOT NULL,
+		key    TEXT NOT NULL,
+		shard  INTEGER NOT NULL,
+		PRIMARY KEY (job_id, id, key, shard)
+	)`,
+	`CREATE TABLE assignments (
+		job_id          TEXT NOT NULL,
+		id              TEXT NOT NULL,
+		dest_shark      TEXT NOT NULL,
+		dest_datacenter TEXT NOT NULL,
+		state           TEXT NOT NULL,
+		tasks           INTEGER NOT NULL,
+		bytes           BIGINT NOT NULL,
+		posts           INTEGER NOT NULL DEFAULT 0,
+		created_at      BIGINT NOT NULL,
+		posted_at       BIGINT NOT NULL DEFAULT 0,
+		PRIMARY KEY (job_id, id)
+	)`,
+	`CREATE INDEX assignments_state ON assignments (job_id, state)`,
+	// counts holds exact per-job counters by status and reason (skip reason
+	// or error kind; '' otherwise), moved in the same transactions as the
+	// objects they count.
+	`CREATE TABLE counts (
+		job_id TEXT NOT NULL,
+		status TEXT NOT NULL,
+		reason TEXT NOT NULL,
+		n      BIGINT NOT NULL,
+		bytes  BIGINT NOT NULL,
+		PRIMARY KEY (job_id, status, reason)
+	)`,
+	`CREATE TABLE job_shards (
+		job_id  TEXT NOT NULL,
+		shard   INTEGER NOT NULL,
+		through BIGINT NOT NULL,
+		PRIMARY KEY (job_id, shard)
+	)`,
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)`); err != nil {
+		return fmt.Errorf("job store migrations: %w", err)
+	}
+	var have int
+	if err := s.db.GetContext(ctx, &have, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`); err != nil {
+		return fmt.Errorf("job store migrations: %w", err)
+	}
+	if have > len(migrations) {
+		return fmt.Errorf("job store schema version %d is newer than this program knows (%d)", have, len(migrations))
+	}
+	for v := have + 1; v <= len(migrations); v++ {
+		err := s.tx(ctx, func(tx *sqlx.Tx) error {
+			if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO schema_migrations (version) VALUES (?)`), v)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("job store migration %d: %w", v, err)
+		}
+	}
+	return nil
+}
+
+// tx runs fn in a transaction. Callers that write must hold writeMu (the
+// exported methods take it through write).
+func (s *Store) tx(ctx context.Context, fn func(*sqlx.Tx) error) error {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// write runs fn in a write transaction.
+func (s *Store) write(ctx context.Context, fn func(*sqlx.Tx) error) error {
+	if !s.postgres {
+		s.writeMu.Lock()
+		defer s.writeMu.Unlock()
+	}
+	return s.tx(ctx, fn)
+}
+
+func now() int64 { return time.Now().UnixMilli() }
+
+// JobRecord is a job as stored.
+type JobRecord struct {
+	ID            string
+	Action        rebalancer.JobAction
+	State         rebalancer.JobState
+	From          rebalancer.StorageNode
+	Options       Options
+	RetryOf       string
+	Error         string
+	DiscoveryDone bool
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	StartedAt     time.Time
+	FinishedAt    time.Time
+}
+
+type jobRow struct {
+	ID             string `db:"id"`
+	Action         string `db:"action"`
+	State          string `db:"state"`
+	FromShark      string `db:"from_shark"`
+	FromDatacenter string `db:"from_datacenter"`
+	Options        string `db:"options"`
+	RetryOf        string `db:"retry_of"`
+	Error          string `db:"error"`
+	DiscoveryDone  int    `db:"discovery_done"`
+	NextSeq        int64  `db:"next_seq"`
+	CreatedAt      int64  `db:"created_at"`
+	UpdatedAt      int64  `db:"updated_at"`
+	StartedAt      int64  `db:"started_at"`
+	FinishedAt     int64  `db:"finished_at"`
+}
+
+func millis(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
+}
+
+func (r jobRow) record() (JobRecord, error) {
+	j := JobRecord{
+		ID: r.ID, From: rebalancer.StorageNode{Datacenter: r.FromDatacenter, MantaStorageID: r.FromShark},
+		RetryOf: r.RetryOf, Error: r.Error, DiscoveryDone: r.DiscoveryDone != 0,
+		CreatedAt: millis(r.CreatedAt), UpdatedAt: millis(r.UpdatedAt), StartedAt: millis(r.StartedAt), FinishedAt: millis(r.FinishedAt),
+	}
+	var err error
+	if j.Action, err = rebalancer.ParseJobAction(r.Action); err != nil {
+		return j, fmt.Errorf("job %s: %w", r.ID, err)
+	}
+	if j.State, err = rebalancer.ParseJobState(r.State); err != nil {
+		return j, fmt.Errorf("job %s: %w", r.ID, err)
+	}
+	if err := json.Unmarshal([]byte(r.Options), &j.Options); err != nil {
+		return j, fmt.Errorf("job %s options: %w", r.ID, err)
+	}
+	return j, nil
+}
+
+// CreateJob stores a new job.
+func (s *Store) CreateJob(ctx context.Context, j JobRecord) error {
+	opts, err := json.Marshal(j.Options)
+	if err != nil {
+		return err
+	}
+	t := now()
+	return s.write(ctx, func(tx *sqlx.Tx) error {
+		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO jobs
+			(id, action, state, from_shark, from_datacenter, options, retry_of, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			j.ID, j.Action.String(), j.State.String(), j.From.MantaStorageID, j.From.Datacenter,
+			string(opts), j.RetryOf, t, t)
+		if err != nil {
+			return fmt.Errorf("create job %s: %w", j.ID, err)
+		}
+		return nil
+	})
+}
+
+const jobColumns = `id, action, state, from_shark, from_datacenter, options, retry_of, error,
+	discovery_done, next_seq, created_at, updated_at, started_at, finished_at`
+
+// GetJob reads one job.
+func (s *Store) GetJob(ctx context.Context, id string) (JobRecord, error) {
+	var r jobRow
+	err := s.db.GetContext(ctx, &r, s.db.Rebind(`SELECT `+jobColumns+` FROM jobs WHERE id = ?`), id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return JobRecord{}, fmt.Errorf("job %s: %w", id, ErrJobNotFound)
+	}
+	if err != nil {
+		return JobRecord{}, fmt.Errorf("job %s: %w", id, err)
+	}
+	return r.record()
+}
+
+// ListJobs returns every job, oldest first.
+func (s *Store) ListJobs(ctx context.Context) ([]JobRecord, error) {
+	var rows []jobRow
+	if err := s.db.SelectContext(ctx, &rows, `SELECT `+jobColumns+` FROM jobs ORDER BY created_at, id`); err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	out := make([]JobRecord, 0, len(rows))
+	for _, r := range rows {
+		j, err := r.record()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	return out, nil
+}
+
+// SetJobState moves a job to state, recording errMsg when it is not empty.
+func (s *Store) SetJobState(ctx context.Context, id string, state rebalancer.JobState, errMsg string) error {
+	t := now()
+	return s.write(ctx, func(tx *sqlx.Tx) error {
+		q := `UPDATE jobs SET state = ?, updated_at = ?`
+		args := []any{state.String(), t}
+		if errMsg != "" {
+			q += `, error = ?`
+			args = append(args, errMsg)
+		}
+		switch {
+		case state == rebalancer.JobRunning:
+			q += `, started_at = CASE WHEN started_at = 0 THEN ? ELSE started_at END, finished_at = 0`
+			args = append(args, t)
+		case state.Terminal():
+			q += `, finished_at = ?`
+			args = append(args, t)
+		}
+		res, err := tx.ExecContext(ctx, tx.Rebind(q+` WHERE id = ?`), append(args, id)...)
+		if err != nil {
+			return fmt.Errorf("job %s: set state %s: %w", id, state, err)
+		}
+		return oneRow(res, fmt.Errorf("job %s: %w", id, ErrJobNotFound))
+	})
+}
+
+// SetJobSource records the evacuated shark's datacenter once it is known.
+func (s *Store) SetJobSource(ctx context.Context, id string, from rebalancer.StorageNode) error {
+	return s.write(ctx, func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE jobs SET from_shark = ?, from_datacenter = ?, updated_at = ? WHERE id = ?`),
+			from.MantaStorageID, from.Datacenter, now(), id)
+		if err != nil {
+			return fmt.Errorf("job %s: %w", id, err)
+		}
+		return oneRow(res, fmt.Errorf("job %s: %w", id, ErrJobNotFound))
+	})
+}
+
+// SetJobOptions replaces a job's stored options (the tunables an operator
+// may change while it runs).
+func (s *Store) SetJobOptions(ctx context.Context, id string, o Options) error {
+	b, err := json.Marshal(o)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE jobs SET options = ?, updated_at = ? WHERE id = ?`), string(b), now(), id)
+		if err != nil {
+			return fmt.Errorf("job %s: %w", id, err)
+		}
+		return oneRow(res, fmt.Errorf("job %s: %w", id, ErrJobNotFound))
+	})
+}
+
+// SetDiscoveryDone records that discovery finished.
+func (s *Store) SetDiscoveryDone(ctx context.Context, id string) error {
+	return s.write(ctx, func(tx *sqlx.Tx) error {
+		_, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE jobs SET discovery_done = 1, updated_at = ? WHERE id = ?`), now(), id)
+		return err
+	})
+}
+
+func oneRow(res sql.Result, notFound error) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n != 1 {
+		return notFound
+	}
+	return nil
+}
+
+// Checkpoints returns, per shard, the highest scan id recorded in discovery.
+func (s *Store) Checkpoints(ctx context.Context, jobID string) (map[int]int64, error) {
+	var rows []struct {
+		Shard   int   `db:"shard"`
+		Through int64 `db:"through"`
+	}
+	if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(`SELECT shard, through FROM job_shards WHERE job_id = ?`), jobID); err != nil {
+		return nil, fmt.Errorf("job %s checkpoints: %w", jobID, err)
+	}
+	out := make(map[int]int64, len(rows))
+	for _, r := range rows {
+		out[r.Shard] = r.Through
+	}
+	return out, nil
+}
