@@ -177,12 +177,12 @@ type fakeAgents struct {
 	posts   int
 
 	// Misbehaviours.
-	busyPosts   int                          // answer 503 to this many posts
-	downDest    map[string]bool              // POST and GET fail to connect
+	busyPosts   int                                           // answer 503 to this many posts
+	downDest    map[string]bool                               // POST and GET fail to connect
 	failTask    func(t rebalancer.Task) rebalancer.SkipReason // a non-zero reason fails the task
-	lie         bool                         // report Complete with a task silently missing
-	forgetAfter map[string]bool              // answer 404 to GETs of assignments to this dest
-	slow        bool                         // never finish
+	lie         bool                                          // report Complete with a task silently missing
+	forgetAfter map[string]bool                               // answer 404 to GETs of assignments to this dest
+	slow        bool                                          // never finish
 }
 
 type fakeAssignment struct {
@@ -264,7 +264,7 @@ func (f *fakeAgents) GetAssignment(ctx context.Context, dest rebalancer.StorageN
 		f.copies[a.dest+"/"+t.ObjectID] = true
 	}
 	return rebalancer.Assignment{UUID: id, Stats: rebalancer.AssignmentStats{
-		State: rebalancer.AssignmentState{Phase: rebalancer.AssignmentComplete, Failed: failed},
+		State:  rebalancer.AssignmentState{Phase: rebalancer.AssignmentComplete, Failed: failed},
 		Failed: len(failed), Complete: complete, Total: total,
 	}}, nil
 }

@@ -1,0 +1,414 @@
+package evacuate
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/TritonDataCenter/rebalancer"
+)
+
+// API is the manager's HTTP API: the legacy routes with their status codes
+// and bodies, so that existing scripts and the legacy rebalancer-adm keep
+// working, plus new routes for stop, pause, resume, dry runs and listing a
+// job's objects.
+//
+//	POST /jobs                    create (legacy body; 200 "<uuid>\n")
+//	GET  /jobs                    list
+//	GET  /jobs/{uuid}             status
+//	PUT  /jobs/{uuid}             {"action":"set_metadata_threads","params":N}
+//	POST /jobs/{uuid}/retry       retry what did not complete (200 "<uuid>\n")
+//	POST /jobs/{uuid}/stop        new: stop after the copies in flight
+//	POST /jobs/{uuid}/pause       new
+//	POST /jobs/{uuid}/resume      new
+//	GET  /jobs/{uuid}/objects     new: ?status=skipped&limit=100&after=<seq>
+//	GET  /health                  new
+type API struct {
+	Engine *Engine
+	// Domain completes a shark given without it ("1.stor" becomes
+	// "1.stor.<domain>"), as the legacy does.
+	Domain string
+	// SnaplinkCleanupRequired, when it returns true, refuses new jobs (the
+	// legacy gate; read on every request so a reload takes effect).
+	SnaplinkCleanupRequired func() bool
+	// JobOptions returns the options for a new job (the current
+	// configuration's tunables); nil means the engine's defaults.
+	JobOptions func() Options
+	Metrics    *Metrics
+	// Version goes in the Server header: "rebalancer-manager <Version>".
+	Version string
+	Logger  *slog.Logger
+	// MaxBodyBytes bounds request bodies (default 1 MiB).
+	MaxBodyBytes int64
+}
+
+// Handler returns the API's routes.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /jobs", a.createJob)
+	mux.HandleFunc("GET /jobs", a.listJobs)
+	mux.HandleFunc("GET /jobs/{uuid}", a.getJob)
+	mux.HandleFunc("PUT /jobs/{uuid}", a.updateJob)
+	mux.HandleFunc("POST /jobs/{uuid}/retry", a.retryJob)
+	mux.HandleFunc("POST /jobs/{uuid}/stop", a.control("stop"))
+	mux.HandleFunc("POST /jobs/{uuid}/pause", a.control("pause"))
+	mux.HandleFunc("POST /jobs/{uuid}/resume", a.control("resume"))
+	mux.HandleFunc("GET /jobs/{uuid}/objects", a.jobObjects)
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		version := a.Version
+		if version == "" {
+			version = "dev"
+		}
+		w.Header().Set("Server", "rebalancer-manager "+version)
+		// The legacy labels every reply JSON, plain-text bodies included.
+		w.Header().Set("Content-Type", "application/json")
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func (a *API) log() *slog.Logger {
+	if a.Logger != nil {
+		return a.Logger
+	}
+	return slog.Default()
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "cannot encode reply: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
+}
+
+// writeText writes a legacy plain-text body (errors, created job ids).
+func writeText(w http.ResponseWriter, code int, msg string) {
+	w.WriteHeader(code)
+	io.WriteString(w, msg)
+}
+
+func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	limit := a.MaxBodyBytes
+	if limit <= 0 {
+		limit = 1 << 20
+	}
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+}
+
+// parseJobID validates and canonicalises a job id from the path.
+func parseJobID(s string) (string, error) {
+	u, err := uuid.Parse(s)
+	if err != nil {
+		return "", err
+	}
+	return u.String(), nil
+}
+
+// createRequest is the legacy POST /jobs body, with new optional params.
+type createRequest struct {
+	Action string `json:"action"`
+	Params *struct {
+		FromShark  *string         `json:"from_shark"`
+		MaxObjects *int64          `json:"max_objects"`
+		DryRun     bool            `json:"dry_run"`
+		Options    json.RawMessage `json:"options"`
+	} `json:"params"`
+}
+
+func (a *API) createJob(w http.ResponseWriter, r *http.Request) {
+	// The legacy checks the snaplink gate before reading the body.
+	if a.SnaplinkCleanupRequired != nil && a.SnaplinkCleanupRequired() {
+		writeText(w, http.StatusInternalServerError, "Snaplink Cleanup Required")
+		return
+	}
+	body, err := a.readBody(w, r)
+	if err != nil {
+		writeText(w, http.StatusRequestEntityTooLarge, "cannot read request: "+err.Error())
+		return
+	}
+	var req createRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		writeText(w, http.StatusUnprocessableEntity, "Could not parse job request: "+err.Error())
+		return
+	}
+	switch {
+	case req.Action != "evacuate":
+		writeText(w, http.StatusUnprocessableEntity, fmt.Sprintf("Could not parse job request: unknown action %q (only \"evacuate\")", req.Action))
+		return
+	case req.Params == nil || req.Params.FromShark == nil || strings.TrimSpace(*req.Params.FromShark) == "":
+		writeText(w, http.StatusUnprocessableEntity, "Could not parse job request: params.from_shark is required")
+		return
+	case req.Params.MaxObjects != nil && (*req.Params.MaxObjects < 0 || *req.Params.MaxObjects > 1<<32-1):
+		writeText(w, http.StatusUnprocessableEntity, "Could not parse job request: params.max_objects must be in 0..4294967295")
+		return
+	}
+	a.Metrics.Request("evacuate")
+	opts := a.Engine.cfg.Defaults
+	if a.JobOptions != nil {
+		opts = a.JobOptions()
+	}
+	if len(req.Params.Options) > 0 && string(req.Params.Options) != "null" {
+		if err := json.Unmarshal(req.Params.Options, &opts); err != nil {
+			writeText(w, http.StatusUnprocessableEntity, "Could not parse job request: params.options: "+err.Error())
+			return
+		}
+	}
+	if req.Params.MaxObjects != nil {
+		opts.MaxObjects = int(*req.Params.MaxObjects) // 0 (or null) is unlimited, as in the legacy
+	}
+	opts.DryRun = opts.DryRun || req.Params.DryRun
+	shark := a.qualify(strings.TrimSpace(*req.Params.FromShark))
+	j, err := a.Engine.CreateJob(r.Context(), shark, opts)
+	if err != nil {
+		code := http.StatusInternalServerError
+		switch {
+		case errors.Is(err, ErrSharkBusy):
+			code = http.StatusConflict
+		case strings.HasPrefix(err.Error(), "invalid job options"):
+			code = http.StatusBadRequest
+		}
+		a.log().Error("cannot create job", "shark", shark, "err", err)
+		writeText(w, code, "Could not create job: "+err.Error())
+		return
+	}
+	a.log().Info("job created", "job", j.ID, "shark", shark, "dry_run", opts.DryRun)
+	writeText(w, http.StatusOK, j.ID+"\n")
+}
+
+// qualify appends the domain to a shark given in short form.
+func (a *API) qualify(shark string) string {
+	if a.Domain == "" || strings.Contains(shark, a.Domain) {
+		return shark
+	}
+	return shark + "." + a.Domain
+}
+
+type listEntry struct {
+	ID      string                 `json:"id"`
+	Action  rebalancer.JobAction   `json:"action"`
+	State   rebalancer.JobState    `json:"state"`
+	From    rebalancer.StorageNode `json:"from_shark"`
+	RetryOf string                 `json:"retry_of,omitempty"`
+	Created string                 `json:"created"`
+}
+
+func (a *API) listJobs(w http.ResponseWriter, r *http.Request) {
+	a.Metrics.Request("list_jobs")
+	jobs, err := a.Engine.Jobs(r.Context())
+	if err != nil {
+		writeText(w, http.StatusInternalServerError, "Error Getting Job List: "+err.Error())
+		return
+	}
+	out := make([]listEntry, len(jobs))
+	for i, j := range jobs {
+		out[i] = listEntry{ID: j.ID, Action: j.Action, State: j.State, From: j.From, RetryOf: j.RetryOf,
+			Created: j.CreatedAt.UTC().Format("2006-01-02T15:04:05.000Z")}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) getJob(w http.ResponseWriter, r *http.Request) {
+	a.Metrics.Request("get_job")
+	id, err := parseJobID(r.PathValue("uuid"))
+	if err != nil {
+		writeText(w, http.StatusBadRequest, "Invalid UUID: "+err.Error())
+		return
+	}
+	st, err := a.Engine.JobStatus(r.Context(), id)
+	if errors.Is(err, ErrJobNotFound) {
+		writeText(w, http.StatusNotFound, "Could not find job UUID: "+id)
+		return
+	}
+	if err != nil {
+		writeText(w, http.StatusInternalServerError, "Error Getting Job Status: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (a *API) updateJob(w http.ResponseWriter, r *http.Request) {
+	raw := r.PathValue("uuid")
+	id, err := parseJobID(raw)
+	if err != nil {
+		writeText(w, http.StatusBadRequest, fmt.Sprintf("Invalid UUID %q: %v", raw, err))
+		return
+	}
+	j, err := a.Engine.Job(r.Context(), id)
+	if errors.Is(err, ErrJobNotFound) {
+		writeText(w, http.StatusBadRequest, "Could not find job "+id)
+		return
+	}
+	if err != nil {
+		writeText(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if (j.State != rebalancer.JobRunning && j.State != rebalancer.JobPaused) || !a.Engine.isRunning(id) {
+		writeText(w, http.StatusBadRequest, "Attempt to update job that is not running")
+		return
+	}
+	body, err := a.readBody(w, r)
+	if err != nil {
+		writeText(w, http.StatusRequestEntityTooLarge, "cannot read request: "+err.Error())
+		return
+	}
+	var msg struct {
+		Action string `json:"action"`
+		Params *int64 `json:"params"`
+	}
+	if err := json.Unmarshal(body, &msg); err != nil || msg.Action != "set_metadata_threads" || msg.Params == nil {
+		reason := "expected {\"action\":\"set_metadata_threads\",\"params\":N}"
+		if err != nil {
+			reason = err.Error()
+		}
+		writeText(w, http.StatusUnprocessableEntity, "Could not parse Evacuate Update Message: "+reason)
+		return
+	}
+	switch n := *msg.Params; {
+	case n < 1:
+		writeText(w, http.StatusBadRequest, "Cannot set metadata update threads below 1")
+		return
+	case n > MaxMetadataThreads:
+		writeText(w, http.StatusBadRequest, fmt.Sprintf("Cannot set metadata update threads above %d", MaxMetadataThreads))
+		return
+	}
+	if err := a.Engine.SetMetadataThreads(r.Context(), id, int(*msg.Params)); err != nil {
+		if errors.Is(err, ErrJobNotRunning) {
+			writeText(w, http.StatusBadRequest, "Attempt to update job that is not running")
+			return
+		}
+		writeText(w, http.StatusInternalServerError, "could not communicate with job: "+err.Error())
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (a *API) retryJob(w http.ResponseWriter, r *http.Request) {
+	id, err := parseJobID(r.PathValue("uuid"))
+	if err != nil {
+		writeText(w, http.StatusBadRequest, "Invalid UUID: "+err.Error())
+		return
+	}
+	var opts *Options
+	if a.JobOptions != nil {
+		o := a.JobOptions()
+		opts = &o
+	}
+	j, err := a.Engine.RetryJob(r.Context(), id, opts)
+	switch {
+	case errors.Is(err, ErrJobNotFound):
+		writeText(w, http.StatusNotFound, "Could not find job with UUID "+id)
+	case errors.Is(err, ErrSharkBusy):
+		writeText(w, http.StatusConflict, err.Error())
+	case err != nil:
+		writeText(w, http.StatusInternalServerError, "Could not retry job: "+err.Error())
+	default:
+		a.log().Info("retry job created", "job", j.ID, "retry_of", id)
+		writeText(w, http.StatusOK, j.ID+"\n")
+	}
+}
+
+func (a *API) control(action string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := parseJobID(r.PathValue("uuid"))
+		if err != nil {
+			writeText(w, http.StatusBadRequest, "Invalid UUID: "+err.Error())
+			return
+		}
+		if _, err := a.Engine.Job(r.Context(), id); errors.Is(err, ErrJobNotFound) {
+			writeText(w, http.StatusNotFound, "Could not find job "+id)
+			return
+		}
+		switch action {
+		case "stop":
+			err = a.Engine.StopJob(r.Context(), id)
+		case "pause":
+			err = a.Engine.PauseJob(r.Context(), id)
+		case "resume":
+			err = a.Engine.ResumeJob(r.Context(), id)
+		}
+		switch {
+		case errors.Is(err, ErrJobNotRunning):
+			writeText(w, http.StatusConflict, fmt.Sprintf("Cannot %s job %s: it is not running", action, id))
+		case err != nil:
+			writeText(w, http.StatusConflict, fmt.Sprintf("Cannot %s job %s: %v", action, id, err))
+		default:
+			a.log().Info("job control", "job", id, "action", action)
+			w.WriteHeader(http.StatusOK)
+		}
+	}
+}
+
+type objectEntry struct {
+	ID            string `json:"id"`
+	Key           string `json:"key"`
+	Shard         int    `json:"shard"`
+	Status        string `json:"status"`
+	SkippedReason string `json:"skipped_reason,omitempty"`
+	Error         string `json:"error,omitempty"`
+	Detail        string `json:"detail,omitempty"`
+	DestShark     string `json:"dest_shark,omitempty"`
+	Assignment    string `json:"assignment_id,omitempty"`
+	Attempts      int    `json:"attempts"`
+	ContentLength int64  `json:"content_length"`
+	Seq           int64  `json:"seq"`
+}
+
+func (a *API) jobObjects(w http.ResponseWriter, r *http.Request) {
+	id, err := parseJobID(r.PathValue("uuid"))
+	if err != nil {
+		writeText(w, http.StatusBadRequest, "Invalid UUID: "+err.Error())
+		return
+	}
+	q := r.URL.Query()
+	status, err := rebalancer.ParseObjectStatus(q.Get("status"))
+	if err != nil {
+		writeText(w, http.StatusBadRequest, "status must be one of unprocessed, assigned, skipped, error, post_processing, complete")
+		return
+	}
+	limit, after := 100, int64(0)
+	if v := q.Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > 10000 {
+			writeText(w, http.StatusBadRequest, "limit must be in 1..10000")
+			return
+		}
+	}
+	if v := q.Get("after"); v != "" {
+		if after, err = strconv.ParseInt(v, 10, 64); err != nil {
+			writeText(w, http.StatusBadRequest, "after must be a sequence number")
+			return
+		}
+	}
+	if _, err := a.Engine.Job(r.Context(), id); errors.Is(err, ErrJobNotFound) {
+		writeText(w, http.StatusNotFound, "Could not find job "+id)
+		return
+	}
+	rows, err := a.Engine.cfg.Store.ObjectsInStatus(r.Context(), id, status, after, limit)
+	if err != nil {
+		writeText(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	out := make([]objectEntry, len(rows))
+	for i, row := range rows {
+		out[i] = objectEntry{ID: row.ID, Key: row.Key, Shard: row.Shard, Status: row.Status, Detail: row.Detail,
+			DestShark: row.DestShark, Assignment: row.AssignmentID, Attempts: row.Attempts, ContentLength: row.ContentLength, Seq: row.Seq}
+		if row.SkippedReason != nil {
+			out[i].SkippedReason = *row.SkippedReason
+		}
+		if row.Error != nil {
+			out[i].Error = *row.Error
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
