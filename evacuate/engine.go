@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -37,6 +38,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics, when set, is updated as jobs progress.
 	Metrics *Metrics
+	// RestartDelay is how long a job interrupted by a job store failure
+	// waits before it runs again (default 10s).
+	RestartDelay time.Duration
 }
 
 // Engine runs evacuation jobs: any number at once, each in its own
@@ -78,6 +82,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 		return nil, errors.New("evacuate: Config.Agent is required")
 	}
 	cfg.Defaults = cfg.Defaults.withDefaults()
+	if cfg.RestartDelay <= 0 {
+		cfg.RestartDelay = 10 * time.Second
+	}
 	if err := cfg.Defaults.Validate(); err != nil {
 		return nil, err
 	}
@@ -230,13 +237,48 @@ func (e *Engine) startBackground(j JobRecord) error {
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		defer e.release(r)
-		state, err := r.run(e.ctx)
-		if err != nil && e.ctx.Err() == nil {
-			e.log.Error("job ended with an error", "job", j.ID, "state", state.String(), "err", err)
+		for {
+			state, err := r.run(e.ctx)
+			var interrupted *interruptedError
+			if !errors.As(err, &interrupted) || e.ctx.Err() != nil {
+				if err != nil && e.ctx.Err() == nil {
+					e.log.Error("job ended with an error", "job", j.ID, "state", state.String(), "err", err)
+				}
+				e.release(r)
+				return
+			}
+			e.log.Error("job interrupted by a job store failure; restarting it", "job", j.ID, "in", e.cfg.RestartDelay, "err", err)
+			if !sleep(e.ctx, e.cfg.RestartDelay) {
+				e.release(r)
+				return
+			}
+			if r, err = e.reload(r); err != nil {
+				e.log.Error("cannot restart job", "job", j.ID, "err", err)
+				e.release(r)
+				return
+			}
 		}
 	}()
 	return nil
+}
+
+// reload replaces a runner by a fresh one over the job's stored state.
+func (e *Engine) reload(old *runner) (*runner, error) {
+	j, err := e.cfg.Store.GetJob(e.ctx, old.job.ID)
+	for attempt := 0; err != nil && attempt < 30; attempt++ {
+		if !sleep(e.ctx, e.cfg.RestartDelay) {
+			return old, e.ctx.Err()
+		}
+		j, err = e.cfg.Store.GetJob(e.ctx, old.job.ID)
+	}
+	if err != nil {
+		return old, err
+	}
+	r := newRunner(e, j)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.running[j.ID] = r
+	return r, nil
 }
 
 // Run drives a stored job to a terminal state in the calling goroutine

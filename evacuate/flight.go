@@ -232,17 +232,6 @@ func (f *flight) idle() bool {
 	return len(f.all) == 0
 }
 
-// unposted returns the stored assignments not accepted by their agent.
-func (f *flight) outstanding() []*assignment {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := make([]*assignment, 0, len(f.all))
-	for _, a := range f.all {
-		out = append(out, a)
-	}
-	return out
-}
-
 // goTracked runs fn in a goroutine that wait waits for.
 func (f *flight) goTracked(fn func()) {
 	f.wg.Add(1)
@@ -301,10 +290,4 @@ func (q *queue) pop(ctx context.Context, stop <-chan struct{}) (string, bool) {
 		case <-q.ready:
 		}
 	}
-}
-
-func (q *queue) len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.items)
 }

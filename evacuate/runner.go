@@ -72,6 +72,17 @@ func newRunner(e *Engine, j JobRecord) *runner {
 	return r
 }
 
+// permanentError ends a job as Failed.
+type permanentError struct{ error }
+
+func (e *permanentError) Unwrap() error { return e.error }
+
+// interruptedError stops a run without changing the job's state: the store
+// failed, and the engine runs the job again after a pause.
+type interruptedError struct{ error }
+
+func (e *interruptedError) Unwrap() error { return e.error }
+
 // errFinished ends the stages once the monitor sees the job done.
 var errFinished = errors.New("job finished")
 
@@ -81,6 +92,10 @@ func (r *runner) run(ctx context.Context) (rebalancer.JobState, error) {
 	if err := r.prepare(ctx); err != nil {
 		if ctx.Err() != nil {
 			return r.job.State, ctx.Err()
+		}
+		var perm *permanentError
+		if !errors.As(err, &perm) {
+			return r.job.State, &interruptedError{err}
 		}
 		r.log.Error("job failed to start", "err", err)
 		r.finish(context.WithoutCancel(ctx), rebalancer.JobFailed, err.Error())
@@ -113,9 +128,10 @@ func (r *runner) run(ctx context.Context) (rebalancer.JobState, error) {
 		r.log.Info("job interrupted; it will resume when the manager restarts")
 		return r.job.State, context.Canceled
 	case err != nil:
-		r.log.Error("job failed", "err", err)
-		r.finish(context.WithoutCancel(ctx), rebalancer.JobFailed, err.Error())
-		return rebalancer.JobFailed, err
+		// Only the store fails a stage (the other failures are objects'
+		// and end up in their statuses). Everything is where the store
+		// says it is, so the job is interrupted, not failed.
+		return r.job.State, &interruptedError{err}
 	}
 	state, msg := rebalancer.JobComplete, ""
 	if r.isStopping() {
@@ -145,7 +161,7 @@ func (r *runner) prepare(ctx context.Context) error {
 	if r.job.From.Datacenter == "" && r.e.cfg.LookupShark != nil {
 		node, err := r.e.cfg.LookupShark(ctx, r.job.From.MantaStorageID)
 		if err != nil {
-			return fmt.Errorf("could not find shark %s: %w", r.job.From.MantaStorageID, err)
+			return &permanentError{fmt.Errorf("could not find shark %s: %w", r.job.From.MantaStorageID, err)}
 		}
 		r.job.From = node
 		if err := r.store.SetJobSource(ctx, r.job.ID, node); err != nil {
