@@ -14,12 +14,14 @@ func Escape(v string) string {
 	}
 	var b strings.Builder
 	b.Grow(len(v) + 4)
-	for _, r := range v {
-		switch r {
+	// The special characters are ASCII, so a byte loop is exact for UTF-8
+	// and leaves any other byte as it was.
+	for i := 0; i < len(v); i++ {
+		switch v[i] {
 		case '*', '(', ')', '\\', '=':
 			b.WriteByte('\\')
 		}
-		b.WriteRune(r)
+		b.WriteByte(v[i])
 	}
 	return b.String()
 }
