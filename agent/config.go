@@ -1,0 +1,209 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Defaults, as in the legacy agent and its SAPI template.
+const (
+	DefaultRoot                 = "/manta"
+	DefaultDataDir              = "/var/tmp/rebalancer"
+	DefaultPort                 = 7878
+	DefaultMetricsPort          = 8878
+	DefaultWorkers              = 4
+	DefaultWorkersPerAssignment = 4
+	DefaultDownloadTimeout      = 120 * time.Second
+	DefaultConnectTimeout       = 10 * time.Second
+	DefaultRetention            = 14 * 24 * time.Hour
+	DefaultMaxBodyBytes         = 64 << 20
+	DefaultShutdownGrace        = 30 * time.Second
+
+	// QueuePerWorker is the legacy backpressure factor: an agent holds at
+	// most Workers*QueuePerWorker scheduled and running assignments and
+	// answers 503 beyond that.
+	QueuePerWorker = 50
+
+	// TempDirName is the directory under the Manta root that holds partial
+	// downloads. It is on the same filesystem as every destination, so the
+	// final rename is atomic, and its leading dot keeps it apart from every
+	// valid owner name.
+	TempDirName = ".rebalancer-tmp"
+
+	// DBFileName is the agent's state database inside the data directory.
+	DBFileName = "agent.db"
+)
+
+// Config configures a Server. The zero value of every field means its
+// default; call WithDefaults to see the values in effect.
+type Config struct {
+	// Root is the Manta root: objects go to Root/{owner}/{object_id} and
+	// Root/v2/... It must exist.
+	Root string
+	// DataDir holds the state database (and, on an upgraded node, the
+	// legacy agent's scheduled/ and completed/ directories, imported at
+	// startup).
+	DataDir string
+
+	// Workers is how many assignments run at once.
+	Workers int
+	// WorkersPerAssignment is how many downloads each running assignment
+	// does at once.
+	WorkersPerAssignment int
+	// MaxQueued is how many scheduled plus running assignments the agent
+	// holds before answering 503. Default Workers*QueuePerWorker.
+	MaxQueued int
+
+	// DownloadTimeout bounds the wait for a source's response headers and
+	// for each piece of the body: a download fails when the source sends
+	// nothing for this long. It is not a cap on the whole transfer, so large
+	// objects from a slow but steady source still complete.
+	DownloadTimeout time.Duration
+	// ConnectTimeout bounds connecting (and a TLS handshake) to a source.
+	ConnectTimeout time.Duration
+	// RetryDelays are the waits between attempts to reach a source that
+	// fails before answering (connection refused, timeouts): one more
+	// attempt than delays. nil means the legacy 1s, 2s, 4s; an empty
+	// non-nil slice means a single attempt.
+	RetryDelays []time.Duration
+
+	// Retention is how long completed assignments are kept before they are
+	// pruned. PruneInterval is how often the pruner looks (default
+	// Retention/24, at most an hour).
+	Retention     time.Duration
+	PruneInterval time.Duration
+
+	// MaxBodyBytes caps the size of a POST /assignments body.
+	MaxBodyBytes int64
+	// Token, when set, is required as "Authorization: Bearer <Token>" on
+	// every assignment route. Off by default: legacy managers send none.
+	Token string
+
+	// ShutdownGrace is how long in-flight downloads may run on after Run's
+	// context ends before they are abandoned (their temp files removed,
+	// their tasks left pending for the next start).
+	ShutdownGrace time.Duration
+
+	// RecordRetry bounds how long the agent keeps retrying a failed write
+	// of a task result or of an assignment's completion before it gives up
+	// for now; RequeueDelay is how long such an assignment waits before it
+	// is run again. The assignment is never reported complete meanwhile.
+	RecordRetry  time.Duration
+	RequeueDelay time.Duration
+
+	// Metrics are the constant labels on every metric.
+	Metrics MetricLabels
+
+	// SourceClient, if set, is used for downloads instead of a client built
+	// from the timeouts above. Its transport should not decompress bodies.
+	SourceClient *http.Client
+}
+
+// MetricLabels are the legacy constant labels (spec agent.md 4.1).
+type MetricLabels struct {
+	Service    string // SAPI SERVICE_NAME; default "1.rebalancer.localhost"
+	Server     string // SAPI auto.SERVER_UUID; default "127.0.0.1"
+	Datacenter string // SAPI DATACENTER; default "development"
+	Zonename   string // default: the host name
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.Root == "" {
+		c.Root = DefaultRoot
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.Workers == 0 {
+		c.Workers = DefaultWorkers
+	}
+	if c.WorkersPerAssignment == 0 {
+		c.WorkersPerAssignment = DefaultWorkersPerAssignment
+	}
+	if c.MaxQueued == 0 {
+		c.MaxQueued = c.Workers * QueuePerWorker
+	}
+	if c.DownloadTimeout == 0 {
+		c.DownloadTimeout = DefaultDownloadTimeout
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = min(DefaultConnectTimeout, c.DownloadTimeout)
+	}
+	if c.RetryDelays == nil {
+		c.RetryDelays = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}
+	}
+	if c.Retention == 0 {
+		c.Retention = DefaultRetention
+	}
+	if c.PruneInterval == 0 {
+		c.PruneInterval = min(c.Retention/24, time.Hour)
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = DefaultShutdownGrace
+	}
+	if c.RecordRetry == 0 {
+		c.RecordRetry = time.Minute
+	}
+	if c.RequeueDelay == 0 {
+		c.RequeueDelay = time.Minute
+	}
+	if c.Metrics.Service == "" {
+		c.Metrics.Service = "1.rebalancer.localhost"
+	}
+	if c.Metrics.Server == "" {
+		c.Metrics.Server = "127.0.0.1"
+	}
+	if c.Metrics.Datacenter == "" {
+		c.Metrics.Datacenter = "development"
+	}
+	if c.Metrics.Zonename == "" {
+		c.Metrics.Zonename, _ = os.Hostname()
+	}
+	return c
+}
+
+// validate checks a config that has its defaults applied.
+func (c Config) validate() error {
+	var errs []error
+	if !filepath.IsAbs(c.Root) {
+		errs = append(errs, fmt.Errorf("root %q is not an absolute path", c.Root))
+	}
+	if !filepath.IsAbs(c.DataDir) {
+		errs = append(errs, fmt.Errorf("data directory %q is not an absolute path", c.DataDir))
+	}
+	positive := []struct {
+		name string
+		v    int64
+	}{
+		{"workers", int64(c.Workers)},
+		{"workers per assignment", int64(c.WorkersPerAssignment)},
+		{"max queued", int64(c.MaxQueued)},
+		{"download timeout", int64(c.DownloadTimeout)},
+		{"connect timeout", int64(c.ConnectTimeout)},
+		{"retention", int64(c.Retention)},
+		{"prune interval", int64(c.PruneInterval)},
+		{"max body bytes", c.MaxBodyBytes},
+		{"shutdown grace", int64(c.ShutdownGrace)},
+		{"record retry", int64(c.RecordRetry)},
+		{"requeue delay", int64(c.RequeueDelay)},
+	}
+	for _, p := range positive {
+		if p.v < 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, is %d", p.name, p.v))
+		}
+	}
+	for i, d := range c.RetryDelays {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("retry delay %d is negative (%v)", i, d))
+		}
+	}
+	return errors.Join(errs...)
+}
