@@ -38,6 +38,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics, when set, is updated as jobs progress.
 	Metrics *Metrics
+	// Capacity, when set, gives a destination's free space (MiB) and use
+	// (percent) so that dry runs report projected fill per destination.
+	Capacity func(storageID string) (availableMB int64, percentUsed float64, ok bool)
 	// RestartDelay is how long a job interrupted by a job store failure
 	// waits before it runs again (default 10s).
 	RestartDelay time.Duration

@@ -645,3 +645,31 @@ func completeCount(h *harness, id string) int {
 	}
 	return 0
 }
+
+func TestDryRunProjection(t *testing.T) {
+	tests := []struct {
+		availMB   int64
+		pct       float64
+		bytes     int64
+		wantProj  float64
+		wantEqPct bool
+	}{
+		// 1000 MiB free at 90% used: a 10,000 MiB filesystem; 500 MiB more is 95%.
+		{1000, 90, 500 << 20, 95, false},
+		{1000, 90, 0, 90, false},
+		// An empty filesystem of 2,000 MiB taking 1,000 MiB.
+		{2000, 0, 1000 << 20, 50, false},
+		// A full one stays full.
+		{0, 100, 1 << 20, 100, true},
+	}
+	for _, tt := range tests {
+		d := DryRunDestination{Bytes: tt.bytes}
+		d.project(tt.availMB, tt.pct)
+		if d.PercentUsed == nil || *d.PercentUsed != tt.pct || d.ProjectedPercentUsed == nil {
+			t.Fatalf("%+v: got %+v", tt, d)
+		}
+		if got := *d.ProjectedPercentUsed; got < tt.wantProj-0.01 || got > tt.wantProj+0.01 {
+			t.Errorf("%+v: projected %.3f, want %.3f", tt, got, tt.wantProj)
+		}
+	}
+}

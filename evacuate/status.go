@@ -41,6 +41,30 @@ type DryRunReport struct {
 type DryRunDestination struct {
 	Objects int64 `json:"objects"`
 	Bytes   int64 `json:"bytes"`
+	// PercentUsed is how full the destination is now, and
+	// ProjectedPercentUsed how full it would be with these bytes on it;
+	// both absent when the engine has no capacity figures for it.
+	PercentUsed          *float64 `json:"percent_used,omitempty"`
+	ProjectedPercentUsed *float64 `json:"projected_percent_used,omitempty"`
+}
+
+// project fills in a destination's projected use from its current free
+// space and use, as minnow reports them (percent used is of the whole
+// filesystem, so its size is available / (1 - used)).
+func (d *DryRunDestination) project(availableMB int64, percentUsed float64) {
+	pct := percentUsed
+	d.PercentUsed = &pct
+	if percentUsed >= 100 {
+		d.ProjectedPercentUsed = &pct
+		return
+	}
+	totalMB := float64(availableMB) / (1 - percentUsed/100)
+	if totalMB <= 0 {
+		return
+	}
+	usedMB := totalMB - float64(availableMB) + float64(d.Bytes)/(1<<20)
+	proj := usedMB / totalMB * 100
+	d.ProjectedPercentUsed = &proj
 }
 
 // Total returns the number of objects in status (all reasons).
@@ -113,7 +137,13 @@ func (e *Engine) JobStatus(ctx context.Context, id string) (Status, error) {
 			return Status{}, err
 		}
 		for d, v := range dests {
-			rep.Destinations[d] = DryRunDestination{Objects: v[0], Bytes: v[1]}
+			dd := DryRunDestination{Objects: v[0], Bytes: v[1]}
+			if e.cfg.Capacity != nil {
+				if avail, pct, ok := e.cfg.Capacity(d); ok {
+					dd.project(avail, pct)
+				}
+			}
+			rep.Destinations[d] = dd
 		}
 		st.DryRun = rep
 	}
