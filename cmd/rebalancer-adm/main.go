@@ -1,0 +1,192 @@
+// Command rebalancer-adm is the operator's client for the rebalancer
+// manager: it lists, inspects, creates, retries, tunes and controls
+// evacuation jobs over the manager's HTTP API, and watches a job's progress
+// live.
+//
+//	rebalancer-adm job list
+//	rebalancer-adm job get <uuid>
+//	rebalancer-adm job create evacuate --shark 1.stor.us-east.joyent.us [--max-objects N] [--dry-run]
+//	rebalancer-adm job retry <uuid>
+//	rebalancer-adm job update <uuid> --metadata-threads N
+//	rebalancer-adm job stop|pause|resume <uuid>
+//	rebalancer-adm job objects <uuid> --status skipped
+//	rebalancer-adm job watch <uuid>
+//
+// The manager is at --manager (or $REBALANCER_MANAGER), by default
+// http://localhost as the legacy client assumed. Read commands print a
+// human summary, or with --json the API's JSON unchanged. A request the
+// manager refuses exits 1 with its message; a usage error exits 2.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kong"
+	"golang.org/x/term"
+)
+
+// cli is the command line.
+type cli struct {
+	Manager string           `help:"Base URL of the rebalancer manager (${default}, as the legacy client)." default:"http://localhost" env:"REBALANCER_MANAGER" placeholder:"URL"`
+	Timeout time.Duration    `help:"Give up on a request after this long (0: never; a large job's status can take minutes on a legacy manager)." default:"0s" placeholder:"DURATION"`
+	Version kong.VersionFlag `help:"Print the version and exit."`
+
+	Job jobCmd `cmd:"" help:"Manage evacuation jobs."`
+}
+
+type jobCmd struct {
+	List    listCmd    `cmd:"" help:"List every job."`
+	Get     getCmd     `cmd:"" help:"Show a job's state and object counts."`
+	Create  createCmd  `cmd:"" help:"Create a job."`
+	Retry   retryCmd   `cmd:"" help:"Create a job that retries what a job did not move."`
+	Update  updateCmd  `cmd:"" help:"Change a running job's tunables."`
+	Stop    stopCmd    `cmd:"" help:"Stop a job once the copies in flight are done; what it did not move can be retried."`
+	Pause   pauseCmd   `cmd:"" help:"Pause a job: nothing new starts until it is resumed."`
+	Resume  resumeCmd  `cmd:"" help:"Resume a paused job."`
+	Objects objectsCmd `cmd:"" help:"List a job's objects in one status (skipped, error...)."`
+	Watch   watchCmd   `cmd:"" help:"Show a job's progress live until it ends."`
+}
+
+// jobArg is the positional job id most commands take.
+type jobArg struct {
+	UUID string `arg:"" name:"uuid" help:"The job's id."`
+}
+
+// app is what commands run with: the output streams and what tests swap
+// for fakes.
+type app struct {
+	stdout, stderr io.Writer
+	// isTerminal says whether w is an interactive terminal, where watch
+	// redraws in place.
+	isTerminal func(w io.Writer) bool
+	// width returns the terminal width of w, or 0 when unknown.
+	width func(w io.Writer) int
+	// now is the clock (timestamps of non-terminal watch lines).
+	now func() time.Time
+	// transport, when set, replaces the default HTTP transport.
+	transport http.RoundTripper
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is the whole command; it returns the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return newApp(stdout, stderr).run(ctx, args)
+}
+
+func newApp(stdout, stderr io.Writer) *app {
+	return &app{stdout: stdout, stderr: stderr, isTerminal: isTerminal, width: termWidth, now: time.Now}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func termWidth(w io.Writer) int {
+	f, ok := w.(*os.File)
+	if !ok {
+		return 0
+	}
+	width, _, err := term.GetSize(int(f.Fd()))
+	if err != nil {
+		return 0
+	}
+	return width
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+// exitCode carries kong's requested exit (after --help or --version) out of
+// Parse.
+type exitCode int
+
+// errInterrupted ends a command the user interrupted; it exits 130 without
+// a message.
+var errInterrupted = errors.New("interrupted")
+
+func (a *app) run(ctx context.Context, args []string) (code int) {
+	var c cli
+	parser, err := kong.New(&c,
+		kong.Name("rebalancer-adm"),
+		kong.Description("Rebalancer client utility "+version()+": manage the evacuation jobs of a rebalancer manager."),
+		kong.Writers(a.stdout, a.stderr),
+		kong.Exit(func(code int) { panic(exitCode(code)) }),
+		kong.Vars{"version": "rebalancer-adm " + version()},
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+	)
+	if err != nil {
+		fmt.Fprintln(a.stderr, "rebalancer-adm:", err)
+		return 2
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			ec, ok := r.(exitCode)
+			if !ok {
+				panic(r)
+			}
+			code = int(ec)
+		}
+	}()
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		fmt.Fprintln(a.stderr, "rebalancer-adm: error:", err)
+		var perr *kong.ParseError
+		if errors.As(err, &perr) && perr.Context != nil {
+			// Usage of the command that was being parsed, on stderr, as
+			// the legacy client shows it.
+			parser.Stdout = a.stderr
+			perr.Context.PrintUsage(false)
+		}
+		return 2
+	}
+	cl, err := newClient(c.Manager, c.Timeout, a.transport)
+	if err != nil {
+		fmt.Fprintln(a.stderr, "rebalancer-adm:", err)
+		return 2
+	}
+	kctx.BindTo(ctx, (*context.Context)(nil))
+	err = kctx.Run(a, cl)
+	var exit *exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errInterrupted):
+		return 130
+	case errors.As(err, &exit):
+		if exit.msg != "" {
+			fmt.Fprintln(a.stderr, "rebalancer-adm:", exit.msg)
+		}
+		return exit.code
+	default:
+		fmt.Fprintln(a.stderr, "rebalancer-adm:", err)
+		return 1
+	}
+}
+
+// exitError ends the command with a given status.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }

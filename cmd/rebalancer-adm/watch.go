@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+type watchCmd struct {
+	jobArg
+	Interval time.Duration `help:"Time between two looks at the job." default:"2s" placeholder:"DURATION"`
+	JSON     bool          `name:"json" help:"Print the API's JSON of every look, one document per line."`
+}
+
+// Run polls the job until it ends. On a terminal it redraws two lines in
+// place; otherwise (a pipe, a log file, a dumb SSH session) it prints a
+// plain timestamped line whenever the counts change, and at least every
+// minute. It exits 0 when the job completes and 1 when it fails or is
+// stopped. Losing the manager for a while (a restart) is shown and waited
+// out; a 4xx (no such job) ends the watch.
+func (c *watchCmd) Run(ctx context.Context, a *app, cl *client) error {
+	if c.Interval <= 0 {
+		return &exitError{code: 2, msg: "--interval must be positive"}
+	}
+	v := &view{w: a.stdout, tty: a.isTerminal(a.stdout), width: a.width(a.stdout), now: a.now}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			v.close()
+			return errInterrupted
+		case <-timer.C:
+		}
+		r, err := cl.do(ctx, "GET", jobPath(c.UUID), nil)
+		var ae *apiError
+		switch {
+		case ctx.Err() != nil || errors.Is(err, errInterrupted):
+			v.close()
+			return errInterrupted
+		case errors.As(err, &ae) && ae.Code/100 == 4:
+			v.close()
+			return err
+		case err != nil:
+			v.problem(err)
+		default:
+			st, err := parseStatus(r.Body)
+			if err != nil {
+				v.close()
+				return err
+			}
+			if st.ID == "" {
+				st.ID = c.UUID // a legacy manager does not repeat it
+			}
+			if c.JSON {
+				var line bytes.Buffer
+				if json.Compact(&line, r.Body) != nil {
+					line.Reset()
+					line.Write(bytes.TrimSpace(r.Body))
+				}
+				line.WriteByte('\n')
+				a.stdout.Write(line.Bytes())
+			} else {
+				v.frame(st)
+			}
+			if st.terminal() {
+				if !c.JSON {
+					v.final(st)
+				}
+				if st.State != "Complete" {
+					return &exitError{code: 1}
+				}
+				return nil
+			}
+		}
+		timer.Reset(c.Interval)
+	}
+}
+
+// view draws a job's progress: in place on a terminal, as plain lines
+// elsewhere.
+type view struct {
+	w     io.Writer
+	tty   bool
+	width int
+	now   func() time.Time
+
+	drawn int      // lines of the current in-place frame
+	last  []string // the last frame, kept on screen while the manager is away
+
+	lastKey   string // what the last plain line said, without rates
+	lastPrint time.Time
+}
+
+// plainEvery is how often a plain line repeats itself when nothing
+// changes, so that a log shows the watch is alive.
+const plainEvery = time.Minute
+
+func (v *view) frame(st *jobStatus) {
+	p := st.progress()
+	total := commas(p.objects)
+	if !p.discoveryDone {
+		total += "+"
+	}
+	objects := fmt.Sprintf("%s/%s objects", commas(p.done), total)
+	size := ""
+	if p.bytes > 0 {
+		size = fmt.Sprintf("%s/%s", bytesString(p.bytesComplete), bytesString(p.bytes))
+	}
+	rates := ""
+	if st.Progress != nil {
+		rates = fmt.Sprintf("%s obj/s  %s/s  ETA %s", rateString(p.objRate), bytesString(int64(p.byteRate)), durationString(p.eta))
+	}
+	pct := fmt.Sprintf("%5.1f%%", percent(p.done, p.objects))
+	counts := st.countsLine()
+
+	if !v.tty {
+		key := st.State + " " + objects + " " + counts
+		now := v.now()
+		if key == v.lastKey && now.Sub(v.lastPrint) < plainEvery {
+			return
+		}
+		v.lastKey, v.lastPrint = key, now
+		fields := []string{now.UTC().Format(time.RFC3339), st.State, objects, strings.TrimSpace(pct)}
+		if size != "" {
+			fields = append(fields, size)
+		}
+		if rates != "" {
+			fields = append(fields, rates)
+		}
+		fmt.Fprintf(v.w, "%s; %s\n", strings.Join(fields, "  "), counts)
+		return
+	}
+	barWidth := 20
+	if v.width > 0 && v.width < 80 {
+		barWidth = 10
+	}
+	filled := int(percent(p.done, p.objects) / 100 * float64(barWidth))
+	bar := "[" + strings.Repeat("#", filled) + strings.Repeat("-", barWidth-filled) + "]"
+	line1 := fmt.Sprintf("%-8s %s %s  %s", st.State, bar, pct, objects)
+	if size != "" {
+		line1 += "  " + size
+	}
+	line2 := "         " + counts
+	if rates != "" {
+		line2 = "         " + rates + "  |  " + counts
+	}
+	v.last = []string{line1, line2}
+	v.redraw(v.last)
+}
+
+// problem shows a failure to reach the manager, which watch waits out.
+func (v *view) problem(err error) {
+	msg := fmt.Sprintf("cannot reach the manager (retrying): %v", err)
+	if !v.tty {
+		fmt.Fprintf(v.w, "%s  %s\n", v.now().UTC().Format(time.RFC3339), msg)
+		return
+	}
+	first := "waiting for the manager"
+	if len(v.last) > 0 {
+		first = v.last[0]
+	}
+	v.redraw([]string{first, "         " + msg})
+}
+
+// redraw replaces the frame on screen with lines, each cut to the
+// terminal's width so that none wraps (wrapping would break the cursor
+// arithmetic).
+func (v *view) redraw(lines []string) {
+	var b strings.Builder
+	if v.drawn > 0 {
+		b.WriteString("\r")
+		if v.drawn > 1 {
+			fmt.Fprintf(&b, "\x1b[%dA", v.drawn-1)
+		}
+	}
+	for i, l := range lines {
+		if v.width > 1 && len(l) > v.width-1 {
+			l = l[:v.width-1]
+		}
+		b.WriteString("\x1b[2K" + l)
+		if i < len(lines)-1 {
+			b.WriteString("\n")
+		}
+	}
+	io.WriteString(v.w, b.String())
+	v.drawn = len(lines)
+}
+
+// close leaves the cursor below the frame.
+func (v *view) close() {
+	if v.tty && v.drawn > 0 {
+		io.WriteString(v.w, "\n")
+		v.drawn = 0
+	}
+}
+
+// final prints the line that says how the job ended.
+func (v *view) final(st *jobStatus) {
+	v.close()
+	p := st.progress()
+	id := st.ID
+	line := fmt.Sprintf("Job %s %s", id, st.State)
+	if st.DryRun != nil {
+		line += " (dry run)"
+	}
+	if st.Started != nil && st.Finished != nil {
+		line += " after " + durationString(st.Finished.Sub(*st.Started))
+	}
+	if d := st.DryRun; d != nil {
+		fmt.Fprintf(v.w, "%s: %s objects, %s would move; %s with no other copy, %s unplaceable. Details: rebalancer-adm job get %s\n",
+			line, commas(d.Objects), bytesString(d.Bytes), commas(d.SingleCopy), commas(d.Unplaceable), id)
+		return
+	}
+	line += fmt.Sprintf(": %s objects, %s complete, %s skipped, %s errors",
+		commas(p.objects), commas(st.count("Complete")), commas(st.count("Skipped")), commas(st.count("Error")))
+	if p.bytesComplete > 0 {
+		line += ", " + bytesString(p.bytesComplete) + " moved"
+	}
+	line += "."
+	if st.Error != "" {
+		line += " Error: " + st.Error
+	}
+	if n := st.count("Skipped") + st.count("Error"); n > 0 && st.State != "Failed" {
+		line += " Retry what did not move with: rebalancer-adm job retry " + id
+	}
+	fmt.Fprintln(v.w, line)
+}

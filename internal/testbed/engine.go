@@ -1,0 +1,142 @@
+package testbed
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/evacuate"
+	"github.com/TritonDataCenter/rebalancer/storinfo"
+)
+
+// FastJobOptions are job options with every timer short enough for tests
+// and the demo: assignments flush after 20 ms and are polled every 10 ms,
+// and retries back off in milliseconds rather than seconds.
+func FastJobOptions() evacuate.Options {
+	o := evacuate.DefaultOptions()
+	o.FlushAge = evacuate.Duration(20 * time.Millisecond)
+	o.PollInterval = evacuate.Duration(10 * time.Millisecond)
+	o.AssignmentTimeout = evacuate.Duration(time.Minute)
+	o.AgentUnreachableTimeout = evacuate.Duration(2 * time.Second)
+	o.BusyBackoff = evacuate.Backoff{Initial: evacuate.Duration(10 * time.Millisecond), Step: evacuate.Duration(10 * time.Millisecond),
+		Max: evacuate.Duration(100 * time.Millisecond), Tries: 50}
+	o.UnreachableBackoff = evacuate.Backoff{Initial: evacuate.Duration(10 * time.Millisecond), Step: evacuate.Duration(10 * time.Millisecond),
+		Max: evacuate.Duration(50 * time.Millisecond), Tries: 4}
+	o.MetadataRetryWindow = evacuate.Duration(5 * time.Second)
+	return o
+}
+
+// EngineConfig returns an evacuate.Config wired to the fleet: the job store
+// (Config.JobStore, by default SQLite in the fleet's directory), Moray's
+// MetadataStore and LookupShark, a storinfo View refreshing from the
+// fleet's storinfo and a Placement on it (one of each per fleet, shared by
+// every engine), the agent client, and Config.Source (by default
+// ScanSource). The fleet owns all of it and closes it in Close; Logger and
+// Metrics are left for the caller.
+func (f *Fleet) EngineConfig(ctx context.Context) (evacuate.Config, error) {
+	store, placement, err := f.managerParts(ctx)
+	if err != nil {
+		return evacuate.Config{}, err
+	}
+	// Config.Source may call back into the fleet (NewShardClients): no
+	// lock is held here.
+	var src rebalancer.ObjectSource = f.ScanSource()
+	if f.cfg.Source != nil {
+		if src, err = f.cfg.Source(f); err != nil {
+			return evacuate.Config{}, fmt.Errorf("testbed: object source: %w", err)
+		}
+	}
+	defaults := FastJobOptions()
+	if f.cfg.JobDefaults != nil {
+		defaults = *f.cfg.JobDefaults
+	}
+	return evacuate.Config{
+		Store:       store,
+		Source:      func(evacuate.JobRecord) (rebalancer.ObjectSource, error) { return src, nil },
+		Metadata:    f.MetadataStore(),
+		Placement:   placement,
+		Agent:       f.AgentClient(),
+		LookupShark: f.LookupShark,
+		Defaults:    defaults,
+		Logger:      f.log.With("component", "engine"),
+	}, nil
+}
+
+// managerParts makes, once, the parts every engine of the fleet shares:
+// the job store, and the storinfo view and placement.
+func (f *Fleet) managerParts(ctx context.Context) (*evacuate.Store, *storinfo.Placement, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil, nil, errClosed
+	}
+	if f.store == nil {
+		dsn := f.cfg.JobStore
+		if dsn == "" {
+			dsn = filepath.Join(f.dir, "manager", "jobs.db")
+		}
+		st, err := evacuate.OpenStore(ctx, dsn)
+		if err != nil {
+			return nil, nil, fmt.Errorf("testbed: %w", err)
+		}
+		f.store = st
+	}
+	if f.placement == nil {
+		client, err := storinfo.NewClient(storinfo.ClientConfig{BaseURL: f.storinfo.URL})
+		if err != nil {
+			return nil, nil, fmt.Errorf("testbed: %w", err)
+		}
+		view := storinfo.NewView(storinfo.ViewConfig{Source: client, Interval: f.cfg.StorinfoInterval,
+			Logger: f.log.With("component", "storinfo")})
+		if err := view.Refresh(ctx); err != nil {
+			return nil, nil, fmt.Errorf("testbed: first storinfo refresh: %w", err)
+		}
+		placement, err := storinfo.NewPlacement(storinfo.PlacementConfig{Tunables: f.cfg.Placement, Snapshots: view,
+			Logger: f.log.With("component", "placement")})
+		if err != nil {
+			return nil, nil, fmt.Errorf("testbed: %w", err)
+		}
+		runCtx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			view.Run(runCtx)
+		}()
+		f.view, f.placement, f.viewCancel, f.viewDone = view, placement, cancel, done
+		f.viewClient = client
+	}
+	return f.store, f.placement, nil
+}
+
+// NewEngine returns an engine built from EngineConfig, with metrics (which
+// may be nil). The fleet's Close closes it before anything else; callers
+// may close it earlier.
+func (f *Fleet) NewEngine(ctx context.Context, metrics *evacuate.Metrics) (*evacuate.Engine, error) {
+	cfg, err := f.EngineConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Metrics = metrics
+	e, err := evacuate.NewEngine(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("testbed: %w", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		e.Close()
+		return nil, errClosed
+	}
+	f.engines = append(f.engines, e)
+	return e, nil
+}
+
+// Placement returns the Placement EngineConfig made, or nil before the
+// first call.
+func (f *Fleet) Placement() *storinfo.Placement {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.placement
+}
