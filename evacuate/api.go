@@ -176,7 +176,7 @@ func (a *API) createJob(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case errors.Is(err, ErrSharkBusy):
 			code = http.StatusConflict
-		case strings.HasPrefix(err.Error(), "invalid job options"):
+		case errors.Is(err, ErrInvalidOptions):
 			code = http.StatusBadRequest
 		}
 		a.log().Error("cannot create job", "shark", shark, "err", err)

@@ -84,7 +84,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 	case cfg.Agent == nil:
 		return nil, errors.New("evacuate: Config.Agent is required")
 	}
-	cfg.Defaults = cfg.Defaults.withDefaults()
+	cfg.Defaults = cfg.Defaults.withDefaults(DefaultOptions())
 	if cfg.RestartDelay <= 0 {
 		cfg.RestartDelay = 10 * time.Second
 	}
@@ -130,14 +130,14 @@ func (e *Engine) Close() {
 }
 
 // CreateJob stores a new evacuation job for the shark and starts it in the
-// background. A storage id without a domain part is completed by the caller
+// background. Zero fields of opts take the engine's Config.Defaults. A storage id without a domain part is completed by the caller
 // (the manager knows its domain).
 func (e *Engine) CreateJob(ctx context.Context, shark string, opts Options) (JobRecord, error) {
 	shark = strings.TrimSpace(shark)
 	if shark == "" {
 		return JobRecord{}, errors.New("a shark to evacuate is required")
 	}
-	opts = opts.withDefaults()
+	opts = opts.withDefaults(e.cfg.Defaults)
 	if err := opts.Validate(); err != nil {
 		return JobRecord{}, err
 	}
@@ -175,7 +175,7 @@ func (e *Engine) RetryJob(ctx context.Context, oldID string, opts *Options) (Job
 	}
 	o.MaxObjects = 0
 	o.DryRun = false
-	o = o.withDefaults()
+	o = o.withDefaults(e.cfg.Defaults)
 	if err := o.Validate(); err != nil {
 		return JobRecord{}, err
 	}

@@ -2,6 +2,7 @@ package evacuate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -671,5 +672,25 @@ func TestDryRunProjection(t *testing.T) {
 		if got := *d.ProjectedPercentUsed; got < tt.wantProj-0.01 || got > tt.wantProj+0.01 {
 			t.Errorf("%+v: projected %.3f, want %.3f", tt, got, tt.wantProj)
 		}
+	}
+}
+
+// Options left zero by the caller come from the engine's Defaults, not from
+// DefaultOptions: an embedder that tuned its engine keeps its tuning.
+func TestCreateJobFillsFromEngineDefaults(t *testing.T) {
+	h := newHarness(t, filepath.Join(t.TempDir(), "jobs.db"), 5, nil)
+	j, err := h.engine.CreateJob(context.Background(), h.from.MantaStorageID, Options{MaxObjects: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.wait(j.ID)
+	want := fastOptions()
+	want.MaxObjects = 3
+	if j.Options.FlushAge != want.FlushAge || j.Options.PollInterval != want.PollInterval || j.Options.MaxObjects != 3 {
+		t.Errorf("job options flush_age %v poll_interval %v max_objects %d; want %v %v 3",
+			j.Options.FlushAge, j.Options.PollInterval, j.Options.MaxObjects, want.FlushAge, want.PollInterval)
+	}
+	if err := (Options{MaxTasksPerAssignment: -1}).withDefaults(want).Validate(); !errors.Is(err, ErrInvalidOptions) {
+		t.Errorf("Validate of a negative max_tasks_per_assignment = %v, want ErrInvalidOptions", err)
 	}
 }

@@ -24,8 +24,11 @@ func newMeter() *meter { return &meter{} }
 func (m *meter) observe(t time.Time, objects, bytes int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if n := len(m.samples); n > 0 && t.Sub(m.samples[n-1].t) < time.Second {
-		m.samples[n-1] = sample{m.samples[n-1].t, objects, bytes}
+	// Samples are kept a second apart, except the last, which always
+	// holds the latest totals at their own time: overwriting it (rather
+	// than keeping the older time with newer totals) keeps rates honest.
+	if n := len(m.samples); n > 1 && t.Sub(m.samples[n-2].t) < time.Second {
+		m.samples[n-1] = sample{t, objects, bytes}
 		return
 	}
 	m.samples = append(m.samples, sample{t, objects, bytes})

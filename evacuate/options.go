@@ -2,6 +2,7 @@ package evacuate
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -134,9 +135,8 @@ func DefaultOptions() Options {
 	}
 }
 
-// withDefaults fills zero fields from DefaultOptions.
-func (o Options) withDefaults() Options {
-	d := DefaultOptions()
+// withDefaults fills zero fields from d.
+func (o Options) withDefaults(d Options) Options {
 	fill := func(v *int, def int) {
 		if *v == 0 {
 			*v = def
@@ -168,7 +168,11 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Validate reports the first option out of range.
+// ErrInvalidOptions is matched (errors.Is) by the error of options out of
+// range.
+var ErrInvalidOptions = errors.New("invalid job options")
+
+// Validate reports every option out of range.
 func (o Options) Validate() error {
 	var bad []string
 	if o.MaxObjects < 0 {
@@ -193,18 +197,23 @@ func (o Options) Validate() error {
 		}
 	}
 	if len(bad) > 0 {
-		return fmt.Errorf("invalid job options: %s", strings.Join(bad, "; "))
+		return fmt.Errorf("%w: %s", ErrInvalidOptions, strings.Join(bad, "; "))
 	}
 	return nil
 }
 
-// excluded reports whether a key matches an exclusion. The legacy list
-// ["none"] disables exclusion.
-func (o Options) excluded(key string) bool {
+// Exclusions returns the key prefixes in effect: ExcludeKeyPrefixes, except
+// that the legacy list ["none"] means none.
+func (o Options) Exclusions() []string {
 	if len(o.ExcludeKeyPrefixes) == 1 && o.ExcludeKeyPrefixes[0] == "none" {
-		return false
+		return nil
 	}
-	for _, p := range o.ExcludeKeyPrefixes {
+	return o.ExcludeKeyPrefixes
+}
+
+// excluded reports whether a key matches an exclusion.
+func (o Options) excluded(key string) bool {
+	for _, p := range o.Exclusions() {
 		if strings.Contains(key, p) {
 			return true
 		}
