@@ -56,10 +56,13 @@ type Engine struct {
 	mu      sync.Mutex
 	running map[string]*runner // by job id
 	sharks  map[string]string  // evacuated shark -> job id, for jobs running
-	wg      sync.WaitGroup
-	closed  bool
-	ctx     context.Context // parent of every job started in the background
-	cancel  context.CancelFunc
+	// released is closed and replaced whenever a job stops running here,
+	// waking Wait.
+	released chan struct{}
+	wg       sync.WaitGroup
+	closed   bool
+	ctx      context.Context // parent of every job started in the background
+	cancel   context.CancelFunc
 }
 
 var _ rebalancer.Evacuator = (*Engine)(nil)
@@ -96,7 +99,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		log = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Engine{cfg: cfg, log: log, running: map[string]*runner{}, sharks: map[string]string{}, ctx: ctx, cancel: cancel}, nil
+	return &Engine{cfg: cfg, log: log, running: map[string]*runner{}, sharks: map[string]string{}, released: make(chan struct{}), ctx: ctx, cancel: cancel}, nil
 }
 
 // Start resumes, in the background, every job the store says is running,
@@ -229,6 +232,29 @@ func (e *Engine) release(r *runner) {
 	delete(e.running, r.job.ID)
 	if e.sharks[r.job.From.MantaStorageID] == r.job.ID {
 		delete(e.sharks, r.job.From.MantaStorageID)
+	}
+	close(e.released)
+	e.released = make(chan struct{})
+}
+
+// Wait blocks until the job is no longer running in this engine (started by
+// CreateJob, RetryJob or Start) and returns it as stored: in a terminal
+// state, or resumable when the engine was closed first. For a job not
+// running here it returns the stored job at once.
+func (e *Engine) Wait(ctx context.Context, id string) (JobRecord, error) {
+	for {
+		e.mu.Lock()
+		_, running := e.running[id]
+		woken := e.released
+		e.mu.Unlock()
+		if !running {
+			return e.cfg.Store.GetJob(ctx, id)
+		}
+		select {
+		case <-woken:
+		case <-ctx.Done():
+			return JobRecord{}, fmt.Errorf("job %s: %w", id, ctx.Err())
+		}
 	}
 }
 

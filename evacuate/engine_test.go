@@ -683,7 +683,9 @@ func TestCreateJobFillsFromEngineDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.wait(j.ID)
+	if got, err := h.engine.Wait(context.Background(), j.ID); err != nil || got.State != rebalancer.JobComplete {
+		t.Fatalf("Wait = %v %v, want a complete job", got.State, err)
+	}
 	want := fastOptions()
 	want.MaxObjects = 3
 	if j.Options.FlushAge != want.FlushAge || j.Options.PollInterval != want.PollInterval || j.Options.MaxObjects != 3 {

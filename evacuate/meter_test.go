@@ -13,8 +13,8 @@ func TestMeterRates(t *testing.T) {
 		objects, bytes int64
 	}
 	tests := []struct {
-		name          string
-		obs           []obs
+		name           string
+		obs            []obs
 		wantObj, wantB float64
 	}{
 		{"one sample has no rate", []obs{{0, 10, 100}}, 0, 0},

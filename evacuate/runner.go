@@ -29,6 +29,11 @@ type runner struct {
 	store *Store
 	log   *slog.Logger
 
+	// stateMu serialises the changes of the stored Running/Paused state
+	// with the paused flag, so that a pause arriving while the job
+	// starts is not overwritten by the start.
+	stateMu sync.Mutex
+
 	ctl      sync.Mutex
 	paused   bool
 	stopping bool
@@ -168,12 +173,17 @@ func (r *runner) prepare(ctx context.Context) error {
 			return err
 		}
 	}
-	if r.job.State != rebalancer.JobPaused {
+	r.stateMu.Lock()
+	if r.isPaused() {
+		r.job.State = rebalancer.JobPaused
+	} else {
 		if err := r.store.SetJobState(ctx, r.job.ID, rebalancer.JobRunning, ""); err != nil {
+			r.stateMu.Unlock()
 			return err
 		}
 		r.job.State = rebalancer.JobRunning
 	}
+	r.stateMu.Unlock()
 	if r.job.DiscoveryDone {
 		r.discoveryFinished.Store(true)
 	}
@@ -311,6 +321,12 @@ func (r *runner) setControl(fn func()) chan struct{} {
 	return r.ctlWake
 }
 
+func (r *runner) isPaused() bool {
+	r.ctl.Lock()
+	defer r.ctl.Unlock()
+	return r.paused
+}
+
 func (r *runner) isStopping() bool {
 	r.ctl.Lock()
 	defer r.ctl.Unlock()
@@ -339,6 +355,8 @@ func (r *runner) active(ctx context.Context) bool {
 }
 
 func (r *runner) pause(ctx context.Context) error {
+	r.stateMu.Lock()
+	defer r.stateMu.Unlock()
 	if r.isStopping() {
 		return fmt.Errorf("job %s is stopping", r.job.ID)
 	}
@@ -351,6 +369,8 @@ func (r *runner) pause(ctx context.Context) error {
 }
 
 func (r *runner) resume(ctx context.Context) error {
+	r.stateMu.Lock()
+	defer r.stateMu.Unlock()
 	if err := r.store.SetJobState(ctx, r.job.ID, rebalancer.JobRunning, ""); err != nil {
 		return err
 	}
