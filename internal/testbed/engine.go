@@ -12,10 +12,14 @@ import (
 )
 
 // FastJobOptions are job options with every timer short enough for tests
-// and the demo: assignments flush after 20 ms and are polled every 10 ms,
-// and retries back off in milliseconds rather than seconds.
-func FastJobOptions() evacuate.Options {
-	o := evacuate.DefaultOptions()
+// and the demo (see FastTimers).
+func FastJobOptions() evacuate.Options { return FastTimers(evacuate.DefaultOptions()) }
+
+// FastTimers returns o with every timer short enough for tests and the
+// demo: assignments flush after 20 ms and are polled every 10 ms, and
+// retries back off in milliseconds rather than seconds. Other options are
+// kept, so it suits manager.Deps.JobOptions.
+func FastTimers(o evacuate.Options) evacuate.Options {
 	o.FlushAge = evacuate.Duration(20 * time.Millisecond)
 	o.PollInterval = evacuate.Duration(10 * time.Millisecond)
 	o.AssignmentTimeout = evacuate.Duration(time.Minute)
@@ -26,6 +30,43 @@ func FastJobOptions() evacuate.Options {
 		Max: evacuate.Duration(50 * time.Millisecond), Tries: 4}
 	o.MetadataRetryWindow = evacuate.Duration(5 * time.Second)
 	return o
+}
+
+// ManagerConfig returns the legacy manager configuration (config.json, as
+// config-agent renders it) of a manager for this fleet, as a map so that
+// callers can change keys before encoding it: the fleet's domain and
+// shards, its storinfo, discovery through Moray (direct_db false: the
+// fleet has no PostgreSQL copies), and the job store in the fleet's
+// directory. The fleet's Moray and agents are reached through Shards and
+// AgentClient, which the manager needs as manager.Deps.
+func (f *Fleet) ManagerConfig() map[string]any {
+	var shards []map[string]any
+	for _, n := range f.ShardNumbers() {
+		shards = append(shards, map[string]any{"host": fmt.Sprintf("%d.moray.%s", n, f.Domain())})
+	}
+	return map[string]any{
+		"domain_name":               f.Domain(),
+		"shards":                    shards,
+		"direct_db":                 false,
+		"snaplink_cleanup_required": false,
+		"listen_port":               80,
+		"max_fill_percentage":       100,
+		"log_level":                 "info",
+		"storinfo_url":              f.StorinfoURL(),
+		"storinfo_poll_interval_ms": 1000,
+		"database":                  filepath.Join(f.Dir(), "manager"),
+		"options": map[string]any{
+			"max_tasks_per_assignment":     50,
+			"max_metadata_update_threads":  10,
+			"max_sharks":                   5,
+			"use_static_md_update_threads": true,
+			"static_queue_depth":           10,
+			"max_assignment_age":           600,
+			"use_batched_updates":          true,
+			"md_read_chunk_size":           500,
+			"max_md_read_threads":          4,
+		},
+	}
 }
 
 // EngineConfig returns an evacuate.Config wired to the fleet: the job store

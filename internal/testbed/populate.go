@@ -41,8 +41,9 @@ type Objects struct {
 	// same objects again.
 	Seed uint64
 	// Pin is the storage id of a shark (typically the one a test evacuates)
-	// that holds a copy of PinFraction of the objects; the other objects
-	// keep off it, so exactly that share is on it. Empty: no pinning.
+	// that holds a copy of about PinFraction of the objects (drawn per
+	// object from Seed; Population.Pinned has the exact count); the other
+	// objects keep off it. Empty: no pinning.
 	Pin string
 	// PinFraction is the share of objects with a copy on Pin, in (0, 1];
 	// 0 means all of them.

@@ -1,0 +1,244 @@
+// Command rebalancer-manager runs the Manta rebalancer manager: it serves
+// the job API (legacy routes and JSON, plus stop/pause/resume and dry
+// runs), discovers the objects on a shark being evacuated, has agents on
+// healthy sharks copy them, and rewrites their metadata in Moray.
+//
+// It reads the legacy JSON config file that config-agent renders
+// (/opt/smartdc/rebalancer/config.json); flags and environment variables
+// override the listen addresses and the job store. SIGUSR1 re-reads the
+// file and applies what can change at runtime (placement limits, the
+// snaplink gate, the options of new jobs, metadata threads of running
+// jobs, the log level); the rest is logged as needing a restart.
+// SIGTERM or SIGINT stops it gracefully, leaving running jobs resumable.
+// Logs are JSON on stdout, as bunyan logs are in Manta.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/TritonDataCenter/rebalancer/internal/manager"
+)
+
+// DefaultConfigFile is where config-agent renders the manager's config.
+const DefaultConfigFile = "/opt/smartdc/rebalancer/config.json"
+
+type cli struct {
+	Config        string           `short:"c" aliases:"config_file" help:"Legacy JSON config file (${default}). SIGUSR1 re-reads it." default:"${default_config}" placeholder:"FILE" env:"REBALANCER_CONFIG"`
+	Listen        string           `help:"Address of the job API. Default: 0.0.0.0:<listen_port from the config> (80)." placeholder:"ADDR" env:"REBALANCER_LISTEN"`
+	MetricsListen string           `help:"Address of the Prometheus metrics; \"off\" disables them. Default: 0.0.0.0:<metrics_port> (8878)." placeholder:"ADDR" env:"REBALANCER_METRICS_LISTEN"`
+	Database      string           `help:"Job store: a postgres:// URL, or a SQLite file or directory. Default: the config's \"database\", else ${default_database}." placeholder:"URL-OR-PATH" env:"REBALANCER_DATABASE"`
+	LogLevel      string           `help:"Log level (debug, info, warn, error), overriding the config's log_level." enum:"debug,info,warn,error," default:"" env:"REBALANCER_LOG_LEVEL"`
+	Version       kong.VersionFlag `help:"Print the version and exit."`
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	reload := make(chan os.Signal, 1)
+	signal.Notify(reload, syscall.SIGUSR1)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, reload, manager.Deps{}, nil)
+	stop()
+	os.Exit(code)
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+type exitCode int
+
+// run is the whole command. reload delivers SIGUSR1; deps replace parts of
+// the production wiring (tests); ready, when set, receives the API's and
+// metrics' addresses once they listen.
+// It returns 0 after a clean stop, 2 for a usage or configuration error
+// and 1 for anything else.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, reload <-chan os.Signal, deps manager.Deps, ready func(api, metrics string)) (code int) {
+	var c cli
+	parser, err := kong.New(&c,
+		kong.Name("rebalancer-manager"),
+		kong.Description("Evacuates Manta storage nodes: the rebalancer manager and its job API.\n\n"+
+			"SIGUSR1 re-reads the config file and applies placement limits, the snaplink gate, job options, "+
+			"metadata threads of running jobs and the log level; other keys need a restart. "+
+			"SIGTERM stops gracefully: running jobs resume at the next start. API reference: docs/api.md."),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { panic(exitCode(code)) }),
+		kong.Vars{"default_config": DefaultConfigFile, "default_database": manager.DefaultDatabase, "version": "rebalancer-manager " + version()},
+	)
+	if err != nil {
+		fmt.Fprintln(stderr, "rebalancer-manager:", err)
+		return 2
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			ec, ok := r.(exitCode)
+			if !ok {
+				panic(r)
+			}
+			code = int(ec)
+		}
+	}()
+	if _, err := parser.Parse(args); err != nil {
+		fmt.Fprintln(stderr, "rebalancer-manager:", err)
+		return 2
+	}
+	cfg, err := load(&c)
+	if err != nil {
+		fmt.Fprintln(stderr, "rebalancer-manager: error parsing config file:", err)
+		return 2
+	}
+	level := new(slog.LevelVar)
+	setLevel(level, &c, cfg)
+	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: level})).With("name", "rebalancer")
+	deps.Logger, deps.Version = log, version()
+	if err := serve(ctx, &c, cfg, deps, level, reload, ready); err != nil {
+		log.Error("manager failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// load reads the config file and applies the flag overrides to it.
+func load(c *cli) (*manager.Config, error) {
+	cfg, err := manager.LoadConfig(c.Config)
+	if err != nil {
+		return nil, err
+	}
+	if c.Database != "" {
+		cfg.Database = c.Database
+	}
+	return cfg, nil
+}
+
+func setLevel(v *slog.LevelVar, c *cli, cfg *manager.Config) {
+	name := c.LogLevel
+	if name == "" {
+		name = cfg.SlogLevel()
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(name)); err == nil {
+		v.Set(l)
+	}
+}
+
+func serve(ctx context.Context, c *cli, cfg *manager.Config, deps manager.Deps, level *slog.LevelVar, reload <-chan os.Signal, ready func(string, string)) error {
+	log := deps.Logger
+	m, err := manager.New(ctx, cfg, deps)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+
+	listen := c.Listen
+	if listen == "" {
+		listen = net.JoinHostPort("0.0.0.0", strconv.Itoa(cfg.ListenPort))
+	}
+	metricsListen := c.MetricsListen
+	if metricsListen == "" {
+		metricsListen = net.JoinHostPort("0.0.0.0", strconv.Itoa(cfg.MetricsPort))
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("job API: %w", err)
+	}
+	servers := []*http.Server{newServer(m.Handler(), log)}
+	listeners := []net.Listener{ln}
+	metricsAddr := ""
+	if metricsListen != "off" {
+		mln, err := net.Listen("tcp", metricsListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("metrics: %w", err)
+		}
+		servers = append(servers, newServer(m.MetricsHandler(), log))
+		listeners = append(listeners, mln)
+		metricsAddr = mln.Addr().String()
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	serveErr := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() { serveErr <- srv.Serve(listeners[i]) }()
+	}
+	runErr := make(chan error, 1)
+	go func() { runErr <- m.Run(ctx) }()
+	log.Info("listening", "addr", ln.Addr().String(), "metrics_addr", metricsAddr, "config", c.Config)
+	if ready != nil {
+		ready(ln.Addr().String(), metricsAddr)
+	}
+
+	var failure error
+	pending := len(servers)
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("stopping; running jobs will resume at the next start")
+			break loop
+		case <-reload:
+			next, err := load(c)
+			if err != nil {
+				// Legacy behaviour: a bad file changes nothing.
+				log.Error("error parsing config after signal received; not updating", "err", err)
+				continue
+			}
+			setLevel(level, c, next)
+			if _, err := m.Reload(ctx, next); err != nil {
+				log.Error("reload failed", "err", err)
+			}
+		case err := <-serveErr:
+			pending--
+			failure = fmt.Errorf("serve: %w", err)
+			cancel()
+			break loop
+		case err := <-runErr:
+			runErr <- err // read again below
+			failure = fmt.Errorf("engine stopped: %w", err)
+			cancel()
+			break loop
+		}
+	}
+	shutdownCtx, done := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer done()
+	for _, srv := range servers {
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			srv.Close()
+		}
+	}
+	cancel()
+	if err := <-runErr; err != nil && failure == nil {
+		failure = err
+	}
+	for range pending {
+		if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) && failure == nil {
+			failure = err
+		}
+	}
+	return failure
+}
+
+func newServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 30 * time.Second,
+		ReadTimeout:       time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/TritonDataCenter/rebalancer/internal/manager"
+	"github.com/TritonDataCenter/rebalancer/internal/testbed"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func writeConfig(t *testing.T, path string, cfg any) {
+	t.Helper()
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUsageAndConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.json")
+	writeConfig(t, bad, map[string]any{"shards": []any{}, "max_fill_percentage": 120})
+	broken := filepath.Join(dir, "broken.json")
+	if err := os.WriteFile(broken, []byte(`{"domain_name": `), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		contains []string
+	}{
+		{"help", []string{"--help"}, 0, []string{"--config", "--listen", "--metrics-listen", "--database", "SIGUSR1"}},
+		{"missing file", []string{"-c", filepath.Join(dir, "none.json")}, 2, []string{"error parsing config file", "none.json"}},
+		{"invalid values", []string{"--config", bad}, 2, []string{"domain_name is required", "at least one shard", "max_fill_percentage must be in 1..100"}},
+		{"not JSON", []string{"--config_file", broken}, 2, []string{"broken.json"}},
+		{"unknown flag", []string{"--nope"}, 2, []string{"unknown flag --nope"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut syncBuffer
+			code := run(context.Background(), tt.args, &out, &errOut, nil, manager.Deps{}, nil)
+			all := out.String() + errOut.String()
+			if code != tt.code {
+				t.Errorf("exit %d, want %d; output:\n%s", code, tt.code, all)
+			}
+			for _, want := range tt.contains {
+				if !strings.Contains(all, want) {
+					t.Errorf("output lacks %q:\n%s", want, all)
+				}
+			}
+		})
+	}
+}
+
+// The binary's whole life: serve the API and metrics, run a job, apply
+// SIGUSR1 reloads (a tunable of the running job changes; a broken file
+// changes nothing), and stop cleanly on cancellation.
+func TestServeReloadAndShutdown(t *testing.T) {
+	f := testbed.New(t, testbed.Config{Sharks: 4, Objects: testbed.Objects{Count: 200, Pin: "1.stor.demo.example", PinFraction: 1}})
+	cfgPath := filepath.Join(t.TempDir(), "config.json")
+	cfg := f.ManagerConfig()
+	writeConfig(t, cfgPath, cfg)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reload := make(chan os.Signal, 1)
+	addrs := make(chan [2]string, 1)
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--config", cfgPath, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"},
+			&out, &errOut, reload, manager.Deps{Shards: f.Shards(), AgentClient: f.AgentClient(), JobOptions: testbed.FastTimers},
+			func(api, metrics string) { addrs <- [2]string{api, metrics} })
+	}()
+	var api, metrics string
+	select {
+	case a := <-addrs:
+		api, metrics = "http://"+a[0], "http://"+a[1]
+	case code := <-done:
+		t.Fatalf("exited %d before listening:\n%s%s", code, out.String(), errOut.String())
+	}
+
+	call := func(method, url, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, url, strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	type doc struct {
+		State   string `json:"state"`
+		Options struct {
+			MetadataThreads int `json:"metadata_threads"`
+		} `json:"options"`
+	}
+	get := func(id string) doc {
+		t.Helper()
+		code, body := call("GET", api+"/jobs/"+id, "")
+		var d doc
+		if code != http.StatusOK || json.Unmarshal([]byte(body), &d) != nil {
+			t.Fatalf("GET job: %d %s", code, body)
+		}
+		return d
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(60 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("waited too long for %s; log:\n%s", what, out.String())
+			}
+		}
+	}
+
+	code, body := call("POST", api+"/jobs", `{"action":"evacuate","params":{"from_shark":"1.stor"}}`)
+	if code != http.StatusOK {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	id := strings.TrimSpace(body)
+	if code, body := call("POST", api+"/jobs/"+id+"/pause", ""); code != http.StatusOK {
+		t.Fatalf("pause: %d %s", code, body)
+	}
+
+	cfg["options"].(map[string]any)["max_metadata_update_threads"] = 4
+	cfg["log_level"] = "error"
+	writeConfig(t, cfgPath, cfg)
+	reload <- syscall.SIGUSR1
+	waitFor("the reload to reach the paused job", func() bool { return get(id).Options.MetadataThreads == 4 })
+
+	if err := os.WriteFile(cfgPath, []byte(`{"domain_name": 7}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reload <- syscall.SIGUSR1
+	waitFor("the broken file to be reported", func() bool {
+		return strings.Contains(out.String(), "error parsing config after signal received; not updating")
+	})
+
+	if code, body := call("POST", api+"/jobs/"+id+"/resume", ""); code != http.StatusOK {
+		t.Fatalf("resume: %d %s", code, body)
+	}
+	waitFor("the job to complete", func() bool { return get(id).State == "Complete" })
+	if d := get(id); d.Options.MetadataThreads != 4 {
+		t.Errorf("metadata threads after a bad reload = %d, want 4", d.Options.MetadataThreads)
+	}
+	rep, err := f.Verify(ctx, "1.stor.demo.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := call("GET", metrics+"/metrics", ""); code != http.StatusOK || !strings.Contains(body, "object_count{") {
+		t.Errorf("metrics: %d %s", code, body)
+	}
+
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("exit %d after cancellation; stderr:\n%s", code, errOut.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("did not stop within 30s of cancellation")
+	}
+	// Logs are JSON lines. After the reload to log_level "error", info
+	// lines (such as the resume's) are no longer written.
+	var paused, resumed bool
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		paused = paused || rec["msg"] == "job paused"
+		resumed = resumed || rec["msg"] == "job resumed"
+	}
+	if !paused || resumed {
+		t.Errorf("info lines before/after the reload to log_level error: paused %v, resumed %v", paused, resumed)
+	}
+}

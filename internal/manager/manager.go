@@ -1,0 +1,318 @@
+// Package manager composes the library into the rebalancer manager: the
+// job engine over a job store, Moray for metadata, sharkspotter for
+// discovery, storinfo for placement, and the agents' HTTP API, behind the
+// manager's HTTP API and metrics.
+//
+// cmd/rebalancer-manager is this package plus flags, signals and
+// listeners; the demo builds the same Manager over an in-process fleet by
+// overriding the parts in Deps.
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/agent"
+	"github.com/TritonDataCenter/rebalancer/evacuate"
+	"github.com/TritonDataCenter/rebalancer/moray"
+	"github.com/TritonDataCenter/rebalancer/storinfo"
+)
+
+// DefaultDatabase is the job store when the configuration names none: a
+// SQLite file in this directory.
+const DefaultDatabase = "/var/tmp/rebalancer-manager"
+
+// StorageShard is the metadata shard holding the manta_storage bucket.
+const StorageShard = 1
+
+// Deps replaces parts of the production wiring; the zero value means
+// production: Moray and PostgreSQL found through DNS under domain_name,
+// storinfo at storinfo_url, agents on agent_port.
+type Deps struct {
+	// Shards gives each metadata shard's Moray client.
+	Shards moray.ShardClients
+	// Source builds the object source of a new job.
+	Source func(evacuate.JobRecord) (rebalancer.ObjectSource, error)
+	// Storinfo lists the storage nodes.
+	Storinfo storinfo.Lister
+	// AgentClient talks to the agents.
+	AgentClient *agent.Client
+	// Logger receives everything the manager logs (default slog.Default).
+	Logger *slog.Logger
+	// MetricLabels are the constant labels of every metric.
+	MetricLabels evacuate.MetricLabels
+	// Version goes in the API's Server header.
+	Version string
+	// JobOptions, when set, adjusts the options new jobs get from the
+	// configuration (the demo and tests shorten timers with it).
+	JobOptions func(evacuate.Options) evacuate.Options
+}
+
+// Manager is a running rebalancer manager. Build it with New, start it
+// with Run, and apply a new configuration with Reload.
+type Manager struct {
+	log       *slog.Logger
+	store     *evacuate.Store
+	engine    *evacuate.Engine
+	view      *storinfo.View
+	placement *storinfo.Placement
+	metrics   *evacuate.Metrics
+	api       *evacuate.API
+	closers   []func() error
+
+	tune func(evacuate.Options) evacuate.Options // Deps.JobOptions
+
+	mu  sync.Mutex // guards cfg
+	cfg *Config
+}
+
+// New builds a manager from a parsed configuration. Nothing runs until Run.
+func New(ctx context.Context, cfg *Config, deps Deps) (*Manager, error) {
+	m := &Manager{cfg: cfg, log: deps.Logger, tune: deps.JobOptions}
+	if m.log == nil {
+		m.log = slog.Default()
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			m.Close()
+		}
+	}()
+
+	dsn := cfg.Database
+	if dsn == "" {
+		dsn = DefaultDatabase
+	}
+	store, err := evacuate.OpenStore(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("job store %s: %w", dsn, err)
+	}
+	m.store = store
+	m.closers = append(m.closers, store.Close)
+
+	shards := deps.Shards
+	if shards == nil {
+		s := moray.NewShards(moray.DNSShards{Domain: cfg.DomainName}, moray.Options{Logger: m.log.With("component", "moray")})
+		m.closers = append(m.closers, s.Close)
+		shards = s
+	}
+	source := deps.Source
+	if source == nil {
+		scan := deps.Shards
+		if scan == nil {
+			s := moray.NewShards(moray.DNSShards{Domain: cfg.DomainName}, moray.Options{Logger: m.log.With("component", "moray-scan")})
+			m.closers = append(m.closers, s.Close)
+			scan = s
+		}
+		source = defaultSource(cfg, scan, m.log)
+	}
+
+	lister := deps.Storinfo
+	if lister == nil {
+		lister, err = storinfo.NewClient(storinfo.ClientConfig{
+			BaseURL: cfg.StorinfoURL, Domain: cfg.DomainName, Logger: m.log.With("component", "storinfo"),
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	interval := time.Duration(cfg.StorinfoPollInterval) * time.Millisecond
+	m.view = storinfo.NewView(storinfo.ViewConfig{Source: lister, Interval: interval, Logger: m.log.With("component", "storinfo")})
+	m.placement, err = storinfo.NewPlacement(storinfo.PlacementConfig{
+		Tunables: cfg.Tunables(), Snapshots: m.view, Logger: m.log.With("component", "placement"),
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	ac := deps.AgentClient
+	if ac == nil {
+		ac = &agent.Client{BaseURL: agent.PortBaseURL(cfg.AgentPort)}
+	}
+	m.metrics = evacuate.NewMetrics(deps.MetricLabels)
+	m.engine, err = evacuate.NewEngine(evacuate.Config{
+		Store:     store,
+		Source:    source,
+		Metadata:  moray.NewMetadataStore(shards),
+		Placement: m.placement,
+		Agent:     ac,
+		LookupShark: func(ctx context.Context, id string) (rebalancer.StorageNode, error) {
+			return moray.LookupShark(ctx, shards.Client(StorageShard), id)
+		},
+		Capacity: func(id string) (int64, float64, bool) {
+			snap := m.view.Snapshot()
+			if snap == nil {
+				return 0, 0, false
+			}
+			n, ok := snap.Node(id)
+			return n.AvailableMB, n.PercentUsed, ok
+		},
+		Defaults: m.jobOptions(cfg),
+		Logger:   m.log,
+		Metrics:  m.metrics,
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.api = &evacuate.API{
+		Engine:                  m.engine,
+		Domain:                  cfg.DomainName,
+		SnaplinkCleanupRequired: func() bool { return m.config().SnaplinkCleanupRequired },
+		JobOptions:              func() evacuate.Options { return m.jobOptions(m.config()) },
+		Metrics:                 m.metrics,
+		Version:                 deps.Version,
+		Logger:                  m.log.With("component", "api"),
+	}
+	ok = true
+	return m, nil
+}
+
+func (m *Manager) config() *Config {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cfg
+}
+
+// jobOptions are the options of a new job under cfg.
+func (m *Manager) jobOptions(cfg *Config) evacuate.Options {
+	o := cfg.JobOptions()
+	if m.tune != nil {
+		o = m.tune(o)
+	}
+	return o
+}
+
+// Handler serves the manager's HTTP API (see evacuate.API).
+func (m *Manager) Handler() http.Handler { return m.api.Handler() }
+
+// MetricsHandler serves the Prometheus metrics.
+func (m *Manager) MetricsHandler() http.Handler { return m.metrics.Handler() }
+
+// Engine is the job engine, for callers that drive jobs in-process.
+func (m *Manager) Engine() *evacuate.Engine { return m.engine }
+
+// Placement is the shared destination picker.
+func (m *Manager) Placement() *storinfo.Placement { return m.placement }
+
+// Run refreshes the storinfo view and runs the engine's jobs, resuming the
+// ones a previous run left unfinished, until ctx ends. Jobs are left
+// resumable: the next Run picks them up where they stopped.
+func (m *Manager) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	viewDone := make(chan error, 1)
+	go func() { viewDone <- m.view.Run(ctx) }()
+	if err := m.engine.Start(ctx); err != nil {
+		cancel()
+		<-viewDone
+		return fmt.Errorf("resume jobs: %w", err)
+	}
+	<-ctx.Done()
+	m.engine.Close()
+	if err := <-viewDone; err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// Reload applies a new configuration to the running manager: placement
+// limits, the snaplink gate, log-visible options of new jobs, and metadata
+// threads of running jobs when max_metadata_update_threads changed. Keys
+// that need a restart are logged and otherwise ignored. It returns the
+// names of the keys it applied.
+func (m *Manager) Reload(ctx context.Context, next *Config) ([]string, error) {
+	m.mu.Lock()
+	prev := m.cfg
+	m.mu.Unlock()
+
+	for _, k := range restartOnly(prev, next) {
+		m.log.Warn("configuration change needs a restart; keeping the running value", "key", k)
+	}
+	var applied []string
+	if !tunablesEqual(prev.Tunables(), next.Tunables()) {
+		if err := m.placement.SetTunables(next.Tunables()); err != nil {
+			return nil, fmt.Errorf("placement limits: %w", err)
+		}
+		applied = append(applied, "placement")
+	}
+	if prev.SnaplinkCleanupRequired != next.SnaplinkCleanupRequired {
+		applied = append(applied, "snaplink_cleanup_required")
+	}
+	if !optionsEqual(prev.JobOptions(), next.JobOptions()) {
+		applied = append(applied, "options")
+	}
+	// Keep the running values of what cannot change.
+	merged := *next
+	merged.DomainName, merged.Shards, merged.Database = prev.DomainName, prev.Shards, prev.Database
+	merged.ListenPort, merged.MetricsPort, merged.AgentPort = prev.ListenPort, prev.MetricsPort, prev.AgentPort
+	merged.StorinfoURL, merged.DirectDB, merged.ShardDatabases = prev.StorinfoURL, prev.DirectDB, prev.ShardDatabases
+	m.mu.Lock()
+	m.cfg = &merged
+	m.mu.Unlock()
+
+	if n := next.Options.MaxMetadataUpdateThreads; n != prev.Options.MaxMetadataUpdateThreads {
+		jobs, err := m.engine.Jobs(ctx)
+		if err != nil {
+			return applied, fmt.Errorf("list jobs: %w", err)
+		}
+		for _, j := range jobs {
+			if j.State.Terminal() {
+				continue
+			}
+			if err := m.engine.SetMetadataThreads(ctx, j.ID, n); err != nil && !errors.Is(err, evacuate.ErrJobNotRunning) {
+				return applied, fmt.Errorf("job %s: metadata threads: %w", j.ID, err)
+			}
+			m.log.Info("metadata threads changed by reload", "job", j.ID, "threads", n)
+		}
+		applied = append(applied, "max_metadata_update_threads")
+	}
+	m.log.Info("configuration reloaded", "applied", applied)
+	return applied, nil
+}
+
+// restartOnly names the keys that differ and cannot change while running.
+func restartOnly(a, b *Config) []string {
+	var keys []string
+	add := func(changed bool, k string) {
+		if changed {
+			keys = append(keys, k)
+		}
+	}
+	add(a.DomainName != b.DomainName, "domain_name")
+	add(!slices.Equal(a.Shards, b.Shards), "shards")
+	add(a.Database != b.Database, "database")
+	add(a.ListenPort != b.ListenPort, "listen_port")
+	add(a.MetricsPort != b.MetricsPort, "metrics_port")
+	add(a.AgentPort != b.AgentPort, "agent_port")
+	add(a.StorinfoURL != b.StorinfoURL, "storinfo_url")
+	add(*a.DirectDB != *b.DirectDB, "direct_db")
+	add(fmt.Sprint(a.ShardDatabases) != fmt.Sprint(b.ShardDatabases), "shard_databases")
+	return keys
+}
+
+func tunablesEqual(a, b storinfo.Tunables) bool {
+	return a.MaxFillPercentage == b.MaxFillPercentage && a.MinAvailMB == b.MinAvailMB && a.MaxSharks == b.MaxSharks &&
+		a.MaxStaleness == b.MaxStaleness && slices.Equal(a.BlocklistSharks, b.BlocklistSharks) &&
+		slices.Equal(a.BlocklistDatacenters, b.BlocklistDatacenters)
+}
+
+func optionsEqual(a, b evacuate.Options) bool {
+	return fmt.Sprintf("%+v", a) == fmt.Sprintf("%+v", b)
+}
+
+// Close releases the job store and connections. Call it after Run returns.
+func (m *Manager) Close() error {
+	var errs []error
+	for i := len(m.closers) - 1; i >= 0; i-- {
+		errs = append(errs, m.closers[i]())
+	}
+	m.closers = nil
+	return errors.Join(errs...)
+}
