@@ -45,6 +45,7 @@ type Config struct {
 	BlocklistDatacenters []string          `json:"blocklist_datacenters"` // never destinations
 	AgentPort            int               `json:"agent_port"`            // default 7878
 	ShardDatabases       map[string]string `json:"shard_databases"`       // direct_db: shard number -> PostgreSQL URL override
+	MorayEndpoints       map[string]string `json:"moray_endpoints"`       // shard number -> host:port, instead of DNS
 	MaxInflightPerSource int               `json:"max_inflight_per_source"`
 }
 
@@ -192,6 +193,9 @@ func (c *Config) validate() error {
 		}
 	}
 	if _, err := c.shardDSNs(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := c.morayEndpoints(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.MinAvailMB < 0 {

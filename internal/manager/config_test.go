@@ -120,6 +120,8 @@ func TestConfigRejects(t *testing.T) {
 		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"options":{"max_metadata_update_threads":251}}`, "max_metadata_update_threads"},
 		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"mdapi":{"shards":[{"host":"buckets.d"}]}}`, "mdapi shard host"},
 		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"listen_port":"80"}`, "listen_port"},
+		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"moray_endpoints":{"x":"h:2020"}}`, `moray_endpoints: key "x"`},
+		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"moray_endpoints":{"1":""}}`, `moray_endpoints: shard 1 has an empty value`},
 	} {
 		if _, err := ParseConfig([]byte(tt.config)); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: error %v, want one mentioning %q", tt.config, err, tt.want)

@@ -99,7 +99,7 @@ func New(ctx context.Context, cfg *Config, deps Deps) (*Manager, error) {
 
 	shards := deps.Shards
 	if shards == nil {
-		s := moray.NewShards(moray.DNSShards{Domain: cfg.DomainName}, moray.Options{Logger: m.log.With("component", "moray")})
+		s := moray.NewShards(cfg.shardResolver(), moray.Options{Logger: m.log.With("component", "moray")})
 		m.closers = append(m.closers, s.Close)
 		shards = s
 	}
@@ -107,7 +107,7 @@ func New(ctx context.Context, cfg *Config, deps Deps) (*Manager, error) {
 	if source == nil {
 		scan := deps.Shards
 		if scan == nil {
-			s := moray.NewShards(moray.DNSShards{Domain: cfg.DomainName}, moray.Options{Logger: m.log.With("component", "moray-scan")})
+			s := moray.NewShards(cfg.shardResolver(), moray.Options{Logger: m.log.With("component", "moray-scan")})
 			m.closers = append(m.closers, s.Close)
 			scan = s
 		}
@@ -253,6 +253,7 @@ func (m *Manager) Reload(ctx context.Context, next *Config) ([]string, error) {
 	merged.DomainName, merged.Shards, merged.Database = prev.DomainName, prev.Shards, prev.Database
 	merged.ListenPort, merged.MetricsPort, merged.AgentPort = prev.ListenPort, prev.MetricsPort, prev.AgentPort
 	merged.StorinfoURL, merged.DirectDB, merged.ShardDatabases = prev.StorinfoURL, prev.DirectDB, prev.ShardDatabases
+	merged.MorayEndpoints = prev.MorayEndpoints
 	m.mu.Lock()
 	m.cfg = &merged
 	m.mu.Unlock()
@@ -294,6 +295,7 @@ func restartOnly(a, b *Config) []string {
 	add(a.StorinfoURL != b.StorinfoURL, "storinfo_url")
 	add(*a.DirectDB != *b.DirectDB, "direct_db")
 	add(fmt.Sprint(a.ShardDatabases) != fmt.Sprint(b.ShardDatabases), "shard_databases")
+	add(fmt.Sprint(a.MorayEndpoints) != fmt.Sprint(b.MorayEndpoints), "moray_endpoints")
 	return keys
 }
 

@@ -37,14 +37,19 @@ func start(t *testing.T, fc testbed.Config, edit func(cfg map[string]any)) *runn
 	t.Helper()
 	f := testbed.New(t, fc)
 	cfgMap := f.ManagerConfig()
+	endpoints := map[string]any{}
+	for _, n := range f.ShardNumbers() {
+		endpoints[fmt.Sprint(n)] = f.MorayAddr(n)
+	}
+	cfgMap["moray_endpoints"] = endpoints
 	if edit != nil {
 		edit(cfgMap)
 	}
 	cfg := parse(t, cfgMap)
 	ctx, cancel := context.WithCancel(context.Background())
-	m, err := manager.New(ctx, cfg, manager.Deps{
-		Shards: f.Shards(), AgentClient: f.AgentClient(), Logger: f.Logger(), JobOptions: testbed.FastTimers,
-	})
+	// Moray is reached through moray_endpoints, as a hand-made
+	// configuration would; only the agents need the fleet's dialer.
+	m, err := manager.New(ctx, cfg, manager.Deps{AgentClient: f.AgentClient(), Logger: f.Logger(), JobOptions: testbed.FastTimers})
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -27,18 +28,49 @@ func (c *Config) ShardNumbers() []int {
 
 // shardDSNs parses shard_databases: shard number -> PostgreSQL URL.
 func (c *Config) shardDSNs() (map[int]string, error) {
-	if len(c.ShardDatabases) == 0 {
+	return shardMap("shard_databases", c.ShardDatabases)
+}
+
+// morayEndpoints parses moray_endpoints: shard number -> host:port.
+func (c *Config) morayEndpoints() (map[int]string, error) {
+	return shardMap("moray_endpoints", c.MorayEndpoints)
+}
+
+func shardMap(key string, in map[string]string) (map[int]string, error) {
+	if len(in) == 0 {
 		return nil, nil
 	}
-	m := make(map[int]string, len(c.ShardDatabases))
-	for k, v := range c.ShardDatabases {
+	m := make(map[int]string, len(in))
+	for k, v := range in {
 		n, err := strconv.Atoi(k)
 		if err != nil || n < 0 {
-			return nil, fmt.Errorf("shard_databases: key %q is not a shard number", k)
+			return nil, fmt.Errorf("%s: key %q is not a shard number", key, k)
+		}
+		if v == "" {
+			return nil, fmt.Errorf("%s: shard %d has an empty value", key, n)
 		}
 		m[n] = v
 	}
 	return m, nil
+}
+
+// shardResolver finds each shard's Moray: moray_endpoints where it names
+// the shard, else DNS under domain_name as production Manta publishes it.
+type shardResolver struct {
+	static moray.StaticShards
+	dns    moray.DNSShards
+}
+
+func (r shardResolver) ResolveShard(ctx context.Context, shard int) (string, error) {
+	if addr, ok := r.static[shard]; ok {
+		return addr, nil
+	}
+	return r.dns.ResolveShard(ctx, shard)
+}
+
+func (c *Config) shardResolver() moray.ShardResolver {
+	static, _ := c.morayEndpoints() // validated by ParseConfig
+	return shardResolver{static: static, dns: moray.DNSShards{Domain: c.DomainName}}
 }
 
 // defaultSource returns the object source of the configuration: each
