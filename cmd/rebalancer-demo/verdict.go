@@ -1,0 +1,295 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/evacuate"
+	"github.com/TritonDataCenter/rebalancer/internal/testbed"
+	"github.com/TritonDataCenter/rebalancer/moray/moraytest"
+)
+
+// writerMark is what the simulated concurrent writer adds to an object's
+// metadata; the verdict checks it survived the rebalancer's update.
+const writerMark = `"demo_concurrent_writer":"changed",`
+
+// injectFaults sets up the faults the flags ask for, choosing objects that
+// are on the evacuated shark.
+func (d *demo) injectFaults(ctx context.Context) error {
+	if d.DeadSource == "" && d.Corrupt == 0 && d.EtagConflicts == 0 {
+		return nil
+	}
+	var objs []rebalancer.Object
+	err := d.fleet.ScanSource().Discover(ctx, rebalancer.DiscoverRequest{Shark: d.Evacuate}, func(o rebalancer.Object) error {
+		objs = append(objs, o)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list the objects on %s: %w", d.Evacuate, err)
+	}
+	if d.DeadSource != "" {
+		d.fleet.Shark(d.DeadSource).StopMako()
+		n := 0
+		for _, o := range objs {
+			if o.HasShark(d.DeadSource) {
+				n++
+			}
+		}
+		d.say("Fault: the file server of %s is down; %d of the objects to move have a copy there.", d.DeadSource, n)
+	}
+	// Sources of the remaining faults: objects whose other copies are all
+	// on live sharks, each object used by one fault only.
+	var usable []rebalancer.Object
+	for _, o := range objs {
+		if len(o.Sharks) > 1 && (d.DeadSource == "" || !o.HasShark(d.DeadSource)) {
+			usable = append(usable, o)
+		}
+	}
+	if d.Corrupt+d.EtagConflicts > len(usable) {
+		return fmt.Errorf("--corrupt %d and --etag-conflicts %d need that many objects with a live source; there are %d", d.Corrupt, d.EtagConflicts, len(usable))
+	}
+	d.corrupted = map[string]string{}
+	for _, o := range usable[:d.Corrupt] {
+		for _, n := range o.Sharks {
+			if n.MantaStorageID != d.Evacuate {
+				if err := d.fleet.Shark(n.MantaStorageID).Corrupt(o.Owner, o.ID); err != nil {
+					return err
+				}
+				d.corrupted[o.ID] = n.MantaStorageID
+				break
+			}
+		}
+	}
+	if d.Corrupt > 0 {
+		d.say("Fault: %d source copies corrupted (one byte flipped, size unchanged).", d.Corrupt)
+	}
+	if d.EtagConflicts > 0 {
+		d.writer = newConcurrentWriter(d.fleet, usable[d.Corrupt:d.Corrupt+d.EtagConflicts])
+		d.say("Fault: another writer will change %d objects just as the job updates their metadata.", d.EtagConflicts)
+	}
+	return nil
+}
+
+// concurrentWriter changes an object's metadata the moment the rebalancer
+// sends its conditional update, so that the update meets a real etag
+// conflict, as when a user changes an object during an evacuation.
+type concurrentWriter struct {
+	fleet   *testbed.Fleet
+	mu      sync.Mutex
+	targets map[string]int // key -> shard
+	fired   map[string]bool
+}
+
+func newConcurrentWriter(f *testbed.Fleet, objs []rebalancer.Object) *concurrentWriter {
+	w := &concurrentWriter{fleet: f, targets: map[string]int{}, fired: map[string]bool{}}
+	for _, o := range objs {
+		w.targets[o.Key] = o.Shard
+	}
+	for _, n := range f.ShardNumbers() {
+		srv := f.Moray(n)
+		srv.SetHook(func(r moraytest.Request) moraytest.Action {
+			for _, key := range conditionalPuts(r) {
+				w.change(srv, key)
+			}
+			return moraytest.Action{}
+		})
+	}
+	return w
+}
+
+// conditionalPuts returns the manta keys a putObject or batch request
+// writes with an etag condition.
+func conditionalPuts(r moraytest.Request) []string {
+	type put struct {
+		Bucket    string `json:"bucket"`
+		Key       string `json:"key"`
+		Operation string `json:"operation"`
+		Options   struct {
+			Etag *string `json:"etag"`
+		} `json:"options"`
+	}
+	var puts []put
+	switch {
+	case r.Method == "batch" && len(r.Args) > 0:
+		json.Unmarshal(r.Args[0], &puts)
+	case r.Method == "putObject" && len(r.Args) >= 4:
+		var p put
+		if json.Unmarshal(r.Args[0], &p.Bucket) == nil && json.Unmarshal(r.Args[1], &p.Key) == nil &&
+			json.Unmarshal(r.Args[3], &p.Options) == nil {
+			puts = append(puts, p)
+		}
+	}
+	var keys []string
+	for _, p := range puts {
+		if p.Bucket == "manta" && p.Options.Etag != nil && (p.Operation == "" || p.Operation == "put") {
+			keys = append(keys, p.Key)
+		}
+	}
+	return keys
+}
+
+// change rewrites a target object once, adding writerMark to its value.
+func (w *concurrentWriter) change(srv *moraytest.Server, key string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.targets[key]; !ok || w.fired[key] {
+		return
+	}
+	cur, err := srv.Get("manta", key)
+	if err != nil || !bytes.HasPrefix(cur.Value, []byte("{")) {
+		return
+	}
+	next := append([]byte("{"+writerMark), cur.Value[1:]...)
+	if _, err := srv.Put("manta", key, json.RawMessage(next)); err == nil {
+		w.fired[key] = true
+	}
+}
+
+func (w *concurrentWriter) firedCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.fired)
+}
+
+// printJob summarises the job as the manager recorded it.
+func (d *demo) printJob(st evacuate.Status, elapsed time.Duration) {
+	complete, bytesMoved := st.Total(rebalancer.ObjectComplete)
+	skipped, _ := st.Total(rebalancer.ObjectSkipped)
+	failed, _ := st.Total(rebalancer.ObjectError)
+	secs := elapsed.Seconds()
+	d.say("Job %s ended %s in %s.", st.Job.ID, st.Job.State, elapsed.Round(time.Millisecond))
+	d.say("  moved:      %s objects, %s (%s objects/s, %s/s)", humanize.Comma(complete), humanize.IBytes(uint64(bytesMoved)),
+		humanize.Comma(int64(float64(complete)/secs)), humanize.IBytes(uint64(float64(bytesMoved)/secs)))
+	d.say("  skipped:    %s%s", humanize.Comma(skipped), breakdown(st, rebalancer.ObjectSkipped))
+	d.say("  errors:     %s%s", humanize.Comma(failed), breakdown(st, rebalancer.ObjectError))
+	d.say("  duplicates: %s", humanize.Comma(st.Duplicates))
+	if st.Job.Error != "" {
+		d.say("  job error:  %s", st.Job.Error)
+	}
+}
+
+func breakdown(st evacuate.Status, status rebalancer.ObjectStatus) string {
+	var parts []string
+	for _, c := range st.Counts {
+		if c.Status == status.String() && c.N > 0 {
+			parts = append(parts, fmt.Sprintf("%s: %d", c.Reason, c.N))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	slices.Sort(parts)
+	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+// verdict checks the job's account against what Verify found on disk and
+// in the metadata, prints every check, and ends with the verdict line.
+func (d *demo) verdict(ctx context.Context, st evacuate.Status, rep testbed.Report) bool {
+	complete, _ := st.Total(rebalancer.ObjectComplete)
+	skipped, _ := st.Total(rebalancer.ObjectSkipped)
+	failed, _ := st.Total(rebalancer.ObjectError)
+	var total int64
+	for _, c := range st.Counts {
+		total += c.N
+	}
+	var failures []string
+	check := func(ok bool, format string, args ...any) {
+		line := fmt.Sprintf(format, args...)
+		mark := "ok  "
+		if !ok {
+			mark = "FAIL"
+			failures = append(failures, line)
+		}
+		d.say("  %s %s", mark, line)
+	}
+
+	check(st.Job.State == rebalancer.JobComplete, "the job completed (state %s)", st.Job.State)
+	check(total == int64(d.pop.Pinned) && st.Remaining() == 0,
+		"every object on %s was found and reached a final status (%d found, %d written there, %d not final)",
+		d.Evacuate, total, d.pop.Pinned, st.Remaining())
+	left := rep.Counts[testbed.ProblemStillOnEvacuated] + rep.SingleCopy + rep.NoDestination
+	check(int64(left) == skipped+failed,
+		"metadata names %s only for the objects the job reports not moved (%d named, %d skipped or in error)",
+		d.Evacuate, left, skipped+failed)
+	check(rep.CopiesOK+rep.Counts[testbed.ProblemBadMD5] == rep.Copies,
+		"every copy the metadata names is on disk with the right size (%d copies checked)", rep.Copies)
+
+	var badMD5, other []string
+	for _, p := range rep.Problems {
+		switch {
+		case p.Kind == testbed.ProblemStillOnEvacuated:
+		case p.Kind == testbed.ProblemBadMD5 && d.corrupted[p.ObjectID] == p.Shark:
+			badMD5 = append(badMD5, p.ObjectID)
+		default:
+			other = append(other, p.String())
+		}
+	}
+	listed := 0
+	for _, n := range rep.Counts {
+		listed += n
+	}
+	if listed > len(rep.Problems) {
+		other = append(other, fmt.Sprintf("%d problems beyond the %d listed", listed-len(rep.Problems), len(rep.Problems)))
+	}
+	check(len(other) == 0, "no copy with a wrong MD5, no temp file, no unknown shark%s", firstFew(other))
+	if d.Corrupt > 0 {
+		check(len(badMD5) == len(d.corrupted),
+			"the %d corrupted source copies are the only bad ones, and none was copied (%d found)", len(d.corrupted), len(badMD5))
+	}
+	if d.writer != nil {
+		kept, moved := d.writerOutcome(ctx)
+		check(d.writer.firedCount() == d.EtagConflicts && kept == d.EtagConflicts && moved == d.EtagConflicts,
+			"the %d objects changed by another writer met an etag conflict, were re-read and moved, and kept the writer's change (conflicts %d, kept %d, moved %d)",
+			d.EtagConflicts, d.writer.firedCount(), kept, moved)
+	}
+
+	if len(failures) > 0 {
+		d.say("FAIL: %s", failures[0])
+		return false
+	}
+	notMoved := ""
+	if skipped+failed > 0 {
+		notMoved = fmt.Sprintf("; %d could not be moved and are reported as such", skipped+failed)
+	}
+	d.say("PASS: %s objects moved off %s and verified (%s copies MD5-checked on disk)%s.",
+		humanize.Comma(complete), d.Evacuate, humanize.Comma(int64(rep.CopiesOK)), notMoved)
+	return true
+}
+
+// writerOutcome counts the concurrent writer's objects that still carry its
+// change, and those whose metadata no longer names the evacuated shark.
+func (d *demo) writerOutcome(ctx context.Context) (kept, moved int) {
+	for key, shard := range d.writer.targets {
+		cur, err := d.fleet.Moray(shard).Get("manta", key)
+		if err != nil {
+			continue
+		}
+		if bytes.Contains(cur.Value, []byte(strings.TrimSuffix(writerMark, ","))) {
+			kept++
+		}
+		o, err := rebalancer.ParseObject(cur.Value)
+		if err == nil && !o.HasShark(d.Evacuate) {
+			moved++
+		}
+	}
+	return kept, moved
+}
+
+func firstFew(lines []string) string {
+	if len(lines) == 0 {
+		return ""
+	}
+	if len(lines) > 3 {
+		lines = append(lines[:3:3], fmt.Sprintf("and %d more", len(lines)-3))
+	}
+	return ": " + strings.Join(lines, "; ")
+}
