@@ -195,10 +195,16 @@ func (s *Store) Unprocessed(ctx context.Context, jobID string, after int64, limi
 }
 
 // AssignmentObjects returns the objects of an assignment that are in status.
+// assignmentObjectsQuery reads an assignment's objects in a status.
+// `status || ''` keeps SQLite on objects_assignment: with a plain status
+// test it walks every object of the job in that status (see
+// whereIDsInStatus).
+const assignmentObjectsQuery = `SELECT ` + objectColumns + ` FROM objects
+	WHERE job_id = ? AND assignment_id = ? AND status || '' = ? ORDER BY seq`
+
 func (s *Store) AssignmentObjects(ctx context.Context, jobID, assignmentID string, status rebalancer.ObjectStatus) ([]ObjectRow, error) {
 	var rows []ObjectRow
-	err := s.db.SelectContext(ctx, &rows, s.db.Rebind(`SELECT `+objectColumns+` FROM objects
-		WHERE job_id = ? AND assignment_id = ? AND status = ? ORDER BY seq`), jobID, assignmentID, status.String())
+	err := s.db.SelectContext(ctx, &rows, s.db.Rebind(assignmentObjectsQuery), jobID, assignmentID, status.String())
 	if err != nil {
 		return nil, fmt.Errorf("job %s assignment %s: read objects: %w", jobID, assignmentID, err)
 	}
@@ -310,14 +316,13 @@ func transition(ctx context.Context, tx *sqlx.Tx, jobID string, from rebalancer.
 	for g, cs := range groups {
 		for start := 0; start < len(cs); start += 500 {
 			chunk := cs[start:min(start+500, len(cs))]
-			args := []any{g.to.String(), g.skip, g.errKind, g.detail, t, jobID, from.String()}
-			marks := make([]string, len(chunk))
-			for i, c := range chunk {
-				marks[i] = "?"
+			args := []any{g.to.String(), g.skip, g.errKind, g.detail, t, jobID}
+			for _, c := range chunk {
 				args = append(args, c.ID)
 			}
+			args = append(args, from.String())
 			q := `UPDATE objects SET status = ?, skipped_reason = ?, error = ?, detail = ?, updated_at = ?
-				WHERE job_id = ? AND status = ? AND id IN (` + strings.Join(marks, ",") + `)`
+				WHERE ` + whereIDsInStatus(len(chunk))
 			res, err := tx.ExecContext(ctx, tx.Rebind(q), args...)
 			if err != nil {
 				return fmt.Errorf("job %s: move %d objects %s -> %s: %w", jobID, len(chunk), from, g.to, err)
@@ -408,6 +413,20 @@ const (
 
 // Assign stores a new assignment and moves its objects from unprocessed to
 // assigned, in one transaction.
+// whereIDsInStatus is the WHERE clause of a batch update of n objects of a
+// job by id, guarded by their current status; its arguments are the job
+// id, the n ids, then the status.
+//
+// The status test is written `status || '' = ?` on purpose: given a plain
+// `status = ?`, SQLite (without statistics) walks the objects_status index
+// over every object of the job in that status, for every batch, instead of
+// looking each id up in the primary key, which makes a job quadratic in its
+// size (measured by rebalancer-bench's rss bench: 780 objects/s at 100k
+// objects against 4,100 at 10k). PostgreSQL plans it the same either way.
+func whereIDsInStatus(n int) string {
+	return `job_id = ? AND id IN (?` + strings.Repeat(",?", n-1) + `) AND status || '' = ?`
+}
+
 func (s *Store) Assign(ctx context.Context, jobID string, a AssignmentRecord, objs []Change) error {
 	return s.write(ctx, func(tx *sqlx.Tx) error {
 		t := now()
@@ -419,16 +438,15 @@ func (s *Store) Assign(ctx context.Context, jobID string, a AssignmentRecord, ob
 		cnt := counter{}
 		for start := 0; start < len(objs); start += 500 {
 			chunk := objs[start:min(start+500, len(objs))]
-			args := []any{rebalancer.ObjectAssigned.String(), a.ID, a.Dest.MantaStorageID, a.Dest.Datacenter, t, jobID, rebalancer.ObjectUnprocessed.String()}
-			marks := make([]string, len(chunk))
-			for i, c := range chunk {
-				marks[i] = "?"
+			args := []any{rebalancer.ObjectAssigned.String(), a.ID, a.Dest.MantaStorageID, a.Dest.Datacenter, t, jobID}
+			for _, c := range chunk {
 				args = append(args, c.ID)
 				cnt.add(rebalancer.ObjectUnprocessed, "", -1, -c.Bytes)
 				cnt.add(rebalancer.ObjectAssigned, "", 1, c.Bytes)
 			}
+			args = append(args, rebalancer.ObjectUnprocessed.String())
 			res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE objects SET status = ?, assignment_id = ?, dest_shark = ?, dest_datacenter = ?, updated_at = ?
-				WHERE job_id = ? AND status = ? AND id IN (`+strings.Join(marks, ",")+`)`), args...)
+				WHERE `+whereIDsInStatus(len(chunk))), args...)
 			if err != nil {
 				return fmt.Errorf("job %s: assign objects to %s: %w", jobID, a.ID, err)
 			}
