@@ -194,14 +194,14 @@ func (s *Store) Unprocessed(ctx context.Context, jobID string, after int64, limi
 	return rows, nil
 }
 
-// AssignmentObjects returns the objects of an assignment that are in status.
-// assignmentObjectsQuery reads an assignment's objects in a status.
-// `status || ''` keeps SQLite on objects_assignment: with a plain status
-// test it walks every object of the job in that status (see
-// whereIDsInStatus).
+// assignmentObjectsQuery reads an assignment's objects in a status. The
+// status is concatenated with an empty string to keep SQLite on
+// objects_assignment: with a plain status test it walks every object of
+// the job in that status (see whereIDsInStatus).
 const assignmentObjectsQuery = `SELECT ` + objectColumns + ` FROM objects
 	WHERE job_id = ? AND assignment_id = ? AND status || '' = ? ORDER BY seq`
 
+// AssignmentObjects returns the objects of an assignment that are in status.
 func (s *Store) AssignmentObjects(ctx context.Context, jobID, assignmentID string, status rebalancer.ObjectStatus) ([]ObjectRow, error) {
 	var rows []ObjectRow
 	err := s.db.SelectContext(ctx, &rows, s.db.Rebind(assignmentObjectsQuery), jobID, assignmentID, status.String())
@@ -417,8 +417,8 @@ const (
 // job by id, guarded by their current status; its arguments are the job
 // id, the n ids, then the status.
 //
-// The status test is written `status || '' = ?` on purpose: given a plain
-// `status = ?`, SQLite (without statistics) walks the objects_status index
+// The status is concatenated with an empty string on purpose: given a plain
+// "status = ?", SQLite (without statistics) walks the objects_status index
 // over every object of the job in that status, for every batch, instead of
 // looking each id up in the primary key, which makes a job quadratic in its
 // size (measured by rebalancer-bench's rss bench: 780 objects/s at 100k
