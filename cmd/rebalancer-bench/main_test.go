@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+)
+
+// The rss bench runs this binary as a child; under go test that binary is
+// the test binary, so it must behave as the command when asked to.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "--rss-child" {
+		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// A quick run of every bench produces every figure, with positive values
+// and baselines where they are promised. Whether targets are met is not
+// checked: figures are for the bench command, not for assertions.
+func TestQuickRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs every bench at a small size; skipped with -short")
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"--quick", "--json", "--dir", t.TempDir(), "--rss-sizes", "1000,3000"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+	want := map[string]bool{ // bench/figure -> has a baseline
+		"agent/copy rate, 16 MiB objects":                    true,
+		"agent/copy rate, 4 KiB objects":                     true,
+		"e2e/evacuation, 4 KiB objects":                      false,
+		"e2e/time to first copied object":                    false,
+		"e2e/evacuation, 16 MiB objects":                     false,
+		"discovery/direct-PostgreSQL scan":                   true,
+		"discovery/direct-PostgreSQL scan, every row parsed": true,
+		"moray/getObject, one at a time":                     true,
+		"moray/getObject allocations":                        true,
+		"rss/manager peak RSS, 3k objects":                   true,
+	}
+	dec := json.NewDecoder(&stdout)
+	seen := map[string]bool{}
+	for dec.More() {
+		var f Figure
+		if err := dec.Decode(&f); err != nil {
+			t.Fatal(err)
+		}
+		name := f.Bench + "/" + f.Name
+		seen[name] = true
+		if f.Value <= 0 {
+			t.Errorf("%s: value %v", name, f.Value)
+		}
+		if baseline, ok := want[name]; ok && baseline && (f.Base <= 0 || f.Baseline == "") {
+			t.Errorf("%s: no baseline: %+v", name, f)
+		}
+		if f.Target != "" && f.Met == nil {
+			t.Errorf("%s: target %q without a verdict", name, f.Target)
+		}
+	}
+	for name := range want {
+		if !seen[name] {
+			t.Errorf("no figure %q", name)
+		}
+	}
+}
+
+func TestUsage(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"--help"}, 0, "--quick"},
+		{[]string{"--only", "nosuch"}, 2, `unknown bench "nosuch"`},
+		{[]string{"--bogus"}, 2, "unknown flag"},
+	}
+	for _, tt := range tests {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), tt.args, &stdout, &stderr)
+		if code != tt.code || !strings.Contains(stdout.String()+stderr.String(), tt.out) {
+			t.Errorf("%v: exit %d, want %d with %q\nstdout: %s\nstderr: %s", tt.args, code, tt.code, tt.out, &stdout, &stderr)
+		}
+	}
+}
