@@ -129,13 +129,16 @@ func evacuateGenerated(ctx context.Context, n int, dir string) error {
 		return err
 	}
 	defer store.Close()
-	var nodes []storinfo.Node
-	for i := 1; i <= 20; i++ {
-		nodes = append(nodes, storinfo.Node{MantaStorageID: fmt.Sprintf("%d.stor.bench.example", i), Datacenter: fmt.Sprintf("dc%d", i%3+1),
-			AvailableMB: 100_000_000, PercentUsed: 10, Timestamp: time.Now().UnixMilli()})
+	// A view refreshing from a storinfo that always reports the same
+	// roomy fleet, as the manager's does: a snapshot left unrefreshed
+	// goes stale after a few minutes, and Place refuses stale snapshots.
+	view := storinfo.NewView(storinfo.ViewConfig{Source: roomyFleet(20), Interval: 10 * time.Second})
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go view.Run(ctx)
+	if err := view.Refresh(ctx); err != nil {
+		return err
 	}
-	view := storinfo.NewView(storinfo.ViewConfig{})
-	view.Set(nodes)
 	placement, err := storinfo.NewPlacement(storinfo.PlacementConfig{Snapshots: view, Rand: rand.NewPCG(1, 2)})
 	if err != nil {
 		return err
@@ -174,6 +177,19 @@ func evacuateGenerated(ctx context.Context, n int, dir string) error {
 		return fmt.Errorf("%d objects complete, want %d", got, n)
 	}
 	return nil
+}
+
+// roomyFleet is a storinfo.Lister of n sharks over three datacenters, each
+// with 100 TB free, measured now.
+type roomyFleet int
+
+func (n roomyFleet) List(ctx context.Context) ([]storinfo.Node, error) {
+	nodes := make([]storinfo.Node, 0, n)
+	for i := 1; i <= int(n); i++ {
+		nodes = append(nodes, storinfo.Node{MantaStorageID: fmt.Sprintf("%d.stor.bench.example", i), Datacenter: fmt.Sprintf("dc%d", i%3+1),
+			AvailableMB: 100_000_000, PercentUsed: 10, Timestamp: time.Now().UnixMilli()})
+	}
+	return nodes, nil
 }
 
 // generated is an ObjectSource of n objects shaped like muskie's, each
