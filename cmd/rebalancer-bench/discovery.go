@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/lib/pq"
+	_ "github.com/lib/pq" // the PostgreSQL driver
 
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/internal/pgtest"
@@ -129,7 +129,7 @@ func loadMantaTable(ctx context.Context, dsn string, n int) error {
 		return err
 	}
 	defer tx.Rollback()
-	stmt, err := tx.Prepare(pq.CopyIn("manta", "_id", "_key", "_value", "_etag", "_mtime", "_vnode", "dirname", "name", "owner", "objectid", "type"))
+	stmt, err := tx.PrepareContext(ctx, "COPY manta (_id, _key, _value, _etag, _mtime, _vnode, dirname, name, owner, objectid, type) FROM STDIN")
 	if err != nil {
 		return err
 	}
