@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+
+	"github.com/TritonDataCenter/rebalancer"
 )
 
 type apiHarness struct {
@@ -161,7 +163,11 @@ func TestAPIUpdateAndControl(t *testing.T) {
 		t.Fatalf("create: %d %s", code, body)
 	}
 	id := strings.TrimSpace(body)
-	waitFor(t, func() bool { return h.engine.isRunning(id) })
+	// Claimed is not enough: PUT wants the job past its setup.
+	waitFor(t, func() bool {
+		j, err := h.store.GetJob(t.Context(), id)
+		return err == nil && j.State == rebalancer.JobRunning && h.engine.isRunning(id)
+	})
 	for _, tt := range []struct {
 		body, contains string
 		code           int

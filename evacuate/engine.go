@@ -226,6 +226,32 @@ func (e *Engine) claim(j JobRecord) (*runner, error) {
 	return r, nil
 }
 
+// evacuatedByOthers returns the sharks that running jobs other than job
+// are evacuating.
+func (e *Engine) evacuatedByOthers(job string) []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.sharks) < 2 {
+		return nil
+	}
+	out := make([]string, 0, len(e.sharks)-1)
+	for shark, id := range e.sharks {
+		if id != job {
+			out = append(out, shark)
+		}
+	}
+	return out
+}
+
+// evacuatedByOther reports whether a running job other than job is
+// evacuating shark.
+func (e *Engine) evacuatedByOther(shark, job string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	id, ok := e.sharks[shark]
+	return ok && id != job
+}
+
 func (e *Engine) release(r *runner) {
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -3,6 +3,7 @@ package evacuate
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -182,8 +183,14 @@ func (f *feeder) place(ctx context.Context, row *ObjectRow, tick <-chan time.Tim
 	return nil
 }
 
-// placeObject asks the placement for a destination that is not in avoid.
+// placeObject asks the placement for a destination that is not in avoid
+// and that no other running job is evacuating: a copy put there would
+// leave the metadata naming a shark on its way out, after its own job may
+// already have scanned past the object.
 func (r *runner) placeObject(ctx context.Context, obj rebalancer.Object, avoid []string) (rebalancer.StorageNode, error) {
+	if others := r.e.evacuatedByOthers(r.job.ID); len(others) > 0 {
+		avoid = append(slices.Clip(avoid), others...)
+	}
 	return r.e.cfg.Placement.Place(ctx, obj, r.job.From, avoid)
 }
 

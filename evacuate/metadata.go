@@ -76,8 +76,13 @@ func (r *runner) updateAssignment(ctx context.Context, id string) error {
 	if err := r.store.Transition(ctx, r.job.ID, rebalancer.ObjectPostProcessing, changes, nil); err != nil {
 		return fmt.Errorf("assignment %s: record metadata updates: %w", id, err)
 	}
+	requeued := false
 	for _, c := range changes {
 		r.e.cfg.Metrics.objectEnded(c)
+		requeued = requeued || c.To == rebalancer.ObjectUnprocessed
+	}
+	if requeued {
+		r.wakeFeeder()
 	}
 	return nil
 }
@@ -107,6 +112,14 @@ func (r *runner) updateObject(ctx context.Context, row *ObjectRow) (Change, erro
 			kind = bad.Kind
 		}
 		return done(rebalancer.ObjectError, kind, err.Error())
+	}
+	if r.e.evacuatedByOther(dest.MantaStorageID, r.job.ID) && row.Attempts+1 < o.MaxAttempts {
+		// The copy went to a shark that a job started since is evacuating,
+		// and that job may have scanned past this object already: naming
+		// the destination now could leave the object on it. Place it again
+		// (placement avoids sharks being evacuated).
+		return Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectUnprocessed, Avoid: dest.MantaStorageID,
+			Detail: "the destination is being evacuated; placing the object again"}, nil
 	}
 	var refreshed *rebalancer.Object
 	deadline := time.Now().Add(o.MetadataRetryWindow.D())
@@ -155,6 +168,14 @@ func (r *runner) updateObject(ctx context.Context, row *ObjectRow) (Change, erro
 				c.Refresh = &cur
 				return c, nil
 			case cur.HasShark(dest.MantaStorageID):
+				// Another job, moving another copy of this object, put its
+				// copy on the same destination first (the copy there is
+				// that one). The object must still leave the evacuated
+				// shark: place it again, elsewhere, while attempts remain.
+				if row.Attempts+1 < o.MaxAttempts {
+					return Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectUnprocessed, Avoid: dest.MantaStorageID,
+						Refresh: &cur, Detail: "metadata already lists the destination; placing the object again"}, nil
+				}
 				return done(rebalancer.ObjectError, rebalancer.ErrorMorayEtagMismatch,
 					"metadata already lists the destination as well as the evacuated shark")
 			case conflicts > o.EtagRetries:
