@@ -76,6 +76,12 @@ type limits struct {
 	blockDC      map[string]bool
 }
 
+// Validate reports the limits that NewPlacement and SetTunables refuse.
+func (t Tunables) Validate() error {
+	_, err := t.limits()
+	return err
+}
+
 func (t Tunables) limits() (limits, error) {
 	l := limits{maxFill: t.MaxFillPercentage, maxSharks: t.MaxSharks, maxStaleness: t.MaxStaleness}
 	switch {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"sort"
@@ -220,8 +221,27 @@ func (c *Config) validate() error {
 	if o.MdReadChunkSize < 1 || o.MaxMdReadThreads < 1 {
 		errs = append(errs, errors.New("options.md_read_chunk_size and max_md_read_threads must be positive"))
 	}
+	if o.MaxAssignmentAge > maxAssignmentAge {
+		errs = append(errs, fmt.Errorf("options.max_assignment_age must be at most %d seconds", maxAssignmentAge))
+	}
+	// What the engine, the placement and the storinfo client would refuse
+	// must fail here, not at startup or, after a reload, on every new job
+	// (found by FuzzParseConfig).
+	if err := c.JobOptions().Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("options: %w", err))
+	}
+	if err := c.Tunables().Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := storinfo.NewClient(storinfo.ClientConfig{BaseURL: c.StorinfoURL, Domain: c.DomainName}); err != nil {
+		errs = append(errs, fmt.Errorf("storinfo_url: %w", err))
+	}
 	return errors.Join(errs...)
 }
+
+// maxAssignmentAge is the largest max_assignment_age (seconds) whose double,
+// the agent timeout, is still a time.Duration.
+const maxAssignmentAge = math.MaxInt64 / int(2*time.Second)
 
 // MinMaxShard returns the smallest and largest shard numbers.
 func (c *Config) MinMaxShard() (int, int) {

@@ -122,6 +122,15 @@ func TestConfigRejects(t *testing.T) {
 		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"listen_port":"80"}`, "listen_port"},
 		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"moray_endpoints":{"x":"h:2020"}}`, `moray_endpoints: key "x"`},
 		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"moray_endpoints":{"1":""}}`, `moray_endpoints: shard 1 has an empty value`},
+		// Accepted by the legacy keys' checks but refused later by the
+		// engine, the placement or the storinfo client (FuzzParseConfig).
+		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"options":{"max_tasks_per_assignment":20000}}`, "max_tasks_per_assignment"},
+		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"options":{"exclude_key_prefixes":[""]}}`, "exclude_key_prefixes"},
+		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"options":{"max_assignment_age":9000000000}}`, "max_assignment_age"},
+		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"max_inflight_per_source":-1}`, "max_inflight_per_source"},
+		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"min_avail_mb":9000000000000}`, "min available"},
+		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"storinfo_url":"ftp://storinfo.d"}`, "storinfo_url"},
+		{`{"domain_name":"d d","shards":[{"host":"1.moray.d"}]}`, "storinfo_url"},
 	} {
 		if _, err := ParseConfig([]byte(tt.config)); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: error %v, want one mentioning %q", tt.config, err, tt.want)
