@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -101,6 +102,13 @@ type Config struct {
 	// SourceClient, if set, is used for downloads instead of a client built
 	// from the timeouts above. Its transport should not decompress bodies.
 	SourceClient *http.Client
+
+	// SourceProxy, if set, is an HTTP proxy (http:// or https:// URL)
+	// through which every download goes: for tests that run agents as
+	// processes against sharks with made-up names, or unusual networks.
+	// Proxies from the environment (HTTP_PROXY...) are ignored on purpose,
+	// since sharks talk to each other directly. Unused with SourceClient.
+	SourceProxy *url.URL
 }
 
 // MetricLabels are the legacy constant labels (spec agent.md 4.1).
@@ -199,6 +207,9 @@ func (c Config) validate() error {
 		if p.v < 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive, is %d", p.name, p.v))
 		}
+	}
+	if p := c.SourceProxy; p != nil && ((p.Scheme != "http" && p.Scheme != "https") || p.Host == "") {
+		errs = append(errs, fmt.Errorf("source proxy %q is not an http:// or https:// URL with a host", p.Redacted()))
 	}
 	for i, d := range c.RetryDelays {
 		if d < 0 {

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -69,10 +70,14 @@ func newCopier(cfg Config, log *slog.Logger, m *metrics) *copier {
 	if c.client == nil {
 		c.ownsConn = true
 		d := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
+		// Sharks talk to each other directly; a proxy from the environment
+		// would only be in the way. Only an explicit one is used.
+		var proxy func(*http.Request) (*url.URL, error)
+		if cfg.SourceProxy != nil {
+			proxy = http.ProxyURL(cfg.SourceProxy)
+		}
 		c.client = &http.Client{Transport: &http.Transport{
-			// Sharks talk to each other directly; a proxy from the
-			// environment would only be in the way.
-			Proxy:                 nil,
+			Proxy:                 proxy,
 			DialContext:           d.DialContext,
 			TLSHandshakeTimeout:   cfg.ConnectTimeout,
 			ResponseHeaderTimeout: cfg.DownloadTimeout,

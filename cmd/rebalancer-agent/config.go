@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -125,6 +126,13 @@ func resolve(c *cli, defaultFile string) (settings, error) {
 	}
 	if c.RetryDelays != nil {
 		cfg.RetryDelays = c.RetryDelays
+	}
+	if c.SourceProxy != "" {
+		u, err := url.Parse(c.SourceProxy)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return s, fmt.Errorf("--source-proxy %q is not an http:// or https:// URL with a host", c.SourceProxy)
+		}
+		cfg.SourceProxy = u
 	}
 	// Negative values are errors, not "use the default".
 	for _, v := range []struct {

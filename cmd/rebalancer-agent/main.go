@@ -47,6 +47,7 @@ type cli struct {
 	Retention            time.Duration    `help:"How long completed assignments are kept before they are pruned. Default: 336h (14 days)." placeholder:"DURATION" env:"REBALANCER_AGENT_RETENTION"`
 	MaxBodyBytes         int64            `help:"Largest POST /assignments body accepted. Default: 67108864 (64 MiB)." placeholder:"BYTES" env:"REBALANCER_AGENT_MAX_BODY_BYTES"`
 	ShutdownGrace        time.Duration    `help:"On SIGTERM/SIGINT, how long downloads in flight may run on; the rest are abandoned and redone at the next start. Default: 30s." placeholder:"DURATION" env:"REBALANCER_AGENT_SHUTDOWN_GRACE"`
+	SourceProxy          string           `help:"HTTP proxy for downloads from other sharks (tests, unusual networks); environment proxies are ignored on purpose. Default: none." placeholder:"URL" env:"REBALANCER_AGENT_SOURCE_PROXY"`
 	LogLevel             string           `help:"Log level: debug, info, warn or error." default:"info" enum:"debug,info,warn,error" env:"REBALANCER_AGENT_LOG_LEVEL"`
 	Version              kong.VersionFlag `help:"Print the version and exit."`
 }

@@ -100,6 +100,17 @@ func TestResolve(t *testing.T) {
 					t.Errorf("settings %+v %+v", s, a)
 				}
 			}},
+		{name: "source proxy", dflt: missing, c: cli{SourceProxy: "http://127.0.0.1:3128"}, check: func(t *testing.T, s settings) {
+			if p := s.agent.SourceProxy; p == nil || p.String() != "http://127.0.0.1:3128" {
+				t.Errorf("source proxy %v", p)
+			}
+		}},
+		{name: "no source proxy", dflt: missing, check: func(t *testing.T, s settings) {
+			if s.agent.SourceProxy != nil {
+				t.Errorf("source proxy %v without the flag", s.agent.SourceProxy)
+			}
+		}},
+		{name: "bad source proxy", dflt: missing, c: cli{SourceProxy: "127.0.0.1:3128"}, wantErr: "--source-proxy"},
 		{name: "new and unknown keys", dflt: writeFile(t, "new.toml",
 			"[server]\nmanta_root = \"/zones/manta\"\ndata_dir = \"/var/db/ra\"\nretention = \"48h\"\nmax_body_bytes = 1024\ncolour = \"blue\""),
 			check: func(t *testing.T, s settings) {
@@ -135,7 +146,8 @@ func TestRunUsage(t *testing.T) {
 		t.Fatalf("--help: exit %d", code)
 	}
 	for _, flag := range []string{"--listen", "--metrics-listen", "--root", "--data-dir", "--config", "--workers",
-		"--workers-per-assignment", "--token", "--retention", "--max-body-bytes", "--download-timeout", "--shutdown-grace"} {
+		"--workers-per-assignment", "--token", "--retention", "--max-body-bytes", "--download-timeout", "--shutdown-grace",
+		"--source-proxy"} {
 		if !strings.Contains(out.String(), flag+"=") {
 			t.Errorf("--help does not explain %s", flag)
 		}

@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -42,6 +43,7 @@ type cli struct {
 	MetricsListen string           `help:"Address of the Prometheus metrics; \"off\" disables them. Default: 0.0.0.0:<metrics_port> (8878)." placeholder:"ADDR" env:"REBALANCER_METRICS_LISTEN"`
 	Database      string           `help:"Job store: a postgres:// URL, or a SQLite file or directory. Default: the config's \"database\", else ${default_database}." placeholder:"URL-OR-PATH" env:"REBALANCER_DATABASE"`
 	LogLevel      string           `help:"Log level (debug, info, warn, error), overriding the config's log_level." enum:"debug,info,warn,error," default:"" env:"REBALANCER_LOG_LEVEL"`
+	AgentProxy    string           `help:"HTTP proxy for requests to the agents (tests, unusual networks); environment proxies are ignored on purpose. Default: none." placeholder:"URL" env:"REBALANCER_AGENT_PROXY"`
 	Version       kong.VersionFlag `help:"Print the version and exit."`
 }
 
@@ -101,6 +103,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, reload <-
 	if err != nil {
 		fmt.Fprintln(stderr, "rebalancer-manager: error parsing config file:", err)
 		return 2
+	}
+	if c.AgentProxy != "" {
+		u, err := url.Parse(c.AgentProxy)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			fmt.Fprintf(stderr, "rebalancer-manager: --agent-proxy %q is not an http:// or https:// URL with a host\n", c.AgentProxy)
+			return 2
+		}
+		deps.AgentProxy = u
 	}
 	level := new(slog.LevelVar)
 	setLevel(level, &c, cfg)

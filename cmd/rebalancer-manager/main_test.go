@@ -51,6 +51,8 @@ func TestUsageAndConfigErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.json")
 	writeConfig(t, bad, map[string]any{"shards": []any{}, "max_fill_percentage": 120})
+	good := filepath.Join(dir, "good.json")
+	writeConfig(t, good, map[string]any{"domain_name": "demo.example", "shards": []any{map[string]any{"host": "1.moray.demo.example"}}})
 	broken := filepath.Join(dir, "broken.json")
 	if err := os.WriteFile(broken, []byte(`{"domain_name": `), 0o644); err != nil {
 		t.Fatal(err)
@@ -61,11 +63,12 @@ func TestUsageAndConfigErrors(t *testing.T) {
 		code     int
 		contains []string
 	}{
-		{"help", []string{"--help"}, 0, []string{"--config", "--listen", "--metrics-listen", "--database", "SIGUSR1"}},
+		{"help", []string{"--help"}, 0, []string{"--config", "--listen", "--metrics-listen", "--database", "--agent-proxy", "SIGUSR1"}},
 		{"missing file", []string{"-c", filepath.Join(dir, "none.json")}, 2, []string{"error parsing config file", "none.json"}},
 		{"invalid values", []string{"--config", bad}, 2, []string{"domain_name is required", "at least one shard", "max_fill_percentage must be in 1..100"}},
 		{"not JSON", []string{"--config_file", broken}, 2, []string{"broken.json"}},
 		{"unknown flag", []string{"--nope"}, 2, []string{"unknown flag --nope"}},
+		{"bad agent proxy", []string{"--config", good, "--agent-proxy", "localhost:3128"}, 2, []string{"--agent-proxy", "not an http://"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -44,6 +45,11 @@ type Deps struct {
 	Storinfo storinfo.Lister
 	// AgentClient talks to the agents.
 	AgentClient *agent.Client
+	// AgentProxy, when set and AgentClient is nil, is an HTTP proxy
+	// through which every request to an agent goes (tests that run agents
+	// as processes under made-up names, unusual networks). Proxies from
+	// the environment are ignored on purpose.
+	AgentProxy *url.URL
 	// Logger receives everything the manager logs (default slog.Default).
 	Logger *slog.Logger
 	// MetricLabels are the constant labels of every metric.
@@ -135,6 +141,14 @@ func New(ctx context.Context, cfg *Config, deps Deps) (*Manager, error) {
 	ac := deps.AgentClient
 	if ac == nil {
 		ac = &agent.Client{BaseURL: agent.PortBaseURL(cfg.AgentPort)}
+		if p := deps.AgentProxy; p != nil {
+			if (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+				return nil, fmt.Errorf("agent proxy %q is not an http:// or https:// URL with a host", p.Redacted())
+			}
+			hc := agent.NewHTTPClient()
+			hc.Transport.(*http.Transport).Proxy = http.ProxyURL(p)
+			ac.HTTPClient = hc
+		}
 	}
 	m.metrics = evacuate.NewMetrics(deps.MetricLabels)
 	m.engine, err = evacuate.NewEngine(evacuate.Config{

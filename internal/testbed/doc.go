@@ -18,6 +18,13 @@
 // and the tests use the production names and URL shapes. The agents
 // download through it too.
 //
+// With Config.ExternalAgents the fleet runs no agents: the caller runs
+// rebalancer-agent processes over each Shark's Root and DataDir and
+// registers where they listen with Shark.SetAgentAddr; ProxyHandler is a
+// forward proxy through which such processes (--source-proxy,
+// --agent-proxy) reach the fleet by the same names. internal/crashtest
+// runs the real binaries this way.
+//
 // Populate writes objects quickly and reproducibly (content, base64 MD5 and
 // metadata exactly as muskie would leave them), Verify checks the whole
 // fleet from scratch after an evacuation, Shark methods inject faults (a

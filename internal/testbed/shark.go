@@ -23,6 +23,12 @@ import (
 // served; returning true means it answered the request itself.
 type MakoFault func(w http.ResponseWriter, r *http.Request) bool
 
+// AgentFault sees every request to a shark's agent API before the agent
+// does; returning true means it answered the request itself (a 503 storm,
+// a reset connection...). The agent itself is untouched, so what it did
+// accept it carries out as usual.
+type AgentFault func(w http.ResponseWriter, r *http.Request) bool
+
 // Shark is one storage node of the fleet: a directory standing for its
 // /manta dataset, a file server answering like mako, and a real rebalancer
 // agent writing into that directory. Either server can be stopped and
@@ -34,8 +40,9 @@ type Shark struct {
 	dataDir string
 	log     *slog.Logger
 
-	fault    atomic.Pointer[MakoFault]
-	requests atomic.Int64 // GETs and HEADs the file server received
+	fault      atomic.Pointer[MakoFault]
+	agentFault atomic.Pointer[AgentFault]
+	requests   atomic.Int64 // GETs and HEADs the file server received
 
 	mu        sync.Mutex // serialises starts and stops
 	mako      *httpServer
@@ -89,6 +96,16 @@ func (s *Shark) AgentAddr() string {
 	return s.agentAddr
 }
 
+// SetAgentAddr tells the fleet that the shark's agent listens on addr
+// ("127.0.0.1:port"): for an agent run outside the fleet
+// (Config.ExternalAgents), restarted on a new port as often as needed.
+// HTTPClient, AgentClient and ProxyHandler then reach it as
+// "{storage id}:7878". AgentAddr and Agent know only the fleet's own
+// agent, which takes the name back when StartAgent runs.
+func (s *Shark) SetAgentAddr(addr string) {
+	s.fleet.resolver.set(s.ID()+":"+AgentPort, addr)
+}
+
 // Agent returns the running agent, or nil while it is stopped.
 func (s *Shark) Agent() *agent.Server {
 	s.mu.Lock()
@@ -119,6 +136,26 @@ func (s *Shark) FailMako(status int) {
 	s.SetMakoFault(func(w http.ResponseWriter, r *http.Request) bool {
 		http.Error(w, fmt.Sprintf("testbed: injected %d", status), status)
 		return true
+	})
+}
+
+// SetAgentFault installs f in front of the agent's API; nil removes it. It
+// stays in place across agent restarts.
+func (s *Shark) SetAgentFault(f AgentFault) {
+	if f == nil {
+		s.agentFault.Store(nil)
+		return
+	}
+	s.agentFault.Store(&f)
+}
+
+// agentHandler puts the agent fault, if any, in front of h.
+func (s *Shark) agentHandler(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if f := s.agentFault.Load(); f != nil && (*f)(w, r) {
+			return
+		}
+		h.ServeHTTP(w, r)
 	})
 }
 
@@ -301,7 +338,7 @@ func (s *Shark) StartAgent() error {
 	s.agent, s.agentStop, s.agentRun = a, cancel, run
 	s.agentAddr = ln.Addr().String()
 	s.fleet.resolver.set(s.ID()+":"+AgentPort, s.agentAddr)
-	s.agentSrv = serve(ln, a.Handler(), s.log)
+	s.agentSrv = serve(ln, s.agentHandler(a.Handler()), s.log)
 	return nil
 }
 

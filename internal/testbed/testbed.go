@@ -51,6 +51,13 @@ type Config struct {
 	// 10ms, 20ms and ShutdownGrace to 500ms, so that fault tests are quick.
 	Agent agent.Config
 
+	// ExternalAgents starts every shark's file server but not its agent:
+	// the caller runs the agents (rebalancer-agent processes, say) over
+	// Shark.Root and Shark.DataDir, tells the fleet where each listens
+	// with Shark.SetAgentAddr, and stops them itself. ProxyHandler lets
+	// such processes reach the fleet by its production names.
+	ExternalAgents bool
+
 	// AvailableMB and PercentUsed are every shark's capacity as storinfo
 	// and the manta_storage records report it (defaults 1,000,000 MiB free
 	// at 10%).
@@ -230,6 +237,9 @@ func Start(ctx context.Context, cfg Config) (_ *Fleet, err error) {
 		f.byID[n.MantaStorageID] = s
 		if err := s.StartMako(); err != nil {
 			return nil, err
+		}
+		if cfg.ExternalAgents {
+			continue
 		}
 		if err := s.StartAgent(); err != nil {
 			return nil, err
