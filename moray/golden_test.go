@@ -317,7 +317,16 @@ func checkSplit(t *testing.T, in string) {
 	t.Helper()
 	var want []json.RawMessage
 	if err := json.Unmarshal([]byte(in), &want); err != nil {
-		return // only valid arrays reach splitArray
+		return // only valid JSON reaches splitArray
+	}
+	if want == nil {
+		// null decodes into a nil slice without error, but it is not an
+		// array: reply data must be one, as node-fast requires (found by
+		// FuzzSplitArray, testdata/fuzz/FuzzSplitArray/5753781e9fb25470).
+		if _, err := splitArray(json.RawMessage(in)); err == nil {
+			t.Fatalf("splitArray(%s) succeeded", in)
+		}
+		return
 	}
 	got, err := splitArray(json.RawMessage(in))
 	if err != nil || len(got) != len(want) {
