@@ -273,6 +273,12 @@ func (r *runner) monitor(ctx context.Context) error {
 			return err
 		case <-t.C:
 		}
+		// Read the flags before the counts: discovery records its last
+		// objects and then says it is done, so a "done" read after counts
+		// taken before those objects were recorded would end the job with
+		// them unprocessed (seen under load in the fault table).
+		discovered := r.discoveryFinished.Load()
+		drained := r.feederDrained.Load()
 		counts, err := r.store.Counts(ctx, r.job.ID)
 		if err != nil {
 			return err
@@ -299,11 +305,11 @@ func (r *runner) monitor(ctx context.Context) error {
 				return errFinished
 			}
 		case r.job.Options.DryRun:
-			if r.discoveryFinished.Load() && r.feederDrained.Load() {
+			if discovered && drained {
 				return errFinished
 			}
 		default:
-			if r.discoveryFinished.Load() && unprocessed == 0 && inFlight == 0 && r.fl.idle() {
+			if discovered && unprocessed == 0 && inFlight == 0 && r.fl.idle() {
 				return errFinished
 			}
 		}
