@@ -45,6 +45,24 @@ type MetadataStore interface {
 	ReplaceShark(ctx context.Context, obj Object, from string, to StorageNode) (etag string, err error)
 }
 
+// SharkReplacement is one ReplaceShark of a batch.
+type SharkReplacement struct {
+	Object Object
+	From   string
+	To     StorageNode
+}
+
+// BatchMetadataStore is a MetadataStore that can also rewrite the metadata
+// of several objects of one shard in one atomic batch, each write
+// conditional on its object's etag: if any object changed, nothing is
+// written and the error wraps ErrEtagConflict. It returns the new etags in
+// order. The engine uses it, when offered, to update an assignment's
+// objects with one request per shard (the legacy use_batched_updates).
+type BatchMetadataStore interface {
+	MetadataStore
+	ReplaceSharks(ctx context.Context, shard int, reps []SharkReplacement) (etags []string, err error)
+}
+
 // Placement chooses where an object's new copy goes.
 type Placement interface {
 	// Place picks a destination for obj, which is leaving the shark from, and

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -228,6 +229,69 @@ func TestEvacuateMovesEverything(t *testing.T) {
 			t.Errorf("status totals %d %d", n, b)
 		}
 	})
+}
+
+// Metadata updates go to each shard in one batch per assignment unless
+// IndividualUpdates is set; a batch that fails (a conflict, a deleted
+// object) is done again object by object, with the same outcome as the
+// individual path.
+func TestBatchedUpdates(t *testing.T) {
+	tests := []struct {
+		name       string
+		individual bool
+		setup      func(h *harness)
+		want       map[string]int64
+		batched    bool // some objects were written by batches
+		allBatched bool // every object was
+	}{
+		{name: "batched", want: map[string]int64{"complete": 90}, batched: true, allBatched: true},
+		{name: "individual", individual: true, want: map[string]int64{"complete": 90}},
+		{
+			name: "batches falling back on conflicts and deletions",
+			setup: func(h *harness) {
+				h.moray.mu.Lock()
+				defer h.moray.mu.Unlock()
+				for i, obj := range h.objs {
+					switch {
+					case i%10 == 0:
+						h.moray.conflictOnce[obj.Key] = true
+					case i == 1:
+						delete(h.moray.objects, obj.Key)
+					}
+				}
+			},
+			want:    map[string]int64{"complete": 89, "error": 1, "error/moray_object_not_found": 1},
+			batched: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, filepath.Join(t.TempDir(), "jobs.db"), 90, nil)
+			if tt.setup != nil {
+				tt.setup(h)
+			}
+			o := fastOptions()
+			o.IndividualUpdates = tt.individual
+			j, _ := h.run(o)
+			if j.State != rebalancer.JobComplete {
+				t.Fatalf("job ended %v %q", j.State, j.Error)
+			}
+			if got := h.check(j.ID); !maps.Equal(got, tt.want) {
+				t.Errorf("counts %v, want %v", got, tt.want)
+			}
+			h.moray.mu.Lock()
+			defer h.moray.mu.Unlock()
+			if got := h.moray.batches > 0; got != tt.batched {
+				t.Errorf("%d batches", h.moray.batches)
+			}
+			if tt.allBatched && h.moray.batchWrites != h.moray.writes {
+				t.Errorf("%d of %d writes in batches", h.moray.batchWrites, h.moray.writes)
+			}
+			if !tt.allBatched && tt.batched && h.moray.batchWrites == h.moray.writes {
+				t.Errorf("no object was updated on its own after a failed batch")
+			}
+		})
+	}
 }
 
 func TestEvacuateFaults(t *testing.T) {

@@ -35,6 +35,9 @@ type fakeMoray struct {
 	conflictOnce map[string]bool
 	// down makes every call fail with a transient error.
 	down bool
+	// batches counts successful ReplaceSharks calls, batchWrites the
+	// objects they wrote; writes counts every object written.
+	batches, batchWrites int
 }
 
 func newFakeMoray() *fakeMoray {
@@ -81,6 +84,43 @@ func (m *fakeMoray) ReplaceShark(ctx context.Context, obj rebalancer.Object, fro
 	if m.down {
 		return "", errors.New("moray unreachable")
 	}
+	return m.replaceLocked(obj, from, to)
+}
+
+// ReplaceSharks is all or nothing, like Moray's batch: every etag is
+// checked before anything is written.
+func (m *fakeMoray) ReplaceSharks(ctx context.Context, shard int, reps []rebalancer.SharkReplacement) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.down {
+		return nil, errors.New("moray unreachable")
+	}
+	for _, r := range reps {
+		if r.Object.Shard != shard {
+			return nil, fmt.Errorf("object %s is on shard %d, not %d", r.Object.Key, r.Object.Shard, shard)
+		}
+		cur, ok := m.objects[r.Object.Key]
+		if !ok {
+			return nil, fmt.Errorf("%s: %w", r.Object.Key, rebalancer.ErrObjectNotFound)
+		}
+		if cur.Etag != r.Object.Etag || m.conflictOnce[r.Object.Key] {
+			return nil, fmt.Errorf("%s: %w", r.Object.Key, rebalancer.ErrEtagConflict)
+		}
+	}
+	etags := make([]string, len(reps))
+	for i, r := range reps {
+		etag, err := m.replaceLocked(r.Object, r.From, r.To)
+		if err != nil {
+			panic(err) // checked above
+		}
+		etags[i] = etag
+	}
+	m.batches++
+	m.batchWrites += len(reps)
+	return etags, nil
+}
+
+func (m *fakeMoray) replaceLocked(obj rebalancer.Object, from string, to rebalancer.StorageNode) (string, error) {
 	cur, ok := m.objects[obj.Key]
 	if !ok {
 		return "", rebalancer.ErrObjectNotFound

@@ -65,13 +65,9 @@ func (r *runner) updateAssignment(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	changes := make([]Change, 0, len(rows))
-	for i := range rows {
-		c, err := r.updateObject(ctx, &rows[i])
-		if err != nil {
-			return err // ctx ended: the object stays post_processing
-		}
-		changes = append(changes, c)
+	changes, err := r.updateObjects(ctx, rows)
+	if err != nil {
+		return err // ctx ended: the objects stay post_processing
 	}
 	if err := r.store.Transition(ctx, r.job.ID, rebalancer.ObjectPostProcessing, changes, nil); err != nil {
 		return fmt.Errorf("assignment %s: record metadata updates: %w", id, err)
@@ -87,23 +83,77 @@ func (r *runner) updateAssignment(ctx context.Context, id string) error {
 	return nil
 }
 
-// updateObject points one object's metadata at its verified new copy,
-// conditionally on the etag it was read with. It returns the object's next
-// status, and an error only when ctx ended.
-//
-// A conflict means the object changed since it was read. It is read again:
-// if it is still the same object (same objectId) still listing the evacuated
-// shark, the update is retried with the new etag; if it no longer lists the
-// shark the object needs nothing more (an earlier run of this job may have
-// updated it before a crash); if it was replaced by another object or
-// deleted, the copy is not used.
-func (r *runner) updateObject(ctx context.Context, row *ObjectRow) (Change, error) {
-	o := r.job.Options
-	from := r.job.From.MantaStorageID
-	dest := rebalancer.StorageNode{Datacenter: row.DestDC, MantaStorageID: row.DestShark}
-	done := func(to rebalancer.ObjectStatus, kind rebalancer.ObjectErrorKind, detail string) (Change, error) {
-		return Change{ID: row.ID, Bytes: row.ContentLength, To: to, Error: kind, Detail: detail}, nil
+// updateObjects points the metadata of an assignment's objects at their
+// verified new copies and returns their next statuses, in order. With a
+// BatchMetadataStore (and batched updates on), the objects of each shard
+// go in one atomic batch; a batch that fails writes nothing and its
+// objects are done again one by one, which sorts out conflicts, deleted
+// objects and transient failures per object.
+func (r *runner) updateObjects(ctx context.Context, rows []ObjectRow) ([]Change, error) {
+	changes := make([]Change, len(rows))
+	batcher, batched := r.e.cfg.Metadata.(rebalancer.BatchMetadataStore)
+	batched = batched && !r.job.Options.IndividualUpdates && len(rows) > 1
+	byShard := map[int][]int{} // shard -> indexes of rows ready to update
+	var shards []int
+	for i := range rows {
+		obj, dest, c, ok := r.checkUpdate(&rows[i])
+		if !ok {
+			changes[i] = c
+			continue
+		}
+		if !batched {
+			c, err := r.replaceOne(ctx, &rows[i], obj, dest)
+			if err != nil {
+				return nil, err
+			}
+			changes[i] = c
+			continue
+		}
+		if byShard[obj.Shard] == nil {
+			shards = append(shards, obj.Shard)
+		}
+		byShard[obj.Shard] = append(byShard[obj.Shard], i)
 	}
+	from := r.job.From.MantaStorageID
+	for _, shard := range shards {
+		idx := byShard[shard]
+		reps := make([]rebalancer.SharkReplacement, len(idx))
+		for k, i := range idx {
+			obj, _ := rows[i].Object() // parsed by checkUpdate already
+			reps[k] = rebalancer.SharkReplacement{Object: obj, From: from, To: rows[i].dest()}
+		}
+		_, err := batcher.ReplaceSharks(ctx, shard, reps)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if err == nil {
+			for _, i := range idx {
+				changes[i] = Change{ID: rows[i].ID, Bytes: rows[i].ContentLength, To: rebalancer.ObjectComplete}
+			}
+			continue
+		}
+		r.log.Debug("batched metadata update failed; updating one by one", "shard", shard, "objects", len(idx), "err", err)
+		for k, i := range idx {
+			c, err := r.replaceOne(ctx, &rows[i], reps[k].Object, reps[k].To)
+			if err != nil {
+				return nil, err
+			}
+			changes[i] = c
+		}
+	}
+	return changes, nil
+}
+
+// dest is the destination an object was assigned to.
+func (row *ObjectRow) dest() rebalancer.StorageNode {
+	return rebalancer.StorageNode{Datacenter: row.DestDC, MantaStorageID: row.DestShark}
+}
+
+// checkUpdate parses an object about to be updated and returns it with its
+// destination; ok false means it must not be updated, and c says what
+// becomes of it instead.
+func (r *runner) checkUpdate(row *ObjectRow) (obj rebalancer.Object, dest rebalancer.StorageNode, c Change, ok bool) {
+	dest = row.dest()
 	obj, err := row.Object()
 	if err != nil {
 		kind := rebalancer.ErrorBadMantaObject
@@ -111,15 +161,34 @@ func (r *runner) updateObject(ctx context.Context, row *ObjectRow) (Change, erro
 		if errors.As(err, &bad) {
 			kind = bad.Kind
 		}
-		return done(rebalancer.ObjectError, kind, err.Error())
+		return obj, dest, Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectError, Error: kind, Detail: err.Error()}, false
 	}
-	if r.e.evacuatedByOther(dest.MantaStorageID, r.job.ID) && row.Attempts+1 < o.MaxAttempts {
+	if r.e.evacuatedByOther(dest.MantaStorageID, r.job.ID) && row.Attempts+1 < r.job.Options.MaxAttempts {
 		// The copy went to a shark that a job started since is evacuating,
 		// and that job may have scanned past this object already: naming
 		// the destination now could leave the object on it. Place it again
 		// (placement avoids sharks being evacuated).
-		return Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectUnprocessed, Avoid: dest.MantaStorageID,
-			Detail: "the destination is being evacuated; placing the object again"}, nil
+		return obj, dest, Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectUnprocessed, Avoid: dest.MantaStorageID,
+			Detail: "the destination is being evacuated; placing the object again"}, false
+	}
+	return obj, dest, Change{}, true
+}
+
+// replaceOne points the metadata of one object that checkUpdate passed at
+// its verified new copy, conditionally on the etag it was read with. It
+// returns the object's next status, and an error only when ctx ended.
+//
+// A conflict means the object changed since it was read. It is read again:
+// if it is still the same object (same objectId) still listing the evacuated
+// shark, the update is retried with the new etag; if it no longer lists the
+// shark the object needs nothing more (an earlier run of this job may have
+// updated it before a crash); if it was replaced by another object or
+// deleted, the copy is not used.
+func (r *runner) replaceOne(ctx context.Context, row *ObjectRow, obj rebalancer.Object, dest rebalancer.StorageNode) (Change, error) {
+	o := r.job.Options
+	from := r.job.From.MantaStorageID
+	done := func(to rebalancer.ObjectStatus, kind rebalancer.ObjectErrorKind, detail string) (Change, error) {
+		return Change{ID: row.ID, Bytes: row.ContentLength, To: to, Error: kind, Detail: detail}, nil
 	}
 	var refreshed *rebalancer.Object
 	deadline := time.Now().Add(o.MetadataRetryWindow.D())

@@ -91,6 +91,12 @@ type Options struct {
 	// EtagRetries is how often an update that lost an etag race is re-read
 	// and tried again.
 	EtagRetries int `json:"etag_retries"`
+	// IndividualUpdates updates each object's metadata with its own
+	// putObject. By default (the legacy use_batched_updates) an
+	// assignment's updates go to each shard in one atomic batch when the
+	// MetadataStore is a rebalancer.BatchMetadataStore; a batch that fails
+	// is done again object by object, with the conflict handling above.
+	IndividualUpdates bool `json:"individual_updates,omitempty"`
 }
 
 // Backoff is a retry schedule: wait Initial, growing by Step each time, up to

@@ -89,11 +89,7 @@ func replacement(obj rebalancer.Object, from string, to rebalancer.StorageNode) 
 }
 
 // Update is one shark replacement for ReplaceSharks.
-type Update struct {
-	Object rebalancer.Object
-	From   string
-	To     rebalancer.StorageNode
-}
+type Update = rebalancer.SharkReplacement
 
 // ReplaceSharks applies several replacements on one shard in a single
 // atomic batch, each conditional on its object's etag, and returns the new

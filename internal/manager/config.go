@@ -260,6 +260,7 @@ func (c *Config) JobOptions() evacuate.Options {
 	o := evacuate.DefaultOptions()
 	o.MaxTasksPerAssignment = c.Options.MaxTasksPerAssignment
 	o.MetadataThreads = c.Options.MaxMetadataUpdateThreads
+	o.IndividualUpdates = !c.Options.UseBatchedUpdates
 	o.AssignmentTimeout = evacuate.Duration(2 * time.Duration(c.Options.MaxAssignmentAge) * time.Second)
 	o.ExcludeKeyPrefixes = append([]string(nil), c.Options.ExcludeKeyPrefixes...)
 	o.MaxInflightPerSource = c.MaxInflightPerSource

@@ -175,6 +175,12 @@ func method(req moraytest.Request, name, bucket string) bool {
 	return req.Method == name && (bucket == "" || len(req.Args) > 0 && string(req.Args[0]) == strconv.Quote(bucket))
 }
 
+// metadataUpdate reports whether req is a metadata update: one putObject
+// into manta, or a batch of them (the engine's default).
+func metadataUpdate(req moraytest.Request) bool {
+	return method(req, "putObject", "manta") || req.Method == "batch"
+}
+
 // The evacuation of a shark under one fault at a time, with the real
 // components: agents downloading over HTTP from mako-like file servers,
 // Moray over the Fast protocol, storinfo over HTTP. Each row says what the
@@ -315,7 +321,7 @@ func TestEvacuationUnderFaults(t *testing.T) {
 			inject: func(t *testing.T, r *faultRun) {
 				var n atomic.Int64
 				r.f.Moray(1).SetHook(func(req moraytest.Request) moraytest.Action {
-					if !method(req, "putObject", "manta") {
+					if !metadataUpdate(req) {
 						return moraytest.Action{}
 					}
 					if k := n.Add(1); k%4 == 1 && k < 40 {
@@ -331,7 +337,7 @@ func TestEvacuationUnderFaults(t *testing.T) {
 			cfg:  static,
 			inject: func(t *testing.T, r *faultRun) {
 				r.f.Moray(1).SetHook(func(req moraytest.Request) moraytest.Action {
-					if method(req, "putObject", "") || method(req, "getObject", "") {
+					if metadataUpdate(req) || method(req, "getObject", "") {
 						r.fired.Add(1)
 						return moraytest.Action{Delay: 20 * time.Millisecond}
 					}
@@ -345,11 +351,17 @@ func TestEvacuationUnderFaults(t *testing.T) {
 			inject: func(t *testing.T, r *faultRun) {
 				// Few enough that no object's retries outlast the job's
 				// MetadataRetryWindow even if it meets them all.
-				r.f.Moray(1).FailNext("putObject", 4, &fast.Error{Name: "NoDatabasePeersError", Message: "no manatee peers available"})
+				// The first batches fail; their objects are then updated
+				// one by one, and the first of those fail too.
+				r.f.Moray(1).FailNext("batch", 2, &fast.Error{Name: "NoDatabasePeersError", Message: "no manatee peers available"})
+				r.f.Moray(1).FailNext("putObject", 2, &fast.Error{Name: "NoDatabasePeersError", Message: "no manatee peers available"})
 				r.fired.Add(4)
 			},
 			check: func(t *testing.T, r *faultRun, _ map[string]int) {
-				if n := r.f.Moray(1).Calls("putObject"); n < nObjects+4 {
+				if n := r.f.Moray(1).Calls("batch"); n < 2+1 {
+					t.Errorf("%d batch calls: the injected errors were not all used", n)
+				}
+				if n := r.f.Moray(1).Calls("putObject"); n < 2+1 {
 					t.Errorf("%d putObject calls: the injected errors were not all used", n)
 				}
 			},
@@ -363,7 +375,7 @@ func TestEvacuationUnderFaults(t *testing.T) {
 				var wg sync.WaitGroup
 				t.Cleanup(wg.Wait) // before the fleet closes
 				m.SetHook(func(req moraytest.Request) moraytest.Action {
-					if !method(req, "putObject", "manta") {
+					if !metadataUpdate(req) {
 						return moraytest.Action{}
 					}
 					started := false
