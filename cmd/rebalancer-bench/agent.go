@@ -82,19 +82,21 @@ func benchAgent(ctx context.Context, o Options) ([]Figure, error) {
 		mb := float64(sz.size*sz.count) / 1e6
 		f := Figure{Name: "copy rate, " + sz.name, Unit: "MB/s", Value: mb / agentBest.Seconds(),
 			Baseline: "raw GET+MD5", Base: mb / rawBest.Seconds()}
-		withWrites := mb / writeBest.Seconds()
+		durable := Figure{Name: "copy rate, " + sz.name + ", vs a durable raw copy", Unit: "MB/s", Value: f.Value,
+			Baseline: "raw GET+MD5+write+fsync", Base: mb / writeBest.Seconds()}
 		if sz.target {
-			f.Target = ">= 0.85"
-			f.Met = met(f.Ratio() >= 0.85)
-			f.Note = fmt.Sprintf("against a raw GET+MD5 that also writes and fsyncs each object to a file (%.0f MB/s): %.2f", withWrites, f.Value/withWrites)
+			f.Target, durable.Target = ">= 0.85", ">= 0.85"
+			f.Met, durable.Met = met(f.Ratio() >= 0.85), met(durable.Ratio() >= 0.85)
 			if !*f.Met {
-				f.Note += "; the gap to the hash-only baseline is the writing of the bytes, which the agent cannot skip: on this machine the copy is CPU-bound (MD5, the source server and the page cache share the cores)"
+				f.Note = fmt.Sprintf("the gap to the hash-only baseline is writing the bytes, which a copy cannot skip (%.2f of a raw copy that writes and fsyncs too); "+
+					"on this machine the copy is CPU-bound: MD5, the source server and the page cache share two cores", durable.Ratio())
 			}
 		} else {
-			f.Note = fmt.Sprintf("small objects: %.0f objects/s by the agent, %.0f by the raw baseline; per-object costs (file create, two fsyncs, rename, a task row) dominate",
-				float64(sz.count)/agentBest.Seconds(), float64(sz.count)/rawBest.Seconds())
+			durable.Note = fmt.Sprintf("small objects: %.0f objects/s by the agent, %.0f by the durable raw copy; "+
+				"bounded by the agent's per-object work, not the source: temp file create, fsync, rename, directory fsync, and a task row in SQLite",
+				float64(sz.count)/agentBest.Seconds(), float64(sz.count)/writeBest.Seconds())
 		}
-		figs = append(figs, f)
+		figs = append(figs, f, durable)
 	}
 	return figs, nil
 }

@@ -140,7 +140,7 @@ func loadMantaTable(ctx context.Context, dsn string, n int) error {
 		sharks := fmt.Sprintf(`[{"datacenter":"us-east-%d","manta_storage_id":"%d.stor.example.com"},`+
 			`{"datacenter":"us-east-%d","manta_storage_id":"%d.stor.example.com"}]`, a%3, a+1, c%3, c+1)
 		dir := fmt.Sprintf("/%s/stor/logs/manatee-sitter/2019/10/%02d/%02d", acct, i%28+1, i%24)
-		name := objID[:8] + ".log"
+		name := objID + ".log"
 		key := dir + "/" + name
 		value := fmt.Sprintf(`{"contentLength":%d,"contentMD5":"L9NrIZXTY37AYVZN9+gZ7w==","contentType":"text/plain","creator":%q,`+
 			`"dirname":%q,"etag":%q,"headers":{"m-custom":"value"},"key":%q,"mtime":1570611723062,"name":%q,`+
