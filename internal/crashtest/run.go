@@ -542,6 +542,13 @@ type jobDoc struct {
 	raw []byte
 }
 
+// skipped returns how many objects the job skipped for reason.
+func (d jobDoc) skipped(reason rebalancer.SkipReason) int64 {
+	var breakdown map[string]int64
+	json.Unmarshal(d.Results["skip_breakdown"], &breakdown)
+	return breakdown[reason.String()]
+}
+
 // count returns a numeric entry of results ("Complete", "Total"...).
 func (d jobDoc) count(name string) int64 {
 	var n int64
