@@ -21,7 +21,9 @@ type Config struct {
 	Store *Store
 	// Source returns the object source of a new job.
 	Source func(job JobRecord) (rebalancer.ObjectSource, error)
-	// Metadata reads and rewrites object metadata.
+	// Metadata reads and rewrites object metadata. A
+	// rebalancer.BatchMetadataStore gets each assignment's updates as one
+	// batch per shard, unless the job's Options.IndividualUpdates is set.
 	Metadata rebalancer.MetadataStore
 	// Placement picks destinations; one Placement is shared by all jobs so
 	// that they see one view of destination capacity.

@@ -90,12 +90,7 @@ func (f *feeder) place(ctx context.Context, row *ObjectRow, tick <-chan time.Tim
 	from := r.job.From
 	obj, err := row.Object()
 	if err != nil {
-		kind := rebalancer.ErrorBadMantaObject
-		var bad *rebalancer.BadObjectError
-		if errors.As(err, &bad) {
-			kind = bad.Kind
-		}
-		f.pending = append(f.pending, Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectError, Error: kind, Detail: err.Error()})
+		f.pending = append(f.pending, badObject(row, err))
 		return nil
 	}
 	if obj.IsBucket {

@@ -144,6 +144,17 @@ func (r *runner) updateObjects(ctx context.Context, rows []ObjectRow) ([]Change,
 	return changes, nil
 }
 
+// badObject is what becomes of an object whose stored metadata does not
+// parse (err from ObjectRow.Object): an error of the kind it names.
+func badObject(row *ObjectRow, err error) Change {
+	kind := rebalancer.ErrorBadMantaObject
+	var bad *rebalancer.BadObjectError
+	if errors.As(err, &bad) {
+		kind = bad.Kind
+	}
+	return Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectError, Error: kind, Detail: err.Error()}
+}
+
 // dest is the destination an object was assigned to.
 func (row *ObjectRow) dest() rebalancer.StorageNode {
 	return rebalancer.StorageNode{Datacenter: row.DestDC, MantaStorageID: row.DestShark}
@@ -156,12 +167,7 @@ func (r *runner) checkUpdate(row *ObjectRow) (obj rebalancer.Object, dest rebala
 	dest = row.dest()
 	obj, err := row.Object()
 	if err != nil {
-		kind := rebalancer.ErrorBadMantaObject
-		var bad *rebalancer.BadObjectError
-		if errors.As(err, &bad) {
-			kind = bad.Kind
-		}
-		return obj, dest, Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectError, Error: kind, Detail: err.Error()}, false
+		return obj, dest, badObject(row, err), false
 	}
 	if r.e.evacuatedByOther(dest.MantaStorageID, r.job.ID) && row.Attempts+1 < r.job.Options.MaxAttempts {
 		// The copy went to a shark that a job started since is evacuating,

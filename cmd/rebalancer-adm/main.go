@@ -32,6 +32,8 @@ import (
 
 	"github.com/alecthomas/kong"
 	"golang.org/x/term"
+
+	"github.com/TritonDataCenter/rebalancer/internal/cmdline"
 )
 
 // cli is the command line.
@@ -116,21 +118,16 @@ func version() string {
 	return "(devel)"
 }
 
-// exitCode carries kong's requested exit (after --help or --version) out of
-// Parse.
-type exitCode int
-
 // errInterrupted ends a command the user interrupted; it exits 130 without
 // a message.
 var errInterrupted = errors.New("interrupted")
 
 func (a *app) run(ctx context.Context, args []string) (code int) {
 	var c cli
-	parser, err := kong.New(&c,
+	parser, err := cmdline.New(&c,
 		kong.Name("rebalancer-adm"),
 		kong.Description("Rebalancer client utility "+version()+": manage the evacuation jobs of a rebalancer manager."),
 		kong.Writers(a.stdout, a.stderr),
-		kong.Exit(func(code int) { panic(exitCode(code)) }),
 		kong.Vars{"version": "rebalancer-adm " + version()},
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 	)
@@ -138,17 +135,11 @@ func (a *app) run(ctx context.Context, args []string) (code int) {
 		fmt.Fprintln(a.stderr, "rebalancer-adm:", err)
 		return 2
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			ec, ok := r.(exitCode)
-			if !ok {
-				panic(r)
-			}
-			code = int(ec)
-		}
-	}()
 	kctx, err := parser.Parse(args)
 	if err != nil {
+		if code, ok := cmdline.Exited(err); ok {
+			return code
+		}
 		fmt.Fprintln(a.stderr, "rebalancer-adm: error:", err)
 		var perr *kong.ParseError
 		if errors.As(err, &perr) && perr.Context != nil {

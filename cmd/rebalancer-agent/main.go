@@ -29,6 +29,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/TritonDataCenter/rebalancer/agent"
+	"github.com/TritonDataCenter/rebalancer/internal/cmdline"
 )
 
 // cli is the command line. Zero values mean "not given": the config file
@@ -66,34 +67,24 @@ func version() string {
 	return "(devel)"
 }
 
-// exitCode carries kong's requested exit out of Parse.
-type exitCode int
-
 // run is the whole command; it returns the process exit status: 0 after a
 // clean stop, 2 for a usage or configuration error, 1 for anything else.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, defaultConfig string) (code int) {
 	var c cli
-	parser, err := kong.New(&c,
+	parser, err := cmdline.New(&c,
 		kong.Name("rebalancer-agent"),
 		kong.Description("Copies objects onto this storage node for the Manta rebalancer manager."),
 		kong.Writers(stdout, stderr),
-		kong.Exit(func(code int) { panic(exitCode(code)) }),
 		kong.Vars{"default_config": defaultConfig, "version": "rebalancer-agent " + version()},
 	)
 	if err != nil {
 		fmt.Fprintln(stderr, "rebalancer-agent:", err)
 		return 2
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			ec, ok := r.(exitCode)
-			if !ok {
-				panic(r)
-			}
-			code = int(ec)
-		}
-	}()
 	if _, err := parser.Parse(args); err != nil {
+		if code, ok := cmdline.Exited(err); ok {
+			return code
+		}
 		fmt.Fprintln(stderr, "rebalancer-agent:", err)
 		return 2
 	}

@@ -33,6 +33,9 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/TritonDataCenter/rebalancer/internal/cmdline"
+	"github.com/TritonDataCenter/rebalancer/internal/testbed"
 )
 
 // Figure is one measured number and what it is compared with.
@@ -103,29 +106,19 @@ func main() {
 	os.Exit(code)
 }
 
-// exitCode carries kong's requested exit (after --help) out of Parse.
-type exitCode int
-
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
 	var c cli
-	parser, err := kong.New(&c, kong.Name("rebalancer-bench"),
+	parser, err := cmdline.New(&c, kong.Name("rebalancer-bench"),
 		kong.Description("Measures the rebalancer on this machine; prints each figure with its baseline and target."),
-		kong.Writers(stdout, stderr),
-		kong.Exit(func(code int) { panic(exitCode(code)) }))
+		kong.Writers(stdout, stderr))
 	if err != nil {
 		fmt.Fprintln(stderr, "rebalancer-bench:", err)
 		return 2
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			ec, ok := r.(exitCode)
-			if !ok {
-				panic(r)
-			}
-			code = int(ec)
-		}
-	}()
 	if _, err := parser.Parse(args); err != nil {
+		if code, ok := cmdline.Exited(err); ok {
+			return code
+		}
 		fmt.Fprintln(stderr, "rebalancer-bench:", err)
 		return 2
 	}
@@ -146,7 +139,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	}
 	dir := c.Dir
 	if dir == "" {
-		if dir, err = os.MkdirTemp(scratchRoot(), "rebalancer-bench-"); err != nil {
+		if dir, err = os.MkdirTemp(testbed.TempDir(), "rebalancer-bench-"); err != nil {
 			fmt.Fprintln(stderr, "rebalancer-bench:", err)
 			return 1
 		}
@@ -261,14 +254,3 @@ func startProfile(dir, name string) (stop func(), err error) {
 
 // met returns a pointer for Figure.Met.
 func met(ok bool) *bool { return &ok }
-
-// scratchRoot prefers a roomy tmpfs, as the testbed does, unless TMPDIR
-// says otherwise.
-func scratchRoot() string {
-	if os.Getenv("TMPDIR") == "" {
-		if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
-			return "/dev/shm"
-		}
-	}
-	return os.TempDir()
-}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/TritonDataCenter/rebalancer/internal/cmdline"
 	"github.com/TritonDataCenter/rebalancer/internal/crashtest"
 )
 
@@ -48,30 +49,21 @@ func main() {
 	os.Exit(code)
 }
 
-type exitCode int
-
 // run is the whole command: 0 when every run passed, 1 when one failed or
 // could not happen, 2 for a usage error.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
 	var c cli
-	parser, err := kong.New(&c, kong.Name("rebalancer-crash"),
+	parser, err := cmdline.New(&c, kong.Name("rebalancer-crash"),
 		kong.Description("Crash tests: SIGKILLs rebalancer agents and the manager during evacuations, restarts them, and checks that nothing was lost or miscounted."),
-		kong.Writers(stdout, stderr),
-		kong.Exit(func(code int) { panic(exitCode(code)) }))
+		kong.Writers(stdout, stderr))
 	if err != nil {
 		fmt.Fprintln(stderr, "rebalancer-crash:", err)
 		return 2
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			ec, ok := r.(exitCode)
-			if !ok {
-				panic(r)
-			}
-			code = int(ec)
-		}
-	}()
 	if _, err := parser.Parse(args); err != nil {
+		if code, ok := cmdline.Exited(err); ok {
+			return code
+		}
 		fmt.Fprintln(stderr, "rebalancer-crash:", err)
 		return 2
 	}

@@ -41,6 +41,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
+	"github.com/TritonDataCenter/rebalancer/internal/cmdline"
 	"github.com/TritonDataCenter/rebalancer/internal/manager"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
 )
@@ -91,28 +92,19 @@ type hooks struct {
 	afterJob func(ctx context.Context, f *testbed.Fleet) error // after the job, before verification
 }
 
-type exitCode int
-
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, h hooks) (code int) {
 	var c cli
-	parser, err := kong.New(&c, kong.Name("rebalancer-demo"),
+	parser, err := cmdline.New(&c, kong.Name("rebalancer-demo"),
 		kong.Description("Evacuates a storage node of a small Manta running in this process, through the real manager and agents, then verifies the result from scratch."),
-		kong.Writers(stdout, stderr),
-		kong.Exit(func(code int) { panic(exitCode(code)) }))
+		kong.Writers(stdout, stderr))
 	if err != nil {
 		fmt.Fprintln(stderr, "rebalancer-demo:", err)
 		return 2
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			ec, ok := r.(exitCode)
-			if !ok {
-				panic(r)
-			}
-			code = int(ec)
-		}
-	}()
 	if _, err := parser.Parse(args); err != nil {
+		if code, ok := cmdline.Exited(err); ok {
+			return code
+		}
 		fmt.Fprintln(stderr, "rebalancer-demo:", err)
 		return 2
 	}

@@ -31,6 +31,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/TritonDataCenter/rebalancer/internal/cmdline"
 	"github.com/TritonDataCenter/rebalancer/internal/manager"
 )
 
@@ -63,8 +64,6 @@ func version() string {
 	return "(devel)"
 }
 
-type exitCode int
-
 // run is the whole command. reload delivers SIGUSR1; deps replace parts of
 // the production wiring (tests); ready, when set, receives the API's and
 // metrics' addresses once they listen.
@@ -72,30 +71,23 @@ type exitCode int
 // and 1 for anything else.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, reload <-chan os.Signal, deps manager.Deps, ready func(api, metrics string)) (code int) {
 	var c cli
-	parser, err := kong.New(&c,
+	parser, err := cmdline.New(&c,
 		kong.Name("rebalancer-manager"),
 		kong.Description("Evacuates Manta storage nodes: the rebalancer manager and its job API.\n\n"+
 			"SIGUSR1 re-reads the config file and applies placement limits, the snaplink gate, job options, "+
 			"metadata threads of running jobs and the log level; other keys need a restart. "+
 			"SIGTERM stops gracefully: running jobs resume at the next start. API reference: docs/api.md."),
 		kong.Writers(stdout, stderr),
-		kong.Exit(func(code int) { panic(exitCode(code)) }),
 		kong.Vars{"default_config": DefaultConfigFile, "default_database": manager.DefaultDatabase, "version": "rebalancer-manager " + version()},
 	)
 	if err != nil {
 		fmt.Fprintln(stderr, "rebalancer-manager:", err)
 		return 2
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			ec, ok := r.(exitCode)
-			if !ok {
-				panic(r)
-			}
-			code = int(ec)
-		}
-	}()
 	if _, err := parser.Parse(args); err != nil {
+		if code, ok := cmdline.Exited(err); ok {
+			return code
+		}
 		fmt.Fprintln(stderr, "rebalancer-manager:", err)
 		return 2
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/cmdline"
 	"github.com/TritonDataCenter/rebalancer/moray"
 	"github.com/TritonDataCenter/rebalancer/sharkspotter"
 )
@@ -84,36 +85,26 @@ or, with --ids-only, as its objectId. Logs and progress go to standard error as 
 Exit status: 0 when every shard was scanned, 1 when a shard failed (objects found
 are still written), 2 for bad usage.`
 
-// exitCode carries kong's requested exit out of Parse.
-type exitCode int
-
 // usageError is bad input, exit status 2.
 type usageError struct{ error }
 
 // run is the whole command; it returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
 	var c cli
-	parser, err := kong.New(&c,
+	parser, err := cmdline.New(&c,
 		kong.Name("sharkspotter"),
 		kong.Description(description),
 		kong.Writers(stdout, stderr),
-		kong.Exit(func(code int) { panic(exitCode(code)) }),
 		kong.Vars{"version": "sharkspotter " + version()},
 	)
 	if err != nil {
 		fmt.Fprintln(stderr, "sharkspotter:", err)
 		return 2
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			ec, ok := r.(exitCode)
-			if !ok {
-				panic(r)
-			}
-			code = int(ec)
-		}
-	}()
 	if _, err := parser.Parse(args); err != nil {
+		if code, ok := cmdline.Exited(err); ok {
+			return code
+		}
 		fmt.Fprintln(stderr, "sharkspotter:", err)
 		return 2
 	}

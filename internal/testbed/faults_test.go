@@ -175,6 +175,19 @@ func method(req moraytest.Request, name, bucket string) bool {
 	return req.Method == name && (bucket == "" || len(req.Args) > 0 && string(req.Args[0]) == strconv.Quote(bucket))
 }
 
+// corruptFaulted corrupts the source copy (the one not on the evacuated
+// shark) of every object the row faults.
+func corruptFaulted(t *testing.T, r *faultRun) {
+	for _, o := range r.objs {
+		if r.faulted[o.ID] {
+			if err := r.f.Shark(other(o)).Corrupt(o.Owner, o.ID); err != nil {
+				t.Fatal(err)
+			}
+			r.fired.Add(1)
+		}
+	}
+}
+
 // metadataUpdate reports whether req is a metadata update: one putObject
 // into manta, or a batch of them (the engine's default).
 func metadataUpdate(req moraytest.Request) bool {
@@ -282,35 +295,17 @@ func TestEvacuationUnderFaults(t *testing.T) {
 			faulted: "skipped/source_other_error",
 		},
 		{
-			name: "source copy corrupt",
-			inject: func(t *testing.T, r *faultRun) {
-				for _, o := range r.objs {
-					if r.faulted[o.ID] {
-						if err := r.f.Shark(other(o)).Corrupt(o.Owner, o.ID); err != nil {
-							t.Fatal(err)
-						}
-						r.fired.Add(1)
-					}
-				}
-			},
+			name:    "source copy corrupt",
+			inject:  corruptFaulted,
 			faulted: "skipped/md5_mismatch",
 			planted: ProblemBadMD5,
 		},
 		{
 			// The bad copy stays listed (it is not the evacuated one); the
 			// good one is what moves.
-			name: "source copy corrupt with a good copy",
-			cfg:  func(c *Config) { c.Objects.Copies = 3 },
-			inject: func(t *testing.T, r *faultRun) {
-				for _, o := range r.objs {
-					if r.faulted[o.ID] {
-						if err := r.f.Shark(other(o)).Corrupt(o.Owner, o.ID); err != nil {
-							t.Fatal(err)
-						}
-						r.fired.Add(1)
-					}
-				}
-			},
+			name:    "source copy corrupt with a good copy",
+			cfg:     func(c *Config) { c.Objects.Copies = 3 },
+			inject:  corruptFaulted,
 			planted: ProblemBadMD5,
 		},
 
