@@ -65,11 +65,10 @@ func shown(v sql.NullString) string {
 	if !v.Valid {
 		return "NULL"
 	}
-	s := v.String
-	if len(s) > 80 {
-		s = s[:77] + "..."
+	if r := []rune(v.String); len(r) > 80 {
+		return fmt.Sprintf("%q...", string(r[:77]))
 	}
-	return fmt.Sprintf("%q", s)
+	return fmt.Sprintf("%q", v.String)
 }
 
 var errNull = errors.New("NULL where the legacy always writes a value")

@@ -3,6 +3,7 @@ package legacydb
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -652,5 +653,25 @@ func ExampleReader() {
 		})
 		db.Close()
 		fmt.Println(j.ID, StateAfterRestart(j.State), n, res.Total, err)
+	}
+}
+
+func TestValueErrorMessage(t *testing.T) {
+	long := strings.Repeat("é", 100)
+	for _, tc := range []struct {
+		v    sql.NullString
+		want string
+	}{
+		{sql.NullString{}, "NULL"},
+		{sql.NullString{Valid: true, String: "paused"}, `"paused"`},
+		{sql.NullString{Valid: true, String: long}, `"` + strings.Repeat("é", 77) + `"...`},
+	} {
+		if got := shown(tc.v); got != tc.want {
+			t.Errorf("shown(%v) = %s, want %s", tc.v, got, tc.want)
+		}
+	}
+	err := &ValueError{Job: "j", Table: "evacuateobjects", Row: "o", Column: "status", Value: `"paused"`, Err: errors.New("unknown")}
+	if got, want := err.Error(), `legacy job j: evacuateobjects row "o": column status = "paused": unknown`; got != want {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }
