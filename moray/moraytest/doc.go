@@ -38,8 +38,12 @@
 //     and _count fields.
 //   - sql answers the statements sharkspotter sends, with rows typed as
 //     node-pg returns them (BIGINT as strings, _value as JSON text), and
-//     PostgreSQL's errors for a missing _idx column or table. See the sql.go
-//     comment for the exact set of statements.
+//     PostgreSQL's errors for a missing _idx column or table. Parameters
+//     ($1, $2, ...) are bound to the values as node-pg and PostgreSQL bind
+//     them, with the same errors. See the sql.go comment for the exact set
+//     of statements.
+//   - Error messages are Moray's, down to node's formatting of the lists
+//     in a NotIndexedError (util.inspect: [ 'contentLength' ]).
 //   - Arguments and options are validated as Moray's schemas do, with the
 //     same InvocationError messages; an unknown method gets FastError with
 //     info.fastReason "bad_method".
