@@ -202,6 +202,14 @@ func TestRejectedBeforeSending(t *testing.T) {
 			_, err := c.PutObject(ctx, "b", "/k", json.RawMessage(`{"a":`), PutOptions{})
 			return err
 		},
+		"value not UTF-8": func() error {
+			_, err := c.PutObject(ctx, "b", "/k", json.RawMessage("{\"a\":\"\xff\"}"), PutOptions{})
+			return err
+		},
+		"batch value not UTF-8": func() error {
+			_, err := c.Batch(ctx, []BatchOp{{Bucket: "b", Key: "/k", Value: json.RawMessage("{\"a\":\"\xed\xa0\x80\"}")}})
+			return err
+		},
 		"empty IfEtag": func() error {
 			_, err := c.PutObject(ctx, "b", "/k", json.RawMessage(`{}`), PutOptions{Etag: IfEtag("")})
 			return err
