@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Each RPC sends the argument shapes of spec 2.3 and decodes its reply.
+// Each RPC sends the argument shapes of docs/protocols.md and decodes its reply.
 func TestRPCShapes(t *testing.T) {
 	leakCheck(t)
 	const id = "11111111-2222-4333-8444-555555555555"

@@ -18,7 +18,7 @@ import (
 const reqID = "8b5a6a3e-0d53-4c1e-9a5e-2d8f7f3b6c11"
 
 func TestCRC(t *testing.T) {
-	// spec/protocols.md 1.2 and 9.1.
+	// docs/protocols.md "Checksums"; provenance in docs/golden.md.
 	tests := []struct {
 		in     string
 		v2, v1 uint16
@@ -52,7 +52,7 @@ func mustHex(t testing.TB, s string) []byte {
 	return b
 }
 
-// The requests of spec/protocols.md 9.2, as encoded by node-fast 3.1.3.
+// The request vectors V1 to V10, as node-fast 3.1.3 encodes them (docs/golden.md).
 func TestEncodeGoldenRequests(t *testing.T) {
 	const ping = `0201010000000100000c3b000000717b226d223a7b22757473223a313730303030303030303030303030302c226e616d65223a2270696e67227d2c2264223a5b7b2264656570223a66616c73652c227265715f6964223a2238623561366133652d306435332d346331652d396135652d326438663766336236633131227d5d7d`
 	tests := []struct {
@@ -106,7 +106,7 @@ func TestEncodeGoldenRequests(t *testing.T) {
 	}
 }
 
-// The responses of spec/protocols.md 9.3.
+// The reply vectors V3, V6 and V7, and the END a real Moray sent (docs/golden.md).
 func TestDecodeGoldenResponses(t *testing.T) {
 	const (
 		v3      = `020102000000010000c345000000337b226d223a7b22757473223a313730303030303030303030303030312c226e616d65223a2270696e67227d2c2264223a5b5d7d`

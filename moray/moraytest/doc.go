@@ -6,8 +6,8 @@
 //
 // # Faithful
 //
-// What the rebalancer depends on behaves as Moray 2.6.1 does (the spec's
-// protocols.md, sections 1 to 4 and the golden cases of 9.4):
+// What the rebalancer depends on behaves as Moray 2.6.1 does (see
+// docs/protocols.md, and the replayed cases of docs/golden.md):
 //
 //   - Framing: replies echo the request's protocol version, msgid and
 //     method; one DATA frame per record, then END, or one ERROR whose data
@@ -24,7 +24,7 @@
 //     check; null: must not exist; a string: must match), with the same
 //     EtagConflictError; a batch is one transaction, and its top-level
 //     options override each request's, so a top-level etag breaks every
-//     put in it (the spec's options-merge pitfall).
+//     put in it (the options-merge pitfall of docs/protocols.md).
 //   - findObjects works in Moray's two stages: leaves on indexed fields and
 //     on _id, _key, _etag and _mtime select rows (an error when none can:
 //     InvalidQueryError or NotIndexedError); the rows are counted (_count),

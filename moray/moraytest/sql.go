@@ -13,7 +13,7 @@ import (
 )
 
 // The sql RPC runs raw SQL on the shard's PostgreSQL. moraytest answers
-// exactly the statements sharkspotter sends (spec section 4.3), with rows
+// exactly the statements sharkspotter sends (docs/protocols.md), with rows
 // typed as node-pg returns them, and fails anything else with a clear
 // error:
 //
