@@ -64,7 +64,7 @@ func (f Figure) Ratio() float64 {
 
 // Options are shared by every bench.
 type Options struct {
-	Quick bool      // small workloads, for CI
+	Quick bool      // tiny workloads: a smoke run of seconds
 	Dir   string    // scratch directory (each bench makes its own under it)
 	Log   io.Writer // progress lines
 	// ProfileDir, when set, receives CPU profiles.
