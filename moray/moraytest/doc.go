@@ -70,8 +70,11 @@
 //     not a number is stored as NULL in a number column.
 //   - Every getObject without noCache is a violation, whereas the real
 //     server only crashed when the key had been read in the last 30
-//     seconds. A frame without m.name is a violation too (Moray replies
-//     FastError bad_data).
+//     seconds. A frame without m.name, or with an empty one, is a
+//     violation too (Moray replies FastError bad_data).
+//   - Lists in messages are laid out as node's util.inspect lays them out,
+//     but counting every character one column wide, where node counts an
+//     East Asian wide character two.
 //   - options.timeout is ignored; _txn_snap is always null. updateBucket,
 //     updateObjects, deleteMany, reindexObjects, listen, unlisten, batch
 //     update and deleteMany operations, and findObjects with sql_only fail
