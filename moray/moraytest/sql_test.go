@@ -118,8 +118,7 @@ func TestSQLParameters(t *testing.T) {
 		rows   string // the _id of each row
 		err    string // or the error's message
 	}{
-		// sharkspotter's window, with its numbers as parameters: node-moray
-		// 4.1.4 got the same rows from a real Moray.
+		// sharkspotter's window, with its numbers as parameters.
 		{stmt: window + " AND type = 'object' LIMIT $3;", values: []any{1, 3, 10}, rows: "1,3"},
 		{stmt: window + " AND type = $3 LIMIT $4", values: []any{2, 4, "object", 1}, rows: "3"},
 		{stmt: window, values: []any{"2", " +3 "}, rows: "2,3"}, // text, read as bigint
