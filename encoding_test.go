@@ -6,8 +6,8 @@ import (
 	"testing"
 )
 
-// The JSON literals in these tables are the legacy encodings listed in
-// spec/agent.md section 2; they must match byte for byte.
+// The JSON literals in these tables are the legacy encodings (docs/golden.md,
+// "Legacy encodings and schemas"); they must match byte for byte.
 
 func TestSkipReasonEncodings(t *testing.T) {
 	tests := []struct {
@@ -287,7 +287,7 @@ func TestAssignmentStateEncodings(t *testing.T) {
 }
 
 func TestAssignmentGoldenReplies(t *testing.T) {
-	// The completed-with-failure and running examples of spec/agent.md 1.5 and 2.7.
+	// The legacy agent's completed-with-failure, running and completed replies (docs/golden.md).
 	tests := []string{
 		`{"uuid":"fd45e70b-5435-457e-a371-93fcb8215e0d","stats":{"state":{"Complete":[` +
 			`{"object_id":"7f3ee78a-2e64-4f3d-829f-a31c7c2c2b03","owner":"d50c4fc4-f408-492f-b8bc-a0dd7c73683f",` +

@@ -11,7 +11,7 @@ import (
 // must encode, and the encoding must decode to the same value: the manager
 // and the agent then agree on every payload either can read. The seed
 // corpus (testdata/fuzz/FuzzAssignmentPayload) holds the literal payloads
-// of spec/agent.md and the task status and skip reason forms of section 2.
+// of the legacy agent and every task status and skip reason form (docs/golden.md).
 func FuzzAssignmentPayload(f *testing.F) {
 	f.Add([]byte(`["463ec933-1d31-41f9-8e76-0db3191f6346",[]]`))
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -7,8 +7,8 @@ import (
 	"testing"
 )
 
-// specValue is the object value of spec/protocols.md 9.4, in the key order
-// it was stored in a real Moray.
+// specValue is the sample object of docs/golden.md, in the key order it was
+// stored in a real Moray.
 const specValue = `{"contentLength":9099176,"contentMD5":"L9NrIZXTY37AYVZN9+gZ7w==","contentType":"text/plain",` +
 	`"creator":"61368287-aa5b-6c0f-f3a9-931a228215e4","dirname":"/61368287-aa5b-6c0f-f3a9-931a228215e4/stor/logs",` +
 	`"etag":"2e08b069-d132-c25c-920c-945e3329e450","headers":{},"key":"/61368287-aa5b-6c0f-f3a9-931a228215e4/stor/logs/07e023da.log",` +

@@ -111,7 +111,7 @@ type Config struct {
 	SourceProxy *url.URL
 }
 
-// MetricLabels are the legacy constant labels (spec agent.md 4.1).
+// MetricLabels are the legacy constant labels (docs/compatibility.md).
 type MetricLabels struct {
 	Service    string // SAPI SERVICE_NAME; default "1.rebalancer.localhost"
 	Server     string // SAPI auto.SERVER_UUID; default "127.0.0.1"

@@ -16,7 +16,7 @@ import (
 // foresee) and never a panic. The agent does not run, so nothing accepted
 // is downloaded; its queue limit is out of reach so that valid bodies keep
 // reaching the store. The seed corpus (testdata/fuzz/FuzzPostAssignment)
-// holds the payloads of spec/agent.md and malformed variants.
+// holds legacy payloads (docs/golden.md) and malformed variants.
 func FuzzPostAssignment(f *testing.F) {
 	base := f.TempDir()
 	root := filepath.Join(base, "manta")

@@ -14,7 +14,7 @@ import (
 )
 
 // Directories of the legacy agent's state, under the data directory
-// (spec agent.md 3.1): one SQLite file per assignment, named by its id.
+// (docs/compatibility.md, Agent): one SQLite file per assignment, named by its id.
 const (
 	legacyScheduled = "scheduled"
 	legacyCompleted = "completed"
@@ -109,7 +109,7 @@ func (s *Server) importLegacyFile(ctx context.Context, sub, id, path string) err
 }
 
 // readLegacyTasks reads the tasks table of a legacy assignment file
-// (spec agent.md 3.2). Statuses were written as BLOBs of JSON; TEXT is
+// (its schema: docs/golden.md). Statuses were written as BLOBs of JSON; TEXT is
 // accepted too. Older files have no bucket columns. A status that cannot
 // be parsed becomes Failed(AssignmentError).
 func readLegacyTasks(ctx context.Context, path string) ([]rebalancer.Task, error) {

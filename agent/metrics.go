@@ -10,7 +10,7 @@ import (
 	"github.com/TritonDataCenter/rebalancer"
 )
 
-// metrics are the legacy agent metrics (spec agent.md 4.1), with their
+// metrics are the legacy agent metrics (docs/compatibility.md), with their
 // names, labels and "total" series unchanged so that existing dashboards
 // keep working, plus a few new series under rebalancer_agent_*.
 type metrics struct {

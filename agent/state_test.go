@@ -180,7 +180,7 @@ func TestStoreGuards(t *testing.T) {
 	}
 }
 
-// legacySchema is the legacy agent's per-assignment file (spec agent.md 3.2).
+// legacySchema is the legacy agent's per-assignment file (docs/golden.md).
 const legacySchema = `
 CREATE TABLE tasks (object_id text primary key not null unique, owner text not null, md5sum text not null,
 	datacenter text not null, manta_storage_id text not null, status text not null, bucket_id text, object_name_hash text);

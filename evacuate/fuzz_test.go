@@ -51,7 +51,7 @@ func serve(h http.Handler, method, path, body string) *httptest.ResponseRecorder
 // (over the fakes): the answer is 2xx or 4xx, never 5xx, and nothing
 // panics, not even later in the job the body started (each job runs for a
 // while before its engine is closed). The seed corpus
-// (testdata/fuzz/FuzzCreateJobBody) holds the bodies of spec/manager.md
+// (testdata/fuzz/FuzzCreateJobBody) holds the legacy bodies of docs/golden.md
 // and rebalancer-adm, with options.
 func FuzzCreateJobBody(f *testing.F) {
 	st, err := OpenStore(context.Background(), filepath.Join(f.TempDir(), "jobs.db"))

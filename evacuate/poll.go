@@ -96,7 +96,7 @@ func (r *runner) pollOne(ctx context.Context, a *assignment) {
 // goes on to a metadata update; a reply that does not add up (counts that
 // do not match, unknown or missing tasks) is not trusted at all, because
 // "Complete" with nothing failed is how a legacy agent reports a task it
-// silently lost (spec agent.md 1.7).
+// silently lost (docs/compatibility.md, Manager behaviour).
 func (r *runner) complete(ctx context.Context, a *assignment, got rebalancer.Assignment) {
 	if problem := checkReply(a, got); problem != "" {
 		r.log.Error("agent reply does not match the assignment; no copy of it is trusted",

@@ -189,6 +189,12 @@ func checkObject(v json.RawMessage) error {
 	if len(t) == 0 || t[0] != '{' || !json.Valid(t) {
 		return errors.New("value is not a JSON object")
 	}
+	// Moray reads the frame as text, with U+FFFD for each invalid byte,
+	// so its checksum of the frame would not match: the frame is refused
+	// (and the process crashes).
+	if !utf8.Valid(t) {
+		return errors.New("value is not valid UTF-8")
+	}
 	return nil
 }
 

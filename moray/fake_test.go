@@ -172,7 +172,7 @@ func (fc *fakeConn) serve() {
 		src.Reset(raw)
 		m, err := dec.Decode()
 		if err != nil {
-			// A real Moray would crash here (spec 1.7).
+			// A real Moray would crash here (docs/protocols.md, "The crash hazard").
 			fc.srv.t.Errorf("fake moray: bad request frame: %v", err)
 			return
 		}
@@ -269,7 +269,7 @@ func (ms *memStore) put(bucket, key string, value json.RawMessage) string {
 
 func (ms *memStore) get(bucket, key string) *Record { return ms.objects[bucket][key] }
 
-// checkEtag applies a request's etag option as Moray does (spec 2.5).
+// checkEtag applies a request's etag option as Moray does (docs/protocols.md, putObject).
 func (ms *memStore) checkEtag(bucket, key string, opts map[string]json.RawMessage) (expected, actual string, ok bool) {
 	raw, has := opts["etag"]
 	if !has {

@@ -16,7 +16,7 @@ import (
 	"github.com/TritonDataCenter/rebalancer/moray/fast"
 )
 
-// The golden vectors of spec/protocols.md section 9, built by node-fast with
+// The golden vectors of docs/golden.md ("Fast frames"), built by node-fast with
 // uts 1700000000000000 and this req_id.
 const (
 	goldenReqID = "8b5a6a3e-0d53-4c1e-9a5e-2d8f7f3b6c11"
@@ -111,7 +111,7 @@ func TestGetObjectMatchesCapture(t *testing.T) {
 	}
 }
 
-// Ping is node-moray's ping, byte for byte spec V1; V3 and the END captured
+// Ping is node-moray's ping, byte for byte vector V1; V3 and the END captured
 // from the real Moray complete it.
 func TestPingGolden(t *testing.T) {
 	leakCheck(t)

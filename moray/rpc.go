@@ -95,8 +95,8 @@ func (c *Client) reqOptions(b []byte) objWriter {
 // getObject from its cache has been seen to crash. A missing object gives an
 // *ObjectNotFoundError; a missing bucket a *BucketNotFoundError.
 func (c *Client) GetObject(ctx context.Context, bucket, key string) (*Record, error) {
-	// Byte for byte the options node-moray 4.x sends (golden/
-	// moray-getobject-capture.txt), so the server sees nothing new.
+	// Byte for byte the options node-moray 4.x sends (the capture in
+	// fast/testdata/moray-getobject-capture.txt), so the server sees nothing new.
 	b := make([]byte, 0, 192+len(bucket)+len(key))
 	b = append(b, '[')
 	b = appendString(b, bucket)
@@ -654,7 +654,7 @@ func (c *Client) CreateBucket(ctx context.Context, name string, cfg BucketConfig
 
 // Ping checks that the server answers.
 func (c *Client) Ping(ctx context.Context) error {
-	// node-moray's shape, byte for byte (spec V1).
+	// node-moray's shape, byte for byte (vector V1, docs/golden.md).
 	w := objWriter{b: make([]byte, 0, 80)}
 	w.b = append(w.b, '[')
 	w.open()

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Each RPC sends the argument shapes of spec 2.3 and decodes its reply.
+// Each RPC sends the argument shapes of docs/protocols.md and decodes its reply.
 func TestRPCShapes(t *testing.T) {
 	leakCheck(t)
 	const id = "11111111-2222-4333-8444-555555555555"
@@ -200,6 +200,14 @@ func TestRejectedBeforeSending(t *testing.T) {
 		},
 		"value not JSON": func() error {
 			_, err := c.PutObject(ctx, "b", "/k", json.RawMessage(`{"a":`), PutOptions{})
+			return err
+		},
+		"value not UTF-8": func() error {
+			_, err := c.PutObject(ctx, "b", "/k", json.RawMessage("{\"a\":\"\xff\"}"), PutOptions{})
+			return err
+		},
+		"batch value not UTF-8": func() error {
+			_, err := c.Batch(ctx, []BatchOp{{Bucket: "b", Key: "/k", Value: json.RawMessage("{\"a\":\"\xed\xa0\x80\"}")}})
 			return err
 		},
 		"empty IfEtag": func() error {

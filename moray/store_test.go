@@ -13,7 +13,7 @@ import (
 	"github.com/TritonDataCenter/rebalancer"
 )
 
-// The sample object of spec 9.4: key order as node wrote it, a large number.
+// The sample object of docs/golden.md: key order as node wrote it, a large number.
 const sampleKey = "/61368287-aa5b-6c0f-f3a9-931a228215e4/stor/logs/07e023da.log"
 
 const sampleValue = `{"contentLength":9099176,"contentMD5":"L9NrIZXTY37AYVZN9+gZ7w==","contentType":"text/plain",` +

@@ -30,7 +30,7 @@ const (
 
 // MorayScanner is a rebalancer.ObjectSource that scans the "manta" bucket of
 // each shard through its Moray, with the statements the legacy sharkspotter
-// sends over the sql RPC (protocols spec 4.3): SELECT MAX(_id), then
+// sends over the sql RPC (docs/protocols.md, Discovery): SELECT MAX(_id), then
 //
 //	SELECT * FROM manta WHERE _id >= lo AND _id <= hi AND type = 'object' LIMIT n;
 //

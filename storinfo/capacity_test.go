@@ -7,7 +7,7 @@ import (
 	"github.com/TritonDataCenter/rebalancer/storinfo"
 )
 
-// The vectors of the legacy calculate_available_mb tests (manager spec 5.7).
+// The vectors of the legacy calculate_available_mb tests (docs/golden.md).
 func TestAvailableMBLegacyVectors(t *testing.T) {
 	tests := []struct {
 		avail    int64

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// A legacy (Rust) manager's replies, from the spec: the CLI must read them,
+// A legacy (Rust) manager's replies (docs/golden.md): the CLI must read them,
 // since fleets upgrade one piece at a time.
 const (
 	legacyID     = "bbd4088d-fec9-4875-9aa4-d1ca43a21c93"

@@ -18,7 +18,7 @@ import (
 // DefaultConfigFile is where config-agent renders the legacy SAPI template.
 const DefaultConfigFile = "/opt/smartdc/rebalancer-agent/etc/config.toml"
 
-// fileConfig is the legacy agent's config.toml (spec agent.md 5.1), every
+// fileConfig is the legacy agent's config.toml (docs/compatibility.md), every
 // key of it, plus new optional keys. Absent keys keep their defaults;
 // unknown keys are logged and ignored.
 type fileConfig struct {

@@ -40,8 +40,8 @@ func benchAgent(ctx context.Context, o Options) ([]Figure, error) {
 		count  int
 		target bool
 	}{
-		{"16 MiB objects", 16 << 20, pick(o.Quick, 4, 96), true},
-		{"4 KiB objects", 4 << 10, pick(o.Quick, 200, 8000), false},
+		{"16 MiB objects", 16 << 20, pick(o.Quick, 1, 96), true},
+		{"4 KiB objects", 4 << 10, pick(o.Quick, 50, 8000), false},
 	}
 	rounds := pick(o.Quick, 1, 3)
 	var figs []Figure

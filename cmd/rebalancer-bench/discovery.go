@@ -31,25 +31,19 @@ func benchDiscovery(ctx context.Context, o Options) ([]Figure, error) {
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintln(o.Log, "   starting PostgreSQL")
-	cluster, err := pgtest.Start(ctx)
-	if err != nil {
-		return nil, err
+	dsn := o.Postgres
+	if dsn == "" {
+		fmt.Fprintln(o.Log, "   starting PostgreSQL")
+		cluster, err := pgtest.Start(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer cluster.Stop()
+		if dsn, err = newDatabase(ctx, cluster.URL, "bench"); err != nil {
+			return nil, err
+		}
 	}
-	defer cluster.Stop()
-	dsn, err := pgtest.WithDatabase(cluster.URL, "bench")
-	if err != nil {
-		return nil, err
-	}
-	admin, err := sql.Open("postgres", cluster.URL)
-	if err != nil {
-		return nil, err
-	}
-	defer admin.Close()
-	if _, err := admin.ExecContext(ctx, "CREATE DATABASE bench"); err != nil {
-		return nil, err
-	}
-	n := pick(o.Quick, 10_000, 500_000)
+	n := pick(o.Quick, 2_000, 500_000)
 	fmt.Fprintf(o.Log, "   loading %d rows\n", n)
 	if err := loadMantaTable(ctx, dsn, n); err != nil {
 		return nil, fmt.Errorf("loading the table: %w", err)
@@ -103,6 +97,19 @@ func benchDiscovery(ctx context.Context, o Options) ([]Figure, error) {
 		figs = append(figs, f)
 	}
 	return figs, nil
+}
+
+// newDatabase creates a database on the server at url and returns its URL.
+func newDatabase(ctx context.Context, url, name string) (string, error) {
+	admin, err := sql.Open("postgres", url)
+	if err != nil {
+		return "", err
+	}
+	defer admin.Close()
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", err
+	}
+	return pgtest.WithDatabase(url, name)
 }
 
 // loadMantaTable creates a moray-shaped manta table and fills it with n

@@ -22,7 +22,7 @@ func benchE2E(ctx context.Context, o Options) ([]Figure, error) {
 	// by about 15% with how placement happens to spread the objects.
 	var small evacuationRun
 	for range pick(o.Quick, 1, 3) {
-		run, err := evacuation(ctx, o, pick(o.Quick, 500, 20000), 4<<10)
+		run, err := evacuation(ctx, o, pick(o.Quick, 50, 20000), 4<<10)
 		if err != nil {
 			return nil, fmt.Errorf("4 KiB objects: %w", err)
 		}
@@ -43,7 +43,7 @@ func benchE2E(ctx context.Context, o Options) ([]Figure, error) {
 	first := small.first.Seconds()
 	figs = append(figs, Figure{Name: "time to first copied object", Unit: "s", Value: first, Target: "<= 1", Met: met(first <= 1)})
 
-	large, err := evacuation(ctx, o, pick(o.Quick, 4, 48), 16<<20)
+	large, err := evacuation(ctx, o, pick(o.Quick, 1, 48), 16<<20)
 	if err != nil {
 		return figs, fmt.Errorf("16 MiB objects: %w", err)
 	}

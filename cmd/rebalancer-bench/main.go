@@ -13,8 +13,9 @@
 //   - rss: the manager's peak RSS with 1M discovered objects against 100k.
 //
 // Everything runs on loopback in temporary directories; discovery starts a
-// throwaway PostgreSQL from the machine's binaries. `--quick` shrinks every
-// workload (for CI); `--only` picks benches.
+// throwaway PostgreSQL from the machine's binaries (or uses --postgres).
+// `--quick` shrinks every workload to a smoke run of a few seconds, which
+// its test does; `--only` picks benches.
 package main
 
 import (
@@ -63,13 +64,16 @@ func (f Figure) Ratio() float64 {
 
 // Options are shared by every bench.
 type Options struct {
-	Quick bool      // small workloads, for CI
+	Quick bool      // tiny workloads: a smoke run of seconds
 	Dir   string    // scratch directory (each bench makes its own under it)
 	Log   io.Writer // progress lines
 	// ProfileDir, when set, receives CPU profiles.
 	ProfileDir string
 	// RSSSizes, when set, are the rss bench's two job sizes.
 	RSSSizes []int
+	// Postgres, when set, is an empty database for the discovery bench,
+	// which otherwise starts a throwaway server.
+	Postgres string
 }
 
 // A bench measures and returns its figures.
@@ -88,10 +92,11 @@ var benches = []bench{
 
 type cli struct {
 	Only       []string `help:"Benches to run (agent, e2e, discovery, moray, rss); default all." sep:","`
-	Quick      bool     `help:"Small workloads: a smoke run for CI, not figures to quote."`
+	Quick      bool     `help:"Tiny workloads: a smoke run that takes seconds, not figures to quote."`
 	JSON       bool     `help:"Print the figures as JSON lines instead of a table."`
 	Dir        string   `help:"Scratch directory (default: a temporary directory, on /dev/shm when roomy)." type:"path"`
 	ProfileDir string   `help:"Write a CPU profile of each bench (and of the rss children) into this directory." type:"path"`
+	Postgres   string   `help:"URL of an empty PostgreSQL database for the discovery bench (default: a throwaway server started from this machine's initdb and postgres)." placeholder:"URL"`
 	// RSSSizes overrides the rss bench's two job sizes (tests: the race
 	// detector makes big jobs slow).
 	RSSSizes []int `hidden:"" name:"rss-sizes" sep:","`
@@ -149,7 +154,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		fmt.Fprintln(stderr, "rebalancer-bench: --rss-sizes wants two increasing sizes")
 		return 2
 	}
-	o := Options{Quick: c.Quick, Dir: dir, Log: stderr, ProfileDir: c.ProfileDir, RSSSizes: c.RSSSizes}
+	o := Options{Quick: c.Quick, Dir: dir, Log: stderr, ProfileDir: c.ProfileDir, RSSSizes: c.RSSSizes, Postgres: c.Postgres}
 	fmt.Fprintf(stderr, "machine: %d CPUs, %s/%s, %s; scratch %s\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), dir)
 	var all []Figure
 	failed := false

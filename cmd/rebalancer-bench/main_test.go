@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/TritonDataCenter/rebalancer/internal/pgtest"
 )
 
 // The rss bench runs this binary as a child; under go test that binary is
@@ -15,18 +17,20 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "--rss-child" {
 		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	pgtest.Main(m)
 }
 
 // A quick run of every bench produces every figure, with positive values
 // and baselines where they are promised. Whether targets are met is not
-// checked: figures are for the bench command, not for assertions.
+// checked: figures are for the bench command, not for assertions. (The
+// full bench is `go run ./cmd/rebalancer-bench`.)
 func TestQuickRun(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs every bench at a small size; skipped with -short")
+		t.Skip("runs every bench at a tiny size; skipped with -short")
 	}
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"--quick", "--json", "--dir", t.TempDir(), "--rss-sizes", "1000,3000"}, &stdout, &stderr)
+	args := []string{"--quick", "--json", "--dir", t.TempDir(), "--rss-sizes", "200,600", "--postgres", pgtest.NewDatabase(t)}
+	code := run(context.Background(), args, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr.String())
 	}
@@ -40,7 +44,7 @@ func TestQuickRun(t *testing.T) {
 		"discovery/direct-PostgreSQL scan, every row parsed": true,
 		"moray/getObject, one at a time":                     true,
 		"moray/getObject allocations":                        true,
-		"rss/manager peak RSS, 3k objects":                   true,
+		"rss/manager peak RSS, 600 objects":                  true,
 	}
 	dec := json.NewDecoder(&stdout)
 	seen := map[string]bool{}

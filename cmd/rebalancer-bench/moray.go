@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,34 +41,26 @@ func benchMoray(ctx context.Context, o Options) ([]Figure, error) {
 
 	c := moray.NewClient(srv.Addr(), moray.Options{Logger: slog.New(slog.DiscardHandler)})
 	defer c.Close()
-	var rpcErr error
-	client := testing.Benchmark(func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := c.GetObject(ctx, "manta", key); err != nil {
-				rpcErr = err
-				b.SkipNow()
-			}
-		}
-	})
-	parallel := testing.Benchmark(func(b *testing.B) {
-		b.ReportAllocs()
-		b.SetParallelism(8)
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if _, err := c.GetObject(ctx, "manta", key); err != nil {
-					rpcErr = err
-					return
-				}
-			}
-		})
-	})
-	raw, err := rawFast(srv.Addr(), key)
+	getObject := func() error {
+		_, err := c.GetObject(ctx, "manta", key)
+		return err
+	}
+	client, err := measure(o.Quick, 0, getObject)
+	if err != nil {
+		return nil, fmt.Errorf("getObject: %w", err)
+	}
+	parallel, err := measure(o.Quick, 8, getObject)
+	if err != nil {
+		return nil, fmt.Errorf("getObject: %w", err)
+	}
+	rawOp, closeRaw, err := rawFast(srv.Addr(), key)
 	if err != nil {
 		return nil, err
 	}
-	if rpcErr != nil {
-		return nil, fmt.Errorf("getObject: %w", rpcErr)
+	defer closeRaw()
+	raw, err := measure(o.Quick, 0, rawOp)
+	if err != nil {
+		return nil, fmt.Errorf("raw exchange: %w", err)
 	}
 	rate := func(r testing.BenchmarkResult) float64 { return float64(r.N) / r.T.Seconds() }
 	fmt.Fprintf(o.Log, "   client %s, parallel %s, raw %s\n", client, parallel, raw)
@@ -81,45 +74,106 @@ func benchMoray(ctx context.Context, o Options) ([]Figure, error) {
 
 // rawFast is the floor: getObject frames written on one connection with
 // no pool, ids, options or decoding of the record, and their replies read.
-func rawFast(addr, key string) (testing.BenchmarkResult, error) {
+// It returns one exchange, to be run one at a time.
+func rawFast(addr, key string) (exchange func() error, closeConn func(), err error) {
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
-		return testing.BenchmarkResult{}, err
+		return nil, nil, err
 	}
-	defer nc.Close()
 	args := json.RawMessage(`["manta","` + key + `",{"req_id":"6136ea54-c669-4c98-b8b3-1b62d54c85f6","headers":{},"noCache":true}]`)
 	dec := fast.NewDecoder(nc, 0)
 	var (
-		buf  []byte
-		id   uint32
-		fail error
+		buf []byte
+		id  uint32
 	)
-	res := testing.Benchmark(func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			id++
-			buf, err = fast.AppendFrame(buf[:0], &fast.Message{Status: fast.StatusData, ID: id, Method: "getObject",
-				UTS: time.Now().UnixMicro(), Data: args})
-			if err == nil {
-				_, err = nc.Write(buf)
-			}
-			for err == nil {
-				var m *fast.Message
-				if m, err = dec.Decode(); err != nil {
-					break
-				}
-				if m.Status == fast.StatusError {
-					err = fmt.Errorf("server error: %s", m.Data)
-				}
-				if m.Status != fast.StatusData {
-					break
-				}
-			}
+	exchange = func() error {
+		id++
+		var err error
+		buf, err = fast.AppendFrame(buf[:0], &fast.Message{Status: fast.StatusData, ID: id, Method: "getObject",
+			UTS: time.Now().UnixMicro(), Data: args})
+		if err != nil {
+			return err
+		}
+		if _, err := nc.Write(buf); err != nil {
+			return err
+		}
+		for {
+			m, err := dec.Decode()
 			if err != nil {
-				fail = err
-				b.SkipNow()
+				return err
+			}
+			if m.Status == fast.StatusError {
+				return fmt.Errorf("server error: %s", m.Data)
+			}
+			if m.Status != fast.StatusData {
+				return nil
 			}
 		}
-	})
-	return res, fail
+	}
+	return exchange, func() { nc.Close() }, nil
+}
+
+// quickOps is how many operations a quick run measures.
+const quickOps = 300
+
+// measure runs op as testing.Benchmark does, for a second or more (on
+// parallelism x GOMAXPROCS goroutines when parallelism > 0), or in a quick
+// run a fixed quickOps times, and returns the time and allocations per
+// operation (the whole process's).
+func measure(quick bool, parallelism int, op func() error) (testing.BenchmarkResult, error) {
+	var (
+		mu   sync.Mutex
+		fail error
+	)
+	failed := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if fail == nil {
+			fail = err
+		}
+	}
+	if !quick {
+		res := testing.Benchmark(func(b *testing.B) {
+			b.ReportAllocs()
+			if parallelism == 0 {
+				for b.Loop() {
+					if err := op(); err != nil {
+						failed(err)
+						b.SkipNow()
+					}
+				}
+				return
+			}
+			b.SetParallelism(parallelism)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := op(); err != nil {
+						failed(err)
+						return
+					}
+				}
+			})
+		})
+		return res, fail
+	}
+	workers := max(1, parallelism*runtime.GOMAXPROCS(0))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < quickOps; i += workers {
+				if err := op(); err != nil {
+					failed(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	runtime.ReadMemStats(&after)
+	return testing.BenchmarkResult{N: quickOps, T: elapsed,
+		MemAllocs: after.Mallocs - before.Mallocs, MemBytes: after.TotalAlloc - before.TotalAlloc}, fail
 }

@@ -31,7 +31,7 @@ import (
 // metadata store that accepts every update: what is measured is the
 // manager alone.
 func benchRSS(ctx context.Context, o Options) ([]Figure, error) {
-	small, large := pick(o.Quick, 5_000, 100_000), pick(o.Quick, 20_000, 1_000_000)
+	small, large := pick(o.Quick, 500, 100_000), pick(o.Quick, 2_000, 1_000_000)
 	if len(o.RSSSizes) == 2 {
 		small, large = o.RSSSizes[0], o.RSSSizes[1]
 	}

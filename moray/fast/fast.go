@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"unicode/utf8"
 )
 
 // Protocol constants.
@@ -92,7 +93,7 @@ func (e *Error) Error() string { return e.Name + ": " + e.Message }
 // ParseError decodes the Data of an ERROR message.
 func ParseError(data json.RawMessage) (*Error, error) {
 	var e Error
-	if err := checkErrorData(data, &e); err != nil {
+	if err := checkErrorData(bytes.Clone(data), &e); err != nil {
 		return nil, err
 	}
 	return &e, nil
@@ -133,7 +134,16 @@ func AppendFrame(buf []byte, m *Message) ([]byte, error) {
 	if m.Method == "" {
 		return buf, errors.New("fast: message without a method name")
 	}
+	// A receiver checks the CRC over the text it decoded, in which node
+	// has replaced every invalid byte with U+FFFD: a frame with invalid
+	// UTF-8 fails there (and a Moray server crashes on it).
+	if !utf8.ValidString(m.Method) {
+		return buf, fmt.Errorf("fast: method name %q is not valid UTF-8", m.Method)
+	}
 	data := bytes.TrimSpace(m.Data)
+	if !utf8.Valid(data) {
+		return buf, fmt.Errorf("fast: %s data for %q is not valid UTF-8", m.Status, m.Method)
+	}
 	if m.Status == StatusError {
 		if err := checkErrorData(data, &Error{}); err != nil {
 			return buf, err
@@ -189,18 +199,37 @@ func appendJSONString(buf []byte, s string) []byte {
 	return append(buf, b...)
 }
 
+// checkErrorData checks that data is what node-fast accepts as an ERROR's
+// d, an object with string members name and message, and fills in e,
+// whose raw members then point into data.
 func checkErrorData(data []byte, e *Error) error {
-	var shape struct {
-		Name    *string `json:"name"`
-		Message *string `json:"message"`
-	}
-	if len(data) == 0 || data[0] != '{' || json.Unmarshal(data, &shape) != nil {
+	if !json.Valid(data) {
 		return errors.New("fast: error data must be a JSON object")
 	}
-	if shape.Name == nil || shape.Message == nil {
+	var name, message []byte
+	*e = Error{}
+	ok := members(data, func(key string, v []byte) {
+		switch key {
+		case "name":
+			name = v
+		case "message":
+			message = v
+		case "context":
+			e.Context = v
+		case "info":
+			e.Info = v
+		case "ase_errors":
+			e.ASEErrors = v
+		}
+	})
+	if !ok {
+		return errors.New("fast: error data must be a JSON object")
+	}
+	if len(name) == 0 || name[0] != '"' || len(message) == 0 || message[0] != '"' {
 		return errors.New("fast: error data needs string name and message")
 	}
-	return json.Unmarshal(data, e)
+	e.Name, e.Message = unquote(name), unquote(message)
+	return nil
 }
 
 // Decoder reads messages from a byte stream.
@@ -263,32 +292,54 @@ func (d *Decoder) Decode() (*Message, error) {
 	return parsePayload(version, status, id, payload)
 }
 
+// parsePayload checks a payload as node-fast does, reading it as
+// JSON.parse would (member names compared exactly; of a repeated member,
+// the last counts), and refuses what a node-fast peer refuses: invalid
+// UTF-8 (which fails node's CRC check, computed over the decoded text),
+// anything but one JSON object, a missing or empty m.name (a server
+// replies bad_data; AppendFrame could not echo it), and d of the wrong
+// shape.
 func parsePayload(version byte, status Status, id uint32, payload []byte) (*Message, error) {
-	var body struct {
-		M *struct {
-			Name *string     `json:"name"`
-			UTS  json.Number `json:"uts"`
-		} `json:"m"`
-		D json.RawMessage `json:"d"`
+	if !utf8.Valid(payload) {
+		return nil, protoErr(id, "payload is not valid UTF-8")
 	}
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.UseNumber()
-	if err := dec.Decode(&body); err != nil {
-		return nil, protoErr(id, "payload is not a JSON object: %v", err)
+	// json.Valid refuses trailing data after the value too, which a
+	// json.Decoder's More does not see when it starts with ']' or '}'.
+	if !json.Valid(payload) {
+		return nil, protoErr(id, "payload is not a JSON object: invalid JSON, or data after it")
 	}
-	if dec.More() {
-		return nil, protoErr(id, "trailing data after the payload object")
+	var meta, d []byte
+	if !members(payload, func(key string, v []byte) {
+		switch key {
+		case "m":
+			meta = v
+		case "d":
+			d = v
+		}
+	}) {
+		return nil, protoErr(id, "payload is not a JSON object")
 	}
-	if body.M == nil || body.M.Name == nil {
+	var name, uts []byte
+	if len(meta) > 0 && meta[0] == '{' {
+		members(meta, func(key string, v []byte) {
+			switch key {
+			case "name":
+				name = v
+			case "uts":
+				uts = v
+			}
+		})
+	}
+	if len(name) == 0 || name[0] != '"' {
 		return nil, protoErr(id, "payload lacks m.name")
 	}
-	m := &Message{Version: version, Status: status, ID: id, Method: *body.M.Name, Data: body.D}
-	if body.M.UTS != "" {
-		// uts is informational; a peer sending a float or a huge number is
-		// tolerated rather than fatal.
-		m.UTS, _ = body.M.UTS.Int64()
+	m := &Message{Version: version, Status: status, ID: id, Method: unquote(name), Data: d}
+	if m.Method == "" {
+		return nil, protoErr(id, "payload has an empty method name (m.name)")
 	}
-	d := bytes.TrimSpace(body.D)
+	// uts is informational; a peer sending a float, a huge number or no
+	// number at all is tolerated rather than fatal, as node-fast does.
+	m.UTS = parseInt(uts)
 	if status == StatusError {
 		if err := checkErrorData(d, &Error{}); err != nil {
 			return nil, protoErr(id, "%v", err)

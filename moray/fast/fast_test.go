@@ -3,19 +3,22 @@ package fast
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 const reqID = "8b5a6a3e-0d53-4c1e-9a5e-2d8f7f3b6c11"
 
 func TestCRC(t *testing.T) {
-	// spec/protocols.md 1.2 and 9.1.
+	// docs/protocols.md "Checksums"; provenance in docs/golden.md.
 	tests := []struct {
 		in     string
 		v2, v1 uint16
@@ -49,7 +52,7 @@ func mustHex(t testing.TB, s string) []byte {
 	return b
 }
 
-// The requests of spec/protocols.md 9.2, as encoded by node-fast 3.1.3.
+// The request vectors V1 to V10, as node-fast 3.1.3 encodes them (docs/golden.md).
 func TestEncodeGoldenRequests(t *testing.T) {
 	const ping = `0201010000000100000c3b000000717b226d223a7b22757473223a313730303030303030303030303030302c226e616d65223a2270696e67227d2c2264223a5b7b2264656570223a66616c73652c227265715f6964223a2238623561366133652d306435332d346331652d396135652d326438663766336236633131227d5d7d`
 	tests := []struct {
@@ -103,7 +106,7 @@ func TestEncodeGoldenRequests(t *testing.T) {
 	}
 }
 
-// The responses of spec/protocols.md 9.3.
+// The reply vectors V3, V6 and V7, and the END a real Moray sent (docs/golden.md).
 func TestDecodeGoldenResponses(t *testing.T) {
 	const (
 		v3      = `020102000000010000c345000000337b226d223a7b22757473223a313730303030303030303030303030312c226e616d65223a2270696e67227d2c2264223a5b5d7d`
@@ -262,6 +265,23 @@ func TestDecodeRejects(t *testing.T) {
 		{"error d not object", frame(2, 1, 3, 1, `{"m":{"name":"x"},"d":[]}`), true, nil},
 		{"error without message", frame(2, 1, 3, 1, `{"m":{"name":"x"},"d":{"name":"E"}}`), true, nil},
 		{"trailing data", frame(2, 1, 1, 1, good+`{}`), true, nil},
+		// json.Decoder.More does not see these: they end a value, not start one.
+		{"stray ]", frame(2, 1, 1, 1, good+`]`), true, nil},
+		{"stray }", frame(2, 1, 1, 1, good+` }`), true, nil},
+		// node-fast servers refuse a falsy method name (FastError bad_data),
+		// and AppendFrame cannot re-encode one.
+		{"empty name", frame(2, 1, 1, 1, `{"m":{"uts":1,"name":""},"d":[]}`), true, nil},
+		// JavaScript property names are case-sensitive, unlike
+		// encoding/json's struct fields: node sees no m, d, name or message.
+		{"upper-case m and d", frame(2, 1, 1, 1, `{"M":{"name":"x"},"D":[]}`), true, nil},
+		{"upper-case name", frame(2, 1, 1, 1, `{"m":{"Name":"x"},"d":[]}`), true, nil},
+		{"error with upper-case keys", frame(2, 1, 3, 1, `{"m":{"name":"x"},"d":{"Name":"E","Message":"m"}}`), true, nil},
+		// A repeated member replaces the first, as in JSON.parse: this m has no name.
+		{"m repeated without a name", frame(2, 1, 1, 1, `{"m":{"name":"x"},"m":{"uts":1},"d":[]}`), true, nil},
+		{"m null", frame(2, 1, 1, 1, `{"m":null,"d":[]}`), true, nil},
+		// node reads the payload as text, replacing invalid bytes, before it
+		// checks the CRC: this frame fails there.
+		{"invalid UTF-8", frame(2, 1, 1, 1, "{\"m\":{\"name\":\"x\"},\"d\":[\"\xff\"]}"), true, nil},
 		{"too large", frame(2, 1, 1, 1, `{"m":{"name":"x"},"d":["`+strings.Repeat("a", 2000)+`"]}`), true, nil},
 		{"truncated header", frame(2, 1, 1, 1, good)[:9], false, io.ErrUnexpectedEOF},
 		{"truncated payload", frame(2, 1, 1, 1, good)[:HeaderSize+5], false, io.ErrUnexpectedEOF},
@@ -288,6 +308,33 @@ func TestDecodeRejects(t *testing.T) {
 	}
 }
 
+// What JSON.parse accepts and node-fast lets through decodes, with the
+// values JavaScript would see.
+func TestDecodeAccepts(t *testing.T) {
+	tests := []struct {
+		name, payload string
+		method, data  string
+		uts           int64
+	}{
+		{"JSON white space around", " \t\r\n" + `{"m":{"uts":1,"name":"x"},"d":[]}` + " \t\r\n", "x", `[]`, 1},
+		{"d repeated: the last one counts", `{"m":{"name":"x"},"d":{},"d":[1]}`, "x", `[1]`, 0},
+		{"name repeated: the last one counts", `{"m":{"name":1,"name":"y"},"d":[]}`, "y", `[]`, 0},
+		{"unknown members", `{"x":0,"m":{"uts":2,"name":"x","z":[]},"d":[{"a":1}]}`, "x", `[{"a":1}]`, 2},
+		{"uts not an integer", `{"m":{"uts":"soon","name":"x"},"d":[]}`, "x", `[]`, 0},
+		{"escaped member names", `{"\u006d":{"n\u0061me":"x"},"\u0064":[]}`, "x", `[]`, 0},
+	}
+	for _, tt := range tests {
+		m, err := NewDecoder(bytes.NewReader(frame(2, 1, 1, 3, tt.payload)), 0).Decode()
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		if m.Method != tt.method || string(m.Data) != tt.data || m.UTS != tt.uts {
+			t.Errorf("%s: decoded method %q data %s uts %d, want %q %s %d", tt.name, m.Method, m.Data, m.UTS, tt.method, tt.data, tt.uts)
+		}
+	}
+}
+
 func TestAppendFrameRejects(t *testing.T) {
 	tests := []struct {
 		name string
@@ -302,6 +349,10 @@ func TestAppendFrameRejects(t *testing.T) {
 		{"id out of range", Message{Status: StatusData, ID: MaxMsgID + 1, Method: "x", Data: json.RawMessage(`[]`)}},
 		{"bad status", Message{Status: 9, Method: "x", Data: json.RawMessage(`[]`)}},
 		{"bad version", Message{Version: 7, Status: StatusData, Method: "x", Data: json.RawMessage(`[]`)}},
+		// Moray would checksum the text it decoded, with U+FFFD for the bad
+		// byte, and crash on the mismatch.
+		{"invalid UTF-8 in d", Message{Status: StatusData, Method: "x", Data: json.RawMessage("[\"\xff\"]")}},
+		{"invalid UTF-8 in the method", Message{Status: StatusData, Method: "x\xff", Data: json.RawMessage(`[]`)}},
 	}
 	for _, tt := range tests {
 		if b, err := AppendFrame([]byte("keep"), &tt.m); err == nil || string(b) != "keep" {
@@ -323,13 +374,18 @@ func FuzzDecode(f *testing.F) {
 	f.Add(frame(2, 1, 2, MaxMsgID, `{"m":{"name":"€"},"d":["😀",1e400,{"a":[null]}]}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		d := NewDecoder(bytes.NewReader(in), 1<<16)
-		for {
+		for off := 0; ; {
 			m, err := d.Decode()
 			if err != nil {
 				return
 			}
-			// Whatever decodes must re-encode into a frame that decodes to
-			// the same message.
+			// What decodes is what JSON.parse would make of the payload,
+			// as read by a second, independent parse.
+			end := off + HeaderSize + int(binary.BigEndian.Uint32(in[off+11:]))
+			checkLikeJSONParse(t, in[off+HeaderSize:end], m)
+			off = end
+			// And it re-encodes into a frame that decodes to the same
+			// message.
 			b, err := AppendFrame(nil, m)
 			if err != nil {
 				t.Fatalf("decoded %+v does not re-encode: %v", m, err)
@@ -344,4 +400,74 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkLikeJSONParse checks a decoded message against a generic parse of
+// its payload: the payload is valid UTF-8 and one JSON value, an object
+// whose m.name is the (non-empty) method and whose d is the data, member
+// names compared exactly and the last of repeated members winning, as in
+// JavaScript.
+func checkLikeJSONParse(t *testing.T, payload []byte, m *Message) {
+	t.Helper()
+	if !utf8.Valid(payload) || !json.Valid(payload) {
+		t.Fatalf("decoded a payload that is not valid UTF-8 JSON: %q", payload)
+	}
+	var body map[string]any
+	if err := unmarshalNumbers(payload, &body); err != nil {
+		t.Fatalf("decoded a payload that is not an object: %q: %v", payload, err)
+	}
+	meta, _ := body["m"].(map[string]any)
+	if name, _ := meta["name"].(string); name == "" || name != m.Method {
+		t.Fatalf("decoded method %q from %q", m.Method, payload)
+	}
+	want, ok := body["d"]
+	var got any
+	if err := unmarshalNumbers(m.Data, &got); !ok || err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("decoded data %s from %q", m.Data, payload)
+	}
+}
+
+// unmarshalNumbers is json.Unmarshal keeping numbers as written (1e400
+// does not fit a float64, and JSON.parse makes it Infinity).
+func unmarshalNumbers(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	return dec.Decode(v)
+}
+
+// BenchmarkDecode decodes the reply of the captured getObject, one DATA
+// frame carrying a record and an END, over and over.
+func BenchmarkDecode(b *testing.B) {
+	f, err := os.ReadFile("testdata/moray-getobject-capture.txt")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var reply []byte
+	for line := range strings.Lines(string(f)) {
+		if rest, ok := strings.CutPrefix(line, "full hex: "); ok {
+			reply = mustHex(b, strings.TrimSpace(rest)) // the last one is the reply
+		}
+	}
+	d := NewDecoder(&cycleReader{b: reply}, 0)
+	b.SetBytes(int64(len(reply)))
+	b.ReportAllocs()
+	for b.Loop() {
+		for range 2 {
+			if _, err := d.Decode(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// cycleReader reads b over and over.
+type cycleReader struct {
+	b   []byte
+	off int
+}
+
+func (r *cycleReader) Read(p []byte) (int, error) {
+	n := copy(p, r.b[r.off:])
+	r.off = (r.off + n) % len(r.b)
+	return n, nil
 }

@@ -108,11 +108,6 @@ func (c *conn) dispatch(m *fast.Message) bool {
 		c.log.Debug("ignoring ERROR frame from client", "msgid", m.ID)
 		return true
 	}
-	if m.Method == "" {
-		// A reply must echo the method, and node-fast has no RPC named "".
-		c.violation(fmt.Sprintf("request with an empty method name (msgid %d)", m.ID))
-		return false
-	}
 	c.pmu.Lock()
 	dup := c.pending[m.ID]
 	c.pending[m.ID] = true

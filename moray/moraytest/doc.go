@@ -6,8 +6,8 @@
 //
 // # Faithful
 //
-// What the rebalancer depends on behaves as Moray 2.6.1 does (the spec's
-// protocols.md, sections 1 to 4 and the golden cases of 9.4):
+// What the rebalancer depends on behaves as Moray 2.6.1 does (see
+// docs/protocols.md, and the replayed cases of docs/golden.md):
 //
 //   - Framing: replies echo the request's protocol version, msgid and
 //     method; one DATA frame per record, then END, or one ERROR whose data
@@ -24,7 +24,7 @@
 //     check; null: must not exist; a string: must match), with the same
 //     EtagConflictError; a batch is one transaction, and its top-level
 //     options override each request's, so a top-level etag breaks every
-//     put in it (the spec's options-merge pitfall).
+//     put in it (the options-merge pitfall of docs/protocols.md).
 //   - findObjects works in Moray's two stages: leaves on indexed fields and
 //     on _id, _key, _etag and _mtime select rows (an error when none can:
 //     InvalidQueryError or NotIndexedError); the rows are counted (_count),
@@ -38,8 +38,12 @@
 //     and _count fields.
 //   - sql answers the statements sharkspotter sends, with rows typed as
 //     node-pg returns them (BIGINT as strings, _value as JSON text), and
-//     PostgreSQL's errors for a missing _idx column or table. See the sql.go
-//     comment for the exact set of statements.
+//     PostgreSQL's errors for a missing _idx column or table. Parameters
+//     ($1, $2, ...) are bound to the values as node-pg and PostgreSQL bind
+//     them, with the same errors. See the sql.go comment for the exact set
+//     of statements.
+//   - Error messages are Moray's, down to node's formatting of the lists
+//     in a NotIndexedError (util.inspect: [ 'contentLength' ]).
 //   - Arguments and options are validated as Moray's schemas do, with the
 //     same InvocationError messages; an unknown method gets FastError with
 //     info.fastReason "bad_method".
@@ -66,8 +70,11 @@
 //     not a number is stored as NULL in a number column.
 //   - Every getObject without noCache is a violation, whereas the real
 //     server only crashed when the key had been read in the last 30
-//     seconds. A frame without m.name is a violation too (Moray replies
-//     FastError bad_data).
+//     seconds. A frame without m.name, or with an empty one, is a
+//     violation too (Moray replies FastError bad_data).
+//   - Lists in messages are laid out as node's util.inspect lays them out,
+//     but counting every character one column wide, where node counts an
+//     East Asian wide character two.
 //   - options.timeout is ignored; _txn_snap is always null. updateBucket,
 //     updateObjects, deleteMany, reindexObjects, listen, unlisten, batch
 //     update and deleteMany operations, and findObjects with sql_only fail

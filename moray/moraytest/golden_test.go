@@ -12,8 +12,8 @@ const (
 	mantaKey = "/" + owner + "/stor/logs/07e023da.log"
 )
 
-// sampleValue is the value of spec section 9.4: the 3.2 example with the
-// test sharks, in the key order shown there.
+// sampleValue is the sample object of docs/golden.md, with the test
+// sharks, in the key order a real Moray stored it in.
 var sampleValue = json.RawMessage(`{"contentLength":9099176,"contentMD5":"L9NrIZXTY37AYVZN9+gZ7w==","contentType":"text/plain",` +
 	`"creator":"` + owner + `","dirname":"/` + owner + `/stor/logs","etag":"` + objectID + `","headers":{},` +
 	`"key":"` + mantaKey + `","mtime":1570611723062,"name":"07e023da.log","objectId":"` + objectID + `",` +
@@ -57,7 +57,7 @@ func etagOf(t *testing.T, items []json.RawMessage) string {
 	}](t, items[0]).Etag
 }
 
-// The behavioural golden cases of spec section 9.4, replayed.
+// The behaviour recorded from a real Moray (docs/golden.md), replayed.
 func TestGoldenCases(t *testing.T) {
 	s, c := mantaServer(t)
 

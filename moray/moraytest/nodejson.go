@@ -218,8 +218,8 @@ type jsParser struct {
 	pos  int
 }
 
-// maxJSONDepth matches encoding/json's limit, which the Fast decoder has
-// already enforced on the whole frame.
+// maxJSONDepth is how many arrays and objects may nest: encoding/json's
+// limit, which the Fast decoder has already enforced on the whole frame.
 const maxJSONDepth = 10000
 
 func (p *jsParser) errorf(format string, args ...any) error {
@@ -237,12 +237,13 @@ func (p *jsParser) skipSpace() {
 	}
 }
 
+// value parses the value at p.pos, inside depth arrays and objects.
 func (p *jsParser) value(depth int) (*jsValue, error) {
-	if depth > maxJSONDepth {
-		return nil, p.errorf("nested too deeply")
-	}
 	if p.pos >= len(p.data) {
 		return nil, p.errorf("unexpected end")
+	}
+	if c := p.data[p.pos]; (c == '{' || c == '[') && depth >= maxJSONDepth {
+		return nil, p.errorf("nested too deeply")
 	}
 	switch c := p.data[p.pos]; {
 	case c == '{':

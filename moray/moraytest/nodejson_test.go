@@ -2,6 +2,7 @@ package moraytest
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -77,6 +78,33 @@ func TestJSValueSetDelete(t *testing.T) {
 	arr, _ := parseJS([]byte(`[1,"a",null,[2,3],{}]`))
 	if got := arr.jsString(); got != "1,a,,2,3,[object Object]" {
 		t.Errorf("String(array) = %q", got)
+	}
+}
+
+// parseJS nests as deep as encoding/json (and so the Fast decoder) lets a
+// value nest, and no deeper: 10,000 arrays or objects, with a scalar inside.
+func TestParseJSDepth(t *testing.T) {
+	nest := func(n int, open, inner, close string) []byte {
+		return []byte(strings.Repeat(open, n) + inner + strings.Repeat(close, n))
+	}
+	tests := []struct {
+		name string
+		in   []byte
+		ok   bool
+	}{
+		{"10,000 arrays", nest(maxJSONDepth, "[", "", "]"), true},
+		{"10,001 arrays", nest(maxJSONDepth+1, "[", "", "]"), false},
+		{"10,000 arrays around a number", nest(maxJSONDepth, "[", "1", "]"), true},
+		{"10,000 objects", nest(maxJSONDepth-1, `{"a":`, "{}", "}"), true},
+		{"10,001 objects", nest(maxJSONDepth, `{"a":`, "{}", "}"), false},
+	}
+	for _, tt := range tests {
+		if json.Valid(tt.in) != tt.ok {
+			t.Fatalf("%s: json.Valid = %v, the test is wrong", tt.name, !tt.ok)
+		}
+		if _, err := parseJS(tt.in); (err == nil) != tt.ok {
+			t.Errorf("%s: parseJS error %v, want accepted: %v", tt.name, err, tt.ok)
+		}
 	}
 }
 

@@ -1,7 +1,6 @@
 package moraytest
 
 import (
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -632,8 +631,14 @@ func (s *Server) checkIndexes(q *findQuery) *fast.Error {
 	if err != nil {
 		return err
 	}
-	unindexed := []string{}
+	// Moray collects the filter's attributes as the keys of an object, so
+	// they come out in JavaScript property order: array indexes first.
+	attrs := jsObj()
 	for _, a := range q.filter.Attributes() {
+		attrs.set(a, jsNullValue)
+	}
+	var unindexed []string
+	for _, a := range attrs.keys {
 		switch a {
 		case "_etag", "_key", "_id", "_mtime", "_txn_snap":
 			continue
@@ -645,8 +650,10 @@ func (s *Server) checkIndexes(q *findQuery) *fast.Error {
 	if len(unindexed) == 0 {
 		return nil
 	}
-	list, _ := json.Marshal(unindexed)
-	return newError("NotIndexedError", "%s does not have indexes that support %s. Reindexing fields: []. Unindexed fields: %s", b.name, q.raw, list)
+	// The lists are printed with %j, node's util.inspect; moraytest has no
+	// reindexing.
+	return newError("NotIndexedError", "%s does not have indexes that support %s. Reindexing fields: []. Unindexed fields: %s",
+		b.name, q.raw, inspectStrings(unindexed))
 }
 
 // truthy is JavaScript truthiness for option values.
@@ -679,7 +686,7 @@ func (c *call) sql() {
 	if !c.check(argSpec{"statement", argString}, argSpec{"values", argArray}, argSpec{"options", argOptions}) {
 		return
 	}
-	rows, err := c.s.store.sql(c.args[0].s, len(c.args[1].elems))
+	rows, err := c.s.store.sql(c.args[0].s, c.args[1].elems)
 	if err != nil {
 		c.rep.fail(err)
 		return

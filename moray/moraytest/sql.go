@@ -1,15 +1,19 @@
 package moraytest
 
 import (
+	"errors"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf16"
 
 	"github.com/TritonDataCenter/rebalancer/moray/fast"
+	"github.com/TritonDataCenter/rebalancer/moray/filter"
 )
 
 // The sql RPC runs raw SQL on the shard's PostgreSQL. moraytest answers
-// exactly the statements sharkspotter sends (spec section 4.3), with rows
+// exactly the statements sharkspotter sends (docs/protocols.md), with rows
 // typed as node-pg returns them, and fails anything else with a clear
 // error:
 //
@@ -19,16 +23,26 @@ import (
 // where <id> is _id or _idx (the same in both places), keywords are in any
 // case, and a trailing semicolon is optional. A bucket has the _idx column
 // only when it was created with BucketConfig.ExtendedIDFrom.
+//
+// <n>, <m>, '<text>' and <k> may each be a parameter, $1 to $N, bound to the
+// sql RPC's values as Moray binds them: node-pg sends each value as text
+// (null as NULL, a number as JavaScript prints it, an array as a
+// PostgreSQL array literal, an object as its JSON) and PostgreSQL reads the
+// text as the type the parameter's first use gives it. A comparison with
+// NULL selects nothing; LIMIT NULL limits nothing. Without values, node-pg
+// sends the statement as a simple query, in which a parameter is an error.
 
 var (
 	sqlMaxRE    = regexp.MustCompile(`(?is)^\s*select\s+max\s*\(\s*(\w+)\s*\)\s+from\s+(\w+)\s*;?\s*$`)
 	pgNumericRE = regexp.MustCompile(`^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$`)
-	sqlRangeRE  = regexp.MustCompile(`(?is)^\s*select\s+\*\s+from\s+(\w+)\s+where\s+(\w+)\s*>=\s*(\d+)\s+and\s+(\w+)\s*<=\s*(\d+)` +
-		`(?:\s+and\s+(\w+)\s*=\s*'((?:[^']|'')*)')?(?:\s+limit\s+(\d+))?\s*;?\s*$`)
+	pgBigintRE  = regexp.MustCompile(`^\s*[+-]?\d+\s*$`)
+	sqlRangeRE  = regexp.MustCompile(`(?is)^\s*select\s+\*\s+from\s+(\w+)\s+where\s+(\w+)\s*>=\s*(\d+|\$\d+)\s+and\s+(\w+)\s*<=\s*(\d+|\$\d+)` +
+		`(?:\s+and\s+(\w+)\s*=\s*(?:'((?:[^']|'')*)'|(\$\d+)))?(?:\s+limit\s+(\d+|\$\d+))?\s*;?\s*$`)
 )
 
 const sqlSupported = "moraytest: unsupported SQL; supported are \"SELECT MAX(_id|_idx) FROM <bucket>\" and " +
-	"\"SELECT * FROM <bucket> WHERE <id> >= N AND <id> <= M [AND <column> = '<text>'] [LIMIT K]\": "
+	"\"SELECT * FROM <bucket> WHERE <id> >= N AND <id> <= M [AND <column> = '<text>'] [LIMIT K]\", " +
+	"where N, M, '<text>' and K may be parameters ($1, $2, ...): "
 
 // sqlTable finds the bucket behind a table name, which PostgreSQL folds to
 // lower case.
@@ -61,11 +75,9 @@ func inIDColumn(b *bucket, o *object, col string) bool {
 	return extended == (col == "_idx")
 }
 
-// sql runs a statement and returns its rows as JSON objects.
-func (s *store) sql(stmt string, values int) ([][]byte, *fast.Error) {
-	if values > 0 {
-		return nil, pgError("bind message supplies %d parameters, but prepared statement \"\" requires 0", values)
-	}
+// sql runs a statement with its parameters' values and returns its rows as
+// JSON objects.
+func (s *store) sql(stmt string, values []*jsValue) ([][]byte, *fast.Error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if m := sqlMaxRE.FindStringSubmatch(stmt); m != nil {
@@ -79,6 +91,9 @@ func (s *store) sql(stmt string, values int) ([][]byte, *fast.Error) {
 		}
 		if col == "" {
 			return nil, pgError("%s%s", sqlSupported, stmt)
+		}
+		if err := bindParams(nil, values); err != nil {
+			return nil, err
 		}
 		row := []byte(`{"max":null}`)
 		for i := len(b.objs) - 1; i >= 0; i-- {
@@ -110,25 +125,60 @@ func (s *store) sql(stmt string, values int) ([][]byte, *fast.Error) {
 	if col == "" || col != col2 {
 		return nil, pgError("%s%s", sqlSupported, stmt)
 	}
-	lo, err1 := strconv.ParseInt(m[3], 10, 64)
-	hi, err2 := strconv.ParseInt(m[5], 10, 64)
+	lo, hi := newSlot(m[3], pgBigint), newSlot(m[5], pgBigint)
+	slots := []*sqlSlot{lo, hi}
+	var eq *sqlSlot
+	eqCol := strings.ToLower(m[6])
+	if eqCol != "" {
+		typ, err := sqlColumnType(b, eqCol)
+		if err != nil {
+			return nil, err
+		}
+		if m[8] != "" {
+			eq = newSlot(m[8], typ)
+		} else {
+			eq = &sqlSlot{text: strings.ReplaceAll(m[7], "''", "'"), typ: typ}
+		}
+		slots = append(slots, eq)
+	}
+	var limitSlot *sqlSlot
+	if m[9] != "" {
+		limitSlot = newSlot(m[9], pgBigint)
+		limitSlot.limit = true
+		slots = append(slots, limitSlot)
+	}
+	if err := bindParams(slots, values); err != nil {
+		return nil, err
+	}
+
+	if lo.null || hi.null || eq != nil && eq.null {
+		return nil, nil // a comparison with NULL is never true
+	}
+	var loID, hiID int64
+	var err1, err2 error
+	if loID, err1 = strconv.ParseInt(strings.TrimSpace(lo.text), 10, 64); err1 == nil {
+		hiID, err2 = strconv.ParseInt(strings.TrimSpace(hi.text), 10, 64)
+	}
 	if err1 != nil || err2 != nil {
 		return nil, pgError("value out of range for type bigint")
 	}
 	limit := int64(-1)
-	if m[8] != "" {
-		if limit, err1 = strconv.ParseInt(m[8], 10, 64); err1 != nil {
+	if limitSlot != nil && !limitSlot.null {
+		if limit, err1 = limitSlot.int64(); err1 != nil {
 			return nil, pgError("value out of range for type bigint")
+		}
+		if limit < 0 {
+			return nil, pgError("LIMIT must not be negative")
 		}
 	}
 	var cond func(*object) bool
-	if m[6] != "" {
-		if cond, err = sqlEquals(b, strings.ToLower(m[6]), strings.ReplaceAll(m[7], "''", "'")); err != nil {
+	if eq != nil {
+		if cond, err = sqlEquals(b, eqCol, eq.text); err != nil {
 			return nil, err
 		}
 	}
 	var rows [][]byte
-	i, j := b.rangeIDs(lo, hi)
+	i, j := b.rangeIDs(loID, hiID)
 	for ; i < j && int64(len(rows)) != limit; i++ {
 		o := b.objs[i]
 		if o == nil || !inIDColumn(b, o, col) || cond != nil && !cond(o) {
@@ -139,34 +189,229 @@ func (s *store) sql(stmt string, values int) ([][]byte, *fast.Error) {
 	return rows, nil
 }
 
-// sqlEquals compiles "<column> = '<text>'".
+// PostgreSQL's names of the types a slot can want.
+const (
+	pgBigint  = "bigint"
+	pgText    = "text"
+	pgChar    = "character" // _etag is CHAR(8)
+	pgNumeric = "numeric"
+	pgBoolean = "boolean"
+)
+
+// sqlSlot is a place in a statement that holds a value: a literal, or a
+// parameter that bindParams fills in.
+type sqlSlot struct {
+	isParam bool
+	param   int    // the parameter's number
+	text    string // the literal, or the parameter's value as text
+	null    bool   // the parameter's value is NULL
+	typ     string // the type the slot wants
+	limit   bool   // the slot is LIMIT's argument
+}
+
+func newSlot(token, typ string) *sqlSlot {
+	if rest, ok := strings.CutPrefix(token, "$"); ok {
+		n, err := strconv.Atoi(rest)
+		if err != nil {
+			n = math.MaxInt32 // more than any statement can have
+		}
+		return &sqlSlot{isParam: true, param: n, typ: typ}
+	}
+	return &sqlSlot{text: token, typ: typ}
+}
+
+// int64 reads a bigint slot (a LIMIT may hold a numeric parameter, which
+// PostgreSQL rounds).
+func (s *sqlSlot) int64() (int64, error) {
+	if n, err := strconv.ParseInt(strings.TrimSpace(s.text), 10, 64); err == nil {
+		return n, nil
+	}
+	f, err := strconv.ParseFloat(strings.TrimSpace(s.text), 64)
+	if err != nil || math.Abs(f) >= 1<<63 {
+		return 0, errors.New("out of range")
+	}
+	return int64(math.Round(f)), nil
+}
+
+// bindParams does what PostgreSQL does with the statement's parameters and
+// node-pg's values: parse analysis gives each parameter the type of its
+// first use and checks the others against it; every parameter up to the
+// highest must be used; the bind message must supply exactly that many
+// values; each value is then read as its parameter's type.
+func bindParams(slots []*sqlSlot, values []*jsValue) *fast.Error {
+	types := map[int]string{}
+	required := 0
+	for _, s := range slots {
+		if !s.isParam {
+			continue
+		}
+		// Without values, node-pg sends a simple query, which has no
+		// parameters at all.
+		if s.param == 0 || len(values) == 0 {
+			return pgError("there is no parameter $%d", s.param)
+		}
+		first, seen := types[s.param]
+		switch {
+		case !seen:
+			types[s.param] = s.typ
+		case first == s.typ || numericPair(first, s.typ):
+		case s.limit:
+			return pgError("argument of LIMIT must be type bigint, not type %s", first)
+		default:
+			return pgError("operator does not exist: %s = %s", s.typ, first)
+		}
+		required = max(required, s.param)
+	}
+	for n := 1; n <= required; n++ {
+		if _, ok := types[n]; !ok {
+			return pgError("could not determine data type of parameter $%d", n)
+		}
+	}
+	if len(values) != required {
+		return pgError("bind message supplies %d parameters, but prepared statement \"\" requires %d", len(values), required)
+	}
+	for n := 1; n <= required; n++ {
+		text, null := pgParamText(values[n-1])
+		if !null {
+			if err := pgInput(types[n], text); err != nil {
+				return err
+			}
+		}
+		for _, s := range slots {
+			if s.param == n {
+				s.text, s.null = text, null
+			}
+		}
+	}
+	return nil
+}
+
+// numericPair reports whether a parameter used as both types is read as
+// the first without error: bigint and numeric compare with each other.
+func numericPair(a, b string) bool {
+	return (a == pgBigint || a == pgNumeric) && (b == pgBigint || b == pgNumeric)
+}
+
+// sqlColumnType returns the type of the column in "<column> = ...".
+func sqlColumnType(b *bucket, col string) (string, *fast.Error) {
+	switch col {
+	case "_key":
+		return pgText, nil
+	case "_etag":
+		return pgChar, nil
+	}
+	i := b.columnIndex(col)
+	if i < 0 {
+		return "", pgError("column \"%s\" does not exist", col)
+	}
+	switch b.index[i].typ {
+	case idxNumber:
+		return pgNumeric, nil
+	case idxBoolean:
+		return pgBoolean, nil
+	}
+	return pgText, nil
+}
+
+// pgParamText is what node-pg (6.x, Moray's) sends for a value: null as
+// NULL, a string as it is, a number as JavaScript prints it, an array as a
+// PostgreSQL array literal and an object as its JSON, all as UTF-8, in
+// which a lone surrogate becomes U+FFFD.
+func pgParamText(v *jsValue) (text string, null bool) {
+	switch v.kind {
+	case jsNull:
+		return "", true
+	case jsBool:
+		return strconv.FormatBool(v.b), false
+	case jsNumber:
+		return filter.FormatNumber(v.n), false
+	case jsString:
+		return string(utf16.Decode(toUTF16(v.s))), false
+	case jsArray:
+		var b strings.Builder
+		b.WriteByte('{')
+		for i, e := range v.elems {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			switch t, null := pgParamText(e); {
+			case null:
+				b.WriteString("NULL")
+			case e.kind == jsArray:
+				b.WriteString(t)
+			default:
+				b.WriteString(`"` + pgArrayEscaper.Replace(t) + `"`)
+			}
+		}
+		b.WriteByte('}')
+		return b.String(), false
+	}
+	return string(utf16.Decode(toUTF16(string(v.appendJSON(nil))))), false
+}
+
+var pgArrayEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+
+// pgInput checks a parameter's text as the input function of its type
+// does, with PostgreSQL's errors.
+func pgInput(typ, text string) *fast.Error {
+	if strings.IndexByte(text, 0) >= 0 {
+		return pgError("invalid byte sequence for encoding \"UTF8\": 0x00")
+	}
+	switch typ {
+	case pgBigint:
+		if !pgBigintRE.MatchString(text) {
+			return pgError("invalid input syntax for type bigint: \"%s\"", text)
+		}
+		if _, err := strconv.ParseInt(strings.TrimSpace(text), 10, 64); err != nil {
+			return pgError("value \"%s\" is out of range for type bigint", text)
+		}
+	case pgNumeric:
+		if !pgNumericRE.MatchString(text) {
+			return pgError("invalid input syntax for type numeric: \"%s\"", text)
+		}
+	case pgBoolean:
+		if _, ok := pgBool(text); !ok {
+			return pgError("invalid input syntax for type boolean: \"%s\"", text)
+		}
+	}
+	return nil
+}
+
+func pgBool(text string) (v, ok bool) {
+	switch strings.ToLower(strings.TrimSpace(text)) {
+	case "t", "true", "y", "yes", "on", "1":
+		return true, true
+	case "f", "false", "n", "no", "off", "0":
+		return false, true
+	}
+	return false, false
+}
+
+// sqlEquals compiles "<column> = '<text>'" for a column sqlColumnType
+// accepted.
 func sqlEquals(b *bucket, col, text string) (func(*object) bool, *fast.Error) {
+	typ, err := sqlColumnType(b, col)
+	if err != nil {
+		return nil, err
+	}
+	if err := pgInput(typ, text); err != nil {
+		return nil, err
+	}
 	switch col {
 	case "_key":
 		return func(o *object) bool { return o.key == text }, nil
 	case "_etag":
+		// CHAR(n) compares without trailing spaces.
+		text = strings.TrimRight(text, " ")
 		return func(o *object) bool { return o.etag == text }, nil
 	}
 	i := b.columnIndex(col)
-	if i < 0 {
-		return nil, pgError("column \"%s\" does not exist", col)
-	}
-	switch b.index[i].typ {
-	case idxNumber:
-		if !pgNumericRE.MatchString(text) {
-			return nil, pgError("invalid input syntax for type numeric: \"%s\"", text)
-		}
+	switch typ {
+	case pgNumeric:
 		n, _ := strconv.ParseFloat(strings.TrimSpace(text), 64)
 		return func(o *object) bool { c := o.cols[i]; return !c.null && c.n == n }, nil
-	case idxBoolean:
-		var v bool
-		switch strings.ToLower(strings.TrimSpace(text)) {
-		case "t", "true", "y", "yes", "on", "1":
-			v = true
-		case "f", "false", "n", "no", "off", "0":
-		default:
-			return nil, pgError("invalid input syntax for type boolean: \"%s\"", text)
-		}
+	case pgBoolean:
+		v, _ := pgBool(text)
 		return func(o *object) bool { c := o.cols[i]; return !c.null && c.b == v }, nil
 	}
 	return func(o *object) bool { c := o.cols[i]; return !c.null && c.s == text }, nil

@@ -79,7 +79,8 @@ func TestSQL(t *testing.T) {
 		{"SELECT * FROM manta WHERE _idx >= 1 AND _idx <= 3", nil, `column "_idx" does not exist`},
 		{"SELECT MAX(_id) FROM nosuch;", nil, `relation "nosuch" does not exist`},
 		{"SELECT * FROM manta WHERE _id >= 1 AND _id <= 3 AND color = 'red'", nil, `column "color" does not exist`},
-		{"SELECT MAX(_id) FROM manta WHERE _id > $1", []any{1}, `bind message supplies 1 parameters, but prepared statement "" requires 0`},
+		{"SELECT MAX(_id) FROM manta", []any{1}, `bind message supplies 1 parameters, but prepared statement "" requires 0`},
+		{"SELECT MAX(_id) FROM manta WHERE _id > $1", []any{1}, "moraytest: unsupported SQL"},
 		{"DELETE FROM manta", nil, "moraytest: unsupported SQL"},
 		{"SELECT * FROM manta WHERE _id >= 1 AND _idx <= 3", nil, `column "_idx" does not exist`},
 		{"SELECT count(*) FROM manta", nil, "moraytest: unsupported SQL"},
@@ -91,6 +92,122 @@ func TestSQL(t *testing.T) {
 		err := c.fails("sql", e.stmt, e.values, map[string]any{})
 		if err.Name != "error" || !strings.HasPrefix(err.Message, e.msg) {
 			t.Errorf("%s: %s: %s, want error: %s", e.stmt, err.Name, err.Message, e.msg)
+		}
+	}
+}
+
+// Parameters are bound as a real Moray binds them (node-pg sends each value
+// as text, PostgreSQL reads it as the parameter's type), with PostgreSQL's
+// errors; the error texts are those PostgreSQL 15 gave for the same
+// statements and values.
+func TestSQLParameters(t *testing.T) {
+	s, c := mantaServer(t)
+	for i, v := range []string{
+		`{"type":"object","name":"n1"}`, `{"type":"directory","name":"n2"}`, `{"type":"object","name":"n3"}`, `{"type":"object","name":"n4"}`,
+		// Text that array and object values turn into.
+		`{"type":"{\"object\",NULL,{\"a\\\"b\\\\\"}}","name":"{\"a\":1}"}`,
+	} {
+		if _, err := s.Put("manta", fmt.Sprint("/k", i+1), json.RawMessage(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const window = "SELECT * FROM manta WHERE _id >= $1 AND _id <= $2"
+	tests := []struct {
+		stmt   string
+		values []any
+		rows   string // the _id of each row
+		err    string // or the error's message
+	}{
+		// sharkspotter's window, with its numbers as parameters.
+		{stmt: window + " AND type = 'object' LIMIT $3;", values: []any{1, 3, 10}, rows: "1,3"},
+		{stmt: window + " AND type = $3 LIMIT $4", values: []any{2, 4, "object", 1}, rows: "3"},
+		{stmt: window, values: []any{"2", " +3 "}, rows: "2,3"}, // text, read as bigint
+		{stmt: "SELECT * FROM manta WHERE _id >= $1 AND _id <= $1", values: []any{4}, rows: "4"},
+		{stmt: window + " AND name = $3", values: []any{1, 9, "n2"}, rows: "2"},
+		{stmt: window + " AND _key = $3", values: []any{1, 9, "/k3"}, rows: "3"},
+		{stmt: window + " LIMIT $3", values: []any{1, 9, nil}, rows: "1,2,3,4,5"}, // LIMIT NULL: no limit
+		{stmt: window + " LIMIT $3", values: []any{1, 9, 0}, rows: ""},
+		{stmt: window, values: []any{nil, 9}, rows: ""}, // _id >= NULL is never true
+		{stmt: window + " AND type = $3", values: []any{1, 9, nil}, rows: ""},
+		{stmt: window + " AND type = $3", values: []any{1, 9, []any{"object", nil, []any{`a"b\`}}}, rows: "5"},
+		{stmt: window + " AND name = $3", values: []any{1, 9, map[string]any{"a": 1}}, rows: "5"},
+
+		// What PostgreSQL refuses.
+		{stmt: window, values: []any{1}, err: `bind message supplies 1 parameters, but prepared statement "" requires 2`},
+		{stmt: window, values: []any{1, 2, 3}, err: `bind message supplies 3 parameters, but prepared statement "" requires 2`},
+		{stmt: window, values: []any{}, err: `there is no parameter $1`}, // no values: a simple query
+		{stmt: "SELECT * FROM manta WHERE _id >= 1 AND _id <= $0", values: []any{1}, err: `there is no parameter $0`},
+		{stmt: "SELECT * FROM manta WHERE _id >= $2 AND _id <= $2", values: []any{1, 2}, err: `could not determine data type of parameter $1`},
+		{stmt: "SELECT * FROM manta WHERE _id >= $1 AND _id <= $3", values: []any{1, 2, 3}, err: `could not determine data type of parameter $2`},
+		{stmt: window, values: []any{"x", "y"}, err: `invalid input syntax for type bigint: "x"`},
+		{stmt: window, values: []any{1.5, 2}, err: `invalid input syntax for type bigint: "1.5"`},
+		{stmt: window, values: []any{1, 1e21}, err: `invalid input syntax for type bigint: "1e+21"`},
+		{stmt: window, values: []any{1, "99999999999999999999"}, err: `value "99999999999999999999" is out of range for type bigint`},
+		{stmt: window, values: []any{true, 2}, err: `invalid input syntax for type bigint: "true"`},
+		{stmt: window + " LIMIT $3", values: []any{1, 4, -1}, err: "LIMIT must not be negative"},
+		{stmt: window + " AND type = $1", values: []any{1, 4}, err: "operator does not exist: text = bigint"},
+		{stmt: window + " AND _etag = $1", values: []any{1, 4}, err: "operator does not exist: character = bigint"},
+		{stmt: "SELECT * FROM manta WHERE _id >= 1 AND _id <= 4 AND type = $1 LIMIT $1", values: []any{"1"},
+			err: "argument of LIMIT must be type bigint, not type text"},
+		{stmt: window + " AND type = $3", values: []any{1, 4, "a\u0000b"}, err: `invalid byte sequence for encoding "UTF8": 0x00`},
+		{stmt: "SELECT * FROM nosuch WHERE _id >= $1 AND _id <= $2", values: []any{1}, err: `relation "nosuch" does not exist`},
+		{stmt: window + " AND color = $3", values: []any{1}, err: `column "color" does not exist`},
+	}
+	for _, tt := range tests {
+		if tt.err != "" {
+			err := c.fails("sql", tt.stmt, tt.values, map[string]any{})
+			if err.Name != "error" || err.Message != tt.err {
+				t.Errorf("%s %v: %s: %s, want error: %s", tt.stmt, tt.values, err.Name, err.Message, tt.err)
+			}
+			continue
+		}
+		var ids []string
+		for _, it := range c.ok("sql", tt.stmt, tt.values, map[string]any{}) {
+			ids = append(ids, decode[map[string]any](t, it)["_id"].(string))
+		}
+		if got := strings.Join(ids, ","); got != tt.rows {
+			t.Errorf("%s %v: rows %s, want %s", tt.stmt, tt.values, got, tt.rows)
+		}
+	}
+}
+
+// Number and boolean index columns read a parameter as PostgreSQL reads
+// text for NUMERIC and BOOLEAN.
+func TestSQLParameterTypes(t *testing.T) {
+	s := Start(t)
+	c := dial(t, s.Addr())
+	if err := s.CreateBucket("b", BucketConfig{Index: []Index{{"n", "number"}, {"ok", "boolean"}}}); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range []string{`{"n":5,"ok":true}`, `{"n":6,"ok":false}`} {
+		if _, err := s.Put("b", fmt.Sprint("/k", i), json.RawMessage(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const window = "SELECT * FROM b WHERE _id >= 1 AND _id <= 9"
+	for _, tt := range []struct {
+		stmt   string
+		values []any
+		rows   int
+		err    string
+	}{
+		{stmt: window + " AND n = $1", values: []any{"5.0"}, rows: 1},
+		{stmt: window + " AND n = $1", values: []any{6}, rows: 1},
+		{stmt: window + " AND ok = $1", values: []any{"yes"}, rows: 1},
+		{stmt: window + " AND ok = $1", values: []any{false}, rows: 1},
+		{stmt: window + " AND n = $1 LIMIT $1", values: []any{5}, rows: 1}, // a numeric parameter as LIMIT
+		{stmt: window + " AND n = $1", values: []any{"x"}, err: `invalid input syntax for type numeric: "x"`},
+		{stmt: window + " AND ok = $1", values: []any{"maybe"}, err: `invalid input syntax for type boolean: "maybe"`},
+		{stmt: "SELECT * FROM b WHERE _id >= $1 AND _id <= 9 AND ok = $1", values: []any{1}, err: "operator does not exist: boolean = bigint"},
+	} {
+		if tt.err != "" {
+			if err := c.fails("sql", tt.stmt, tt.values, map[string]any{}); err.Message != tt.err {
+				t.Errorf("%s %v: %s, want %s", tt.stmt, tt.values, err.Message, tt.err)
+			}
+			continue
+		}
+		if n := len(c.ok("sql", tt.stmt, tt.values, map[string]any{})); n != tt.rows {
+			t.Errorf("%s %v: %d rows, want %d", tt.stmt, tt.values, n, tt.rows)
 		}
 	}
 }
