@@ -1,6 +1,7 @@
 package mdapi
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -36,7 +37,12 @@ const hexDigits = "0123456789abcdef"
 
 // appendString appends s, which must be valid UTF-8, as serde_json writes a
 // string.
-func appendString(b []byte, s string) []byte {
+func appendString(b []byte, s string) []byte { return appendStr(b, s) }
+
+// appendBytes is appendString for a []byte.
+func appendBytes(b, s []byte) []byte { return appendStr(b, s) }
+
+func appendStr[S ~string | ~[]byte](b []byte, s S) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); i++ {
@@ -119,8 +125,17 @@ func (w *objw) strs(k string, vs []string) {
 // are not 64-bit integers (errInexactNumber) and on nesting deeper than
 // maxDepth.
 func canonical(dst, src []byte) ([]byte, error) {
-	p := canonParser{src: src, out: dst}
+	return canonicalValue(dst, src, false)
+}
+
+// canonicalValue is canonical; with hstore set, src must also be an object
+// whose values are strings or null.
+func canonicalValue(dst, src []byte, hstore bool) ([]byte, error) {
+	p := canonParser{src: src, out: dst, hstore: hstore}
 	p.ws()
+	if hstore && (p.i >= len(p.src) || p.src[p.i] != '{') {
+		return dst, errors.New("not an object of strings")
+	}
 	if err := p.value(0); err != nil {
 		return dst, err
 	}
@@ -132,9 +147,12 @@ func canonical(dst, src []byte) ([]byte, error) {
 }
 
 type canonParser struct {
-	src []byte
-	i   int
-	out []byte
+	src    []byte
+	i      int
+	out    []byte
+	hstore bool     // the top-level object's values must be strings or null
+	kbuf   []byte   // decoded object keys, for duplicate detection
+	keys   [][2]int // their spans in kbuf
 }
 
 func (p *canonParser) errorf(format string, args ...any) error {
@@ -162,12 +180,7 @@ func (p *canonParser) value(depth int) error {
 	case c == '[':
 		return p.array(depth + 1)
 	case c == '"':
-		s, err := p.string()
-		if err != nil {
-			return err
-		}
-		p.out = appendString(p.out, s)
-		return nil
+		return p.copyString()
 	case c == '-' || (c >= '0' && c <= '9'):
 		return p.number()
 	}
@@ -193,24 +206,32 @@ func (p *canonParser) object(depth int) error {
 		p.out = append(p.out, '}')
 		return nil
 	}
-	seen := map[string]bool{}
+	// The keys seen, for duplicates: decoded into one buffer shared by
+	// every object (each uses the part past its start), compared in turn,
+	// since objects are small.
+	first, firstKey := len(p.keys), len(p.kbuf)
+	defer func() { p.keys, p.kbuf = p.keys[:first], p.kbuf[:firstKey] }()
 	for n := 0; ; n++ {
 		p.ws()
 		if p.i >= len(p.src) || p.src[p.i] != '"' {
 			return p.errorf("object key expected")
 		}
-		k, err := p.string()
-		if err != nil {
+		from := len(p.kbuf)
+		var err error
+		if p.kbuf, err = p.decode(p.kbuf); err != nil {
 			return err
 		}
-		if seen[k] {
-			return p.errorf("duplicate key %q", k)
+		k := p.kbuf[from:]
+		for _, span := range p.keys[first:] {
+			if bytes.Equal(p.kbuf[span[0]:span[1]], k) {
+				return p.errorf("duplicate key %q", k)
+			}
 		}
-		seen[k] = true
+		p.keys = append(p.keys, [2]int{from, len(p.kbuf)})
 		if n > 0 {
 			p.out = append(p.out, ',')
 		}
-		p.out = appendString(p.out, k)
+		p.out = appendBytes(p.out, k)
 		p.ws()
 		if p.i >= len(p.src) || p.src[p.i] != ':' {
 			return p.errorf("':' expected")
@@ -218,6 +239,9 @@ func (p *canonParser) object(depth int) error {
 		p.i++
 		p.out = append(p.out, ':')
 		p.ws()
+		if p.hstore && depth == 1 && p.i < len(p.src) && p.src[p.i] != '"' && p.src[p.i] != 'n' {
+			return p.errorf("value of %q is not a string or null", k)
+		}
 		if err := p.value(depth); err != nil {
 			return err
 		}
@@ -275,37 +299,70 @@ func (p *canonParser) array(depth int) error {
 	}
 }
 
-// string decodes the string starting at p.i (a '"').
-func (p *canonParser) string() (string, error) {
+// copyString writes the string starting at p.i (a '"'). One without
+// escapes is already as serde_json writes it (a JSON string holds no raw
+// '"', '\\' or control character), so only its UTF-8 needs checking.
+func (p *canonParser) copyString() error {
+	for j := p.i + 1; j < len(p.src); {
+		c := p.src[j]
+		switch {
+		case c == '"':
+			p.out = append(p.out, p.src[p.i:j+1]...)
+			p.i = j + 1
+			return nil
+		case c == '\\' || c < 0x20:
+			s, err := p.decode(nil) // the slow way, escapes and errors included
+			if err != nil {
+				return err
+			}
+			p.out = appendString(p.out, string(s))
+			return nil
+		case c < utf8.RuneSelf:
+			j++
+		default:
+			r, size := utf8.DecodeRune(p.src[j:])
+			if r == utf8.RuneError && size <= 1 {
+				p.i = j
+				return p.errorf("invalid UTF-8")
+			}
+			j += size
+		}
+	}
+	p.i = len(p.src)
+	return p.errorf("unterminated string")
+}
+
+// decode appends the decoded contents of the string starting at p.i (a
+// '"') to dst.
+func (p *canonParser) decode(dst []byte) ([]byte, error) {
 	p.i++ // "
-	var s []byte
 	start := p.i
 	for {
 		if p.i >= len(p.src) {
-			return "", p.errorf("unterminated string")
+			return dst, p.errorf("unterminated string")
 		}
 		c := p.src[p.i]
 		switch {
 		case c == '"':
-			s = append(s, p.src[start:p.i]...)
+			dst = append(dst, p.src[start:p.i]...)
 			p.i++
-			return string(s), nil
+			return dst, nil
 		case c < 0x20:
-			return "", p.errorf("control character in string")
+			return dst, p.errorf("control character in string")
 		case c == '\\':
-			s = append(s, p.src[start:p.i]...)
+			dst = append(dst, p.src[start:p.i]...)
 			r, err := p.escape()
 			if err != nil {
-				return "", err
+				return dst, err
 			}
-			s = utf8.AppendRune(s, r)
+			dst = utf8.AppendRune(dst, r)
 			start = p.i
 		case c < utf8.RuneSelf:
 			p.i++
 		default:
 			r, size := utf8.DecodeRune(p.src[p.i:])
 			if r == utf8.RuneError && size <= 1 {
-				return "", p.errorf("invalid UTF-8")
+				return dst, p.errorf("invalid UTF-8")
 			}
 			p.i += size
 		}

@@ -323,14 +323,14 @@ func readProperties(raw json.RawMessage) (json.RawMessage, error) {
 // server cannot send a NULL hstore (it fails to read one), and an update
 // must send an object.
 func canonicalHeaders(raw json.RawMessage) (json.RawMessage, error) {
+	return appendHeaders(nil, raw)
+}
+
+func appendHeaders(b []byte, raw json.RawMessage) ([]byte, error) {
 	if len(raw) == 0 || string(raw) == "null" {
-		return json.RawMessage("{}"), nil
+		return append(b, "{}"...), nil
 	}
-	var m map[string]*string
-	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
-		return nil, errors.New("not an object of strings")
-	}
-	return canonical(nil, raw)
+	return canonicalValue(b, raw, true)
 }
 
 // parseSharks reads a record's sharks: an array of

@@ -131,31 +131,30 @@ func (u *Update) appendPayload(b []byte, reqID string) ([]byte, error) {
 	if err := u.Conditions.check(); err != nil {
 		return nil, err
 	}
-	headers, err := canonicalHeaders(u.Headers)
-	if err != nil {
-		return nil, fmt.Errorf("headers: %w", err)
-	}
 	props := u.Properties
 	if len(props) == 0 {
 		props = json.RawMessage("null")
-	}
-	if props, err = canonical(nil, props); err != nil {
-		return nil, fmt.Errorf("properties: %w", err)
 	}
 	w := objw{b: b}
 	w.open()
 	w.locator(u.Locator)
 	w.str("id", u.ID)
 	w.str("content_type", u.ContentType)
-	w.raw("headers", headers)
+	w.key("headers")
+	var err error
+	if w.b, err = appendHeaders(w.b, u.Headers); err != nil {
+		return nil, fmt.Errorf("headers: %w", err)
+	}
 	if u.Sharks != nil {
-		sharks, err := appendSharks(nil, u.Sharks)
-		if err != nil {
+		w.key("sharks")
+		if w.b, err = appendSharks(w.b, u.Sharks); err != nil {
 			return nil, err
 		}
-		w.raw("sharks", sharks)
 	}
-	w.raw("properties", props)
+	w.key("properties")
+	if w.b, err = canonical(w.b, props); err != nil {
+		return nil, fmt.Errorf("properties: %w", err)
+	}
 	w.str("request_id", reqID)
 	w.key("conditions")
 	w.b = u.Conditions.appendJSON(w.b)
