@@ -477,3 +477,38 @@ func TestPayloadExactness(t *testing.T) {
 		t.Errorf("violations: %v", v)
 	}
 }
+
+// Many requests at once share the client's two connections; the server
+// answers each connection's requests in order.
+func TestConcurrentRequests(t *testing.T) {
+	ctx := ctxT(t)
+	srv, c := setup(t)
+	for i := range 10 {
+		put(t, srv, 0, fmt.Sprintf("o%d", i))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for i := range 100 {
+		wg.Go(func() {
+			name := fmt.Sprintf("o%d", i%10)
+			rec, err := c.GetObject(ctx, loc(0, name))
+			if err == nil && rec.Name != name {
+				err = fmt.Errorf("asked for %s, got %s", name, rec.Name)
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if n := srv.Calls("getobject"); n != 100 {
+		t.Errorf("%d getobject calls", n)
+	}
+	if n := srv.Conns(); n > 2 {
+		t.Errorf("%d connections for a client of 2", n)
+	}
+}

@@ -331,3 +331,40 @@ func TestStoreReplaceSharks(t *testing.T) {
 		t.Errorf("empty batch: %v, %v", etags, err)
 	}
 }
+
+// A server that has sharks in updateobject but not batchupdateobjects
+// (scripted here: no released branch is like that) makes ReplaceSharks fail
+// with ErrUnsupported once; the caller's fallback, one ReplaceShark per
+// object, moves them all.
+func TestStoreBatchFallback(t *testing.T) {
+	ctx := ctxT(t)
+	srv, store := storeSetup(t)
+	srv.FailNext("batchupdateobjects", 1, mdapitest.Fault{Name: "FastError", Message: "Unsupported functon: batchupdateobjects", Frame: true})
+	var reps []rebalancer.SharkReplacement
+	for i, v := range []uint64{0, 1} {
+		name := string(rune('a' + i))
+		put(t, srv, v, name)
+		obj, err := store.GetObject(ctx, 1, loc(v, name).Key())
+		if err != nil {
+			t.Fatal(err)
+		}
+		reps = append(reps, rebalancer.SharkReplacement{Object: obj, From: stor1.MantaStorageID, To: stor3})
+	}
+	for range 2 {
+		if _, err := store.ReplaceSharks(ctx, 1, reps); !errors.Is(err, mdapi.ErrUnsupported) {
+			t.Fatalf("ReplaceSharks: %v", err)
+		}
+	}
+	if n := srv.Calls("batchupdateobjects"); n != 1 {
+		t.Errorf("%d batchupdateobjects calls", n)
+	}
+	for _, r := range reps {
+		if _, err := store.ReplaceShark(ctx, r.Object, r.From, r.To); err != nil {
+			t.Errorf("fallback %s: %v", r.Object.Name, err)
+		}
+		l, _ := mdapi.ParseKey(r.Object.Key)
+		if o, _ := srv.GetObject(ctx, l.Vnode, owner, bucket, r.Object.Name); !slices.Equal(o.Sharks, []rebalancer.StorageNode{stor3, stor2}) {
+			t.Errorf("%s: sharks %v", r.Object.Name, o.Sharks)
+		}
+	}
+}
