@@ -112,3 +112,51 @@ func NewDatabase(t testing.TB) string {
 	})
 	return url
 }
+
+// Available reports why no PostgreSQL can be had for tests (nil when one
+// can), for code without a testing.TB: a TestMain deciding whether to run
+// the Examples that need one.
+func Available() error {
+	_, err := server()
+	return err
+}
+
+// CreateDatabase creates an empty database as NewDatabase does, for code
+// without a testing.TB (such as an Example, named by who in the log of
+// databases created), and returns its URL and a function that drops it.
+func CreateDatabase(ctx context.Context, who string) (url string, drop func(), err error) {
+	base, err := server()
+	if err != nil {
+		return "", nil, err
+	}
+	var b [6]byte
+	rand.Read(b[:])
+	name := "test_" + hex.EncodeToString(b[:])
+	admin, err := sql.Open("postgres", base)
+	if err != nil {
+		return "", nil, err
+	}
+	defer admin.Close()
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+quoteIdent(name)); err != nil {
+		return "", nil, fmt.Errorf("pgtest: create database: %w", err)
+	}
+	if url, err = WithDatabase(base, name); err != nil {
+		return "", nil, err
+	}
+	if logPath := os.Getenv(EnvLog); logPath != "" {
+		if f, err := os.OpenFile(logPath, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o666); err == nil {
+			fmt.Fprintln(f, who)
+			f.Close()
+		}
+	}
+	return url, func() {
+		admin, err := sql.Open("postgres", base)
+		if err != nil {
+			return
+		}
+		defer admin.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+quoteIdent(name)+" WITH (FORCE)")
+	}, nil
+}
