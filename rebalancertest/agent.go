@@ -43,11 +43,13 @@ type AgentHarness struct {
 //
 // The checks, each a subtest:
 //
-//   - a posted assignment is reported under its id until every task is
-//     processed, and then as complete with every task counted: the copied
-//     ones (whose bytes, given Copy, are on Dest) and the failed ones (a
-//     source without the object, an MD5 that does not match), each failed
-//     task listed with a valid reason; an empty assignment completes too;
+//   - a posted assignment is reported under its id, with failed <= complete
+//     <= total (complete counts processed tasks, failed ones included),
+//     until every task is processed; then as complete with every task
+//     counted: the copied ones (whose bytes, given Copy, are on Dest) and
+//     the failed ones (a source without the object, an MD5 that does not
+//     match), each failed task listed with a valid reason; an empty
+//     assignment completes too;
 //   - posting an id the agent has gives an error wrapping
 //     ErrAssignmentExists; reading an unknown id, ErrAssignmentNotFound;
 //   - a deleted assignment is forgotten: reading it gives
@@ -109,6 +111,9 @@ func TestAgent(t *testing.T, newAgent func(t *testing.T) AgentHarness) {
 				return err
 			case a.UUID != id:
 				t.Fatalf("GetAssignment(%s) answered about %q", id, a.UUID)
+			case a.Stats.Failed < 0 || a.Stats.Failed > a.Stats.Complete || a.Stats.Complete > a.Stats.Total:
+				t.Fatalf("GetAssignment(%s): failed %d, complete %d, total %d; want failed <= complete <= total",
+					id, a.Stats.Failed, a.Stats.Complete, a.Stats.Total)
 			case a.Stats.State.Phase != rebalancer.AssignmentComplete:
 				return fmt.Errorf("state %v, %d of %d tasks processed", a.Stats.State, a.Stats.Complete+a.Stats.Failed, a.Stats.Total)
 			}
@@ -131,8 +136,9 @@ func TestAgent(t *testing.T, newAgent func(t *testing.T) AgentHarness) {
 		id := post(t, h, tasks...)
 
 		a := complete(t, h, id)
-		if a.Stats.Total != 5 || a.Stats.Complete != 3 || a.Stats.Failed != 2 {
-			t.Errorf("assignment %s: total %d, complete %d, failed %d; want 5, 3 and 2", id, a.Stats.Total, a.Stats.Complete, a.Stats.Failed)
+		if a.Stats.Total != 5 || a.Stats.Complete != 5 || a.Stats.Failed != 2 {
+			t.Errorf("assignment %s: total %d, complete %d, failed %d; want 5, 5 (processed, failed included) and 2",
+				id, a.Stats.Total, a.Stats.Complete, a.Stats.Failed)
 		}
 		var failed []string
 		for _, f := range a.Stats.State.Failed {

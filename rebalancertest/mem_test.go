@@ -367,6 +367,7 @@ func (a *memAgent) run(as *rebalancer.Assignment, tasks []rebalancer.Task, stall
 			as.Stats.Complete++
 			continue
 		}
+		as.Stats.Complete++
 		as.Stats.Failed++
 		as.Stats.State.Failed = append(as.Stats.State.Failed, t)
 	}

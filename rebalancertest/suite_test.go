@@ -58,7 +58,7 @@ var mutants = map[string]string{
 	"placement: plain error when nothing fits":    "want a *SkipError",
 	"placement: overfills":                        "where 3 fit",
 	"placement: keeps released room":              "released uncopied",
-	"agent: drops a task":                         "want 5, 3 and 2",
+	"agent: drops a task":                         "want 5, 5 (processed, failed included) and 2",
 	"agent: missing objects complete":             "the missing and the corrupt object",
 	"agent: accepts known ids":                    "want ErrAssignmentExists",
 	"agent: never busy":                           "want ErrAgentBusy",
