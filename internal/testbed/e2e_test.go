@@ -182,7 +182,8 @@ func TestEvacuationWithSharkspotter(t *testing.T) {
 	ctx := context.Background()
 	f := New(t, Config{Shards: 3, Objects: Objects{Count: 300, Seed: 4, Pin: shark1, PinFraction: 0.7},
 		Source: func(f *Fleet) (rebalancer.ObjectSource, error) {
-			return &sharkspotter.MorayScanner{Clients: f.NewShardClients(), Shards: f.ShardNumbers(), Window: 50, Logger: f.Logger()}, nil
+			return &sharkspotter.MorayScanner{Clients: f.NewShardClients(), Window: 50,
+				Options: sharkspotter.Options{Shards: f.ShardNumbers(), Logger: f.Logger()}}, nil
 		}})
 	var on int64
 	for _, o := range objects(t, f) {
