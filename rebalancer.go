@@ -81,9 +81,6 @@ type Placement interface {
 
 // Agent is what the manager needs from the rebalancer agent running on a
 // destination shark. The engine calls it from several goroutines at once.
-//
-// Package rebalancertest checks implementations of these interfaces
-// against their contracts.
 type Agent interface {
 	// PostAssignment hands the agent on dest a batch of tasks. An agent that
 	// is full answers with an error wrapping ErrAgentBusy; one that already
