@@ -4,9 +4,6 @@ import (
 	"testing"
 
 	"github.com/TritonDataCenter/rebalancer"
-	"github.com/TritonDataCenter/rebalancer/internal/testutil"
-	"github.com/TritonDataCenter/rebalancer/moray"
-	"github.com/TritonDataCenter/rebalancer/moray/moraytest"
 	"github.com/TritonDataCenter/rebalancer/rebalancertest"
 )
 
@@ -16,34 +13,11 @@ import (
 func TestSourcesConformance(t *testing.T) {
 	t.Run("ScanSource", func(t *testing.T) {
 		rebalancertest.TestObjectSource(t, func(t *testing.T, shards []rebalancertest.Shard) rebalancertest.SourceHarness {
-			servers := map[int]*moraytest.Server{}
-			addrs := moray.StaticShards{}
-			var numbers []int
-			for _, s := range shards {
-				srv := moraytest.Start(t)
-				if err := srv.CreateMantaBucket(); err != nil {
-					t.Fatal(err)
-				}
-				for _, o := range s.Objects {
-					if _, err := srv.Put(moray.MantaBucket, o.Key, o.Value); err != nil {
-						t.Fatal(err)
-					}
-				}
-				servers[s.Number], addrs[s.Number] = srv, srv.Addr()
-				numbers = append(numbers, s.Number)
-			}
-			clients := moray.NewShards(addrs, moray.Options{Logger: testutil.Logger(t)})
-			t.Cleanup(func() { clients.Close() })
+			m := LoadMorayShards(t, shards)
 			return rebalancertest.SourceHarness{
-				Source: &ScanSource{Shards: clients, Numbers: numbers, PageSize: 7},
-				Etag: func(shard int, key string) string {
-					o, err := servers[shard].Get(moray.MantaBucket, key)
-					if err != nil {
-						t.Errorf("shard %d key %s: %v", shard, key, err)
-					}
-					return o.Etag
-				},
-				Break: func(shard int) { servers[shard].Offline() },
+				Source: &ScanSource{Shards: m.Clients, Numbers: m.Numbers, PageSize: 7},
+				Etag:   m.Etag,
+				Break:  m.Break,
 			}
 		})
 	})
