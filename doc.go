@@ -5,7 +5,8 @@
 //
 // This package holds the vocabulary and the small interfaces that the rest of
 // the module plugs into. The binaries under cmd/ are compositions of them, and
-// other Go tools can replace any part.
+// other Go tools can replace any part; package rebalancertest checks a
+// replacement against its interface's contract.
 //
 // # How Manta stores an object
 //

@@ -32,7 +32,8 @@ type DiscoverRequest struct {
 	After map[int]int64
 }
 
-// MetadataStore reads and conditionally rewrites object metadata.
+// MetadataStore reads and conditionally rewrites object metadata. The
+// engine calls it from several goroutines at once.
 type MetadataStore interface {
 	// GetObject reads the current metadata of the object stored under key on
 	// shard, with its current etag.
@@ -63,7 +64,8 @@ type BatchMetadataStore interface {
 	ReplaceSharks(ctx context.Context, shard int, reps []SharkReplacement) (etags []string, err error)
 }
 
-// Placement chooses where an object's new copy goes.
+// Placement chooses where an object's new copy goes. The engine calls
+// Place and Release from several goroutines (and jobs) at once.
 type Placement interface {
 	// Place picks a destination for obj, which is leaving the shark from, and
 	// reserves room for it there. It never picks a shark named in avoid
@@ -78,7 +80,7 @@ type Placement interface {
 }
 
 // Agent is what the manager needs from the rebalancer agent running on a
-// destination shark.
+// destination shark. The engine calls it from several goroutines at once.
 type Agent interface {
 	// PostAssignment hands the agent on dest a batch of tasks. An agent that
 	// is full answers with an error wrapping ErrAgentBusy; one that already

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"strconv"
 	"sync"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/TritonDataCenter/rebalancer/internal/retry"
 	"github.com/TritonDataCenter/rebalancer/moray/fast"
 )
 
@@ -243,14 +243,10 @@ func (c *Client) dial(ctx context.Context, s *slot, done chan struct{}) (*conn, 
 }
 
 func (c *Client) backoff(failures int) time.Duration {
-	d := c.opts.MinBackoff
-	for i := 1; i < failures && d < c.opts.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, c.opts.MaxBackoff)
 	// ±25% jitter so that the clients of a restarted shard do not redial in
 	// lockstep.
-	return d*3/4 + rand.N(d/2+1)
+	b := retry.Backoff{Initial: c.opts.MinBackoff, Max: c.opts.MaxBackoff, Jitter: 0.25}
+	return b.Delay(failures - 1)
 }
 
 func (c *Client) connect(ctx context.Context) (*conn, error) {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 	"github.com/TritonDataCenter/rebalancer/moray/fast"
 )
 
@@ -29,7 +30,7 @@ func record(key string, i int) map[string]any {
 // have arrived, in shuffled order, with the DATA frames of different
 // requests interleaved. Every caller must get exactly its own replies.
 func TestConcurrentInterleaved(t *testing.T) {
-	leakCheck(t)
+	testutil.CheckLeaks(t)
 	const n = 200
 	const perFind = 3
 	arrived := make(chan *request, n)
@@ -111,7 +112,7 @@ func TestConcurrentInterleaved(t *testing.T) {
 // with a transport error after the records that did arrive, and the next
 // RPC reconnects.
 func TestServerKilledMidStream(t *testing.T) {
-	leakCheck(t)
+	testutil.CheckLeaks(t)
 	var once sync.Once
 	srv := newFakeServer(t, func(r *request) {
 		if r.Method == "ping" {
@@ -135,7 +136,7 @@ func TestServerKilledMidStream(t *testing.T) {
 	if seen != 2 {
 		t.Errorf("callback saw %d records, want 2", seen)
 	}
-	eventually(t, "a new connection", func() bool { return c.Ping(context.Background()) == nil })
+	testutil.Eventually(t, "a new connection", func() bool { return c.Ping(context.Background()) == nil })
 	if srv.Conns() != 2 {
 		t.Errorf("server saw %d connections, want 2", srv.Conns())
 	}
@@ -143,7 +144,7 @@ func TestServerKilledMidStream(t *testing.T) {
 
 // An ERROR after some DATA fails the scan with the server's error.
 func TestErrorAfterData(t *testing.T) {
-	leakCheck(t)
+	testutil.CheckLeaks(t)
 	srv := newFakeServer(t, func(r *request) {
 		r.Conn.data(r, record("/a", 0))
 		r.Conn.data(r, record("/a", 1))
@@ -165,7 +166,7 @@ func TestErrorAfterData(t *testing.T) {
 // connection carries on, and the abandoned request's late replies are
 // dropped.
 func TestCancelMidStream(t *testing.T) {
-	leakCheck(t)
+	testutil.CheckLeaks(t)
 	release := make(chan struct{})
 	var logs logRecorder
 	srv := newFakeServer(t, func(r *request) {
@@ -196,7 +197,7 @@ func TestCancelMidStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(release)
-	eventually(t, "the late replies to be dropped", func() bool { return logs.count("abandoned") == 2 })
+	testutil.Eventually(t, "the late replies to be dropped", func() bool { return logs.count("abandoned") == 2 })
 	if err := c.Ping(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +209,7 @@ func TestCancelMidStream(t *testing.T) {
 // A context cancelled while a large request is being written does not cut
 // the frame: the server receives it whole, and the connection stays usable.
 func TestCancelDuringWrite(t *testing.T) {
-	leakCheck(t)
+	testutil.CheckLeaks(t)
 	headerSeen := make(chan struct{}, 1)
 	resume := make(chan struct{})
 	var gated sync.Once
@@ -263,12 +264,12 @@ func TestCancelDuringWrite(t *testing.T) {
 	if err := c.Ping(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the late put reply to be dropped", func() bool { return logs.count("abandoned") == 2 })
+	testutil.Eventually(t, "the late put reply to be dropped", func() bool { return logs.count("abandoned") == 2 })
 }
 
 // Message ids wrap from 0x7FFFFFFF to 1 and skip ids still in use.
 func TestMsgIDWrap(t *testing.T) {
-	leakCheck(t)
+	testutil.CheckLeaks(t)
 	var mu sync.Mutex
 	var ids []uint32
 	hold := make(chan struct{})
@@ -287,7 +288,7 @@ func TestMsgIDWrap(t *testing.T) {
 	ctx := context.Background()
 	held := make(chan error, 1)
 	go func() { held <- c.Ping(ctx) }() // id 1, held by the server
-	eventually(t, "the first ping", func() bool { mu.Lock(); defer mu.Unlock(); return len(ids) == 1 })
+	testutil.Eventually(t, "the first ping", func() bool { mu.Lock(); defer mu.Unlock(); return len(ids) == 1 })
 	cn := c.testConn(0)
 	cn.mu.Lock()
 	cn.next = fast.MaxMsgID - 1
@@ -314,7 +315,7 @@ func TestMsgIDWrap(t *testing.T) {
 // After the server restarts on the same address, RPCs fail with transient
 // errors until the client has reconnected, then succeed.
 func TestReconnectAfterRestart(t *testing.T) {
-	leakCheck(t)
+	testutil.CheckLeaks(t)
 	handler := func(r *request) { r.Conn.end(r) }
 	srv := newFakeServer(t, handler)
 	addr := srv.Addr()
@@ -324,7 +325,7 @@ func TestReconnectAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.Close()
-	eventually(t, "a failure while the server is down", func() bool {
+	testutil.Eventually(t, "a failure while the server is down", func() bool {
 		err := c.Ping(ctx)
 		if err != nil && !IsTransient(err) {
 			t.Fatalf("ping while down: %v is not transient", err)
@@ -332,7 +333,7 @@ func TestReconnectAfterRestart(t *testing.T) {
 		return err != nil
 	})
 	srv2 := newFakeServerAt(t, addr, handler)
-	eventually(t, "a ping after the restart", func() bool { return c.Ping(ctx) == nil })
+	testutil.Eventually(t, "a ping after the restart", func() bool { return c.Ping(ctx) == nil })
 	if srv2.Conns() == 0 {
 		t.Error("no connection to the restarted server")
 	}
@@ -341,7 +342,7 @@ func TestReconnectAfterRestart(t *testing.T) {
 // A refused dial is a transient error; during the backoff that follows,
 // RPCs fail at once rather than redial.
 func TestDialRefused(t *testing.T) {
-	leakCheck(t)
+	testutil.CheckLeaks(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -363,7 +364,7 @@ func TestDialRefused(t *testing.T) {
 // No reply within RPCTimeout: ErrTimeout, a transient transport error; the
 // connection stays up.
 func TestRPCTimeout(t *testing.T) {
-	leakCheck(t)
+	testutil.CheckLeaks(t)
 	srv := newFakeServer(t, func(r *request) {
 		if r.Method == "ping" {
 			r.Conn.end(r)
@@ -382,7 +383,7 @@ func TestRPCTimeout(t *testing.T) {
 // Close fails RPCs in flight with ErrClosed, refuses new ones, and stops
 // every goroutine (leakCheck).
 func TestClose(t *testing.T) {
-	leakCheck(t)
+	testutil.CheckLeaks(t)
 	arrived := make(chan struct{}, 1)
 	srv := newFakeServer(t, func(r *request) {
 		if r.Method == "ping" {
@@ -391,7 +392,7 @@ func TestClose(t *testing.T) {
 		}
 		arrived <- struct{}{} // and never answer
 	})
-	c := NewClient(srv.Addr(), Options{Logger: slog.New(slog.DiscardHandler)})
+	c := NewClient(srv.Addr(), Options{Logger: testutil.Discard()})
 	ctx := context.Background()
 	if err := c.Ping(ctx); err != nil {
 		t.Fatal(err)
@@ -417,7 +418,7 @@ func TestClose(t *testing.T) {
 // malformed frame breaks the connection, failing what is in flight with a
 // protocol error, and the next RPC reconnects.
 func TestUnknownIDAndProtocolError(t *testing.T) {
-	leakCheck(t)
+	testutil.CheckLeaks(t)
 	var logs logRecorder
 	var calls int
 	var mu sync.Mutex
@@ -451,12 +452,12 @@ func TestUnknownIDAndProtocolError(t *testing.T) {
 	if !errors.As(err, &pe) || !errors.Is(err, ErrConnection) {
 		t.Fatalf("err = %v, want a protocol error", err)
 	}
-	eventually(t, "a new connection", func() bool { return c.Ping(ctx) == nil })
+	testutil.Eventually(t, "a new connection", func() bool { return c.Ping(ctx) == nil })
 }
 
 // Server errors become typed errors callers can branch on.
 func TestTypedErrors(t *testing.T) {
-	leakCheck(t)
+	testutil.CheckLeaks(t)
 	type reply struct {
 		name, message string
 		context       any
@@ -511,7 +512,7 @@ func TestTypedErrors(t *testing.T) {
 
 // RPCTimeout bounds the wait for the server, not the caller's callback.
 func TestRPCTimeoutExcludesCallback(t *testing.T) {
-	leakCheck(t)
+	testutil.CheckLeaks(t)
 	srv := newFakeServer(t, func(r *request) { r.Conn.reply(r, record("/a", 0), record("/a", 1)) })
 	c := testClient(t, srv.Addr(), Options{RPCTimeout: 30 * time.Millisecond})
 	var seen int

@@ -10,12 +10,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 	"github.com/TritonDataCenter/rebalancer/moray/fast"
 )
 
@@ -394,29 +394,11 @@ func (ms *memStore) handle(req *request) {
 func testClient(t testing.TB, addr string, opts Options) *Client {
 	t.Helper()
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+		opts.Logger = testutil.Discard()
 	}
 	c := NewClient(addr, opts)
 	t.Cleanup(func() { c.Close() })
 	return c
-}
-
-// leakCheck fails the test if goroutines started during it are still
-// running once every cleanup registered after it has run. Call it first.
-func leakCheck(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(10 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				t.Errorf("%d goroutines leaked:\n%s", runtime.NumGoroutine()-before, buf[:runtime.Stack(buf, true)])
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
 }
 
 // logRecorder is a slog handler keeping messages, to check what was logged.
@@ -447,18 +429,6 @@ func (l *logRecorder) count(substr string) int {
 	return n
 }
 
-// eventually polls cond until it holds or a generous deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // testConn returns the connection in pool slot i, if any.
 func (c *Client) testConn(i int) *conn {
 	s := c.slots[i]
@@ -466,7 +436,5 @@ func (c *Client) testConn(i int) *conn {
 	defer s.mu.Unlock()
 	return s.conn
 }
-
-func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

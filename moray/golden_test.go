@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 	"github.com/TritonDataCenter/rebalancer/moray/fast"
 )
 
@@ -84,7 +85,7 @@ func goldenClient(t *testing.T, uts int64, reqID string, msgid uint32, reply fun
 // The getObject request is byte for byte what node-moray 4.x sent to a real
 // Moray in the capture: same options, same order, noCache:true.
 func TestGetObjectMatchesCapture(t *testing.T) {
-	leakCheck(t)
+	testutil.CheckLeaks(t)
 	capReq, capReply := captureFrames(t)
 	c, reqs := goldenClient(t, 1795856528807855, "6136ea54-c669-4c98-b8b3-1b62d54c85f6", 1,
 		func(r *request) { r.Conn.sendRaw(capReply) })
@@ -114,7 +115,7 @@ func TestGetObjectMatchesCapture(t *testing.T) {
 // Ping is node-moray's ping, byte for byte vector V1; V3 and the END captured
 // from the real Moray complete it.
 func TestPingGolden(t *testing.T) {
-	leakCheck(t)
+	testutil.CheckLeaks(t)
 	for _, end := range []string{goldenV3PingEnd, goldenRealPingEnd} {
 		c, reqs := goldenClient(t, goldenUTS, goldenReqID, 1, func(r *request) { r.Conn.sendRaw(unhex(t, end)) })
 		if err := c.Ping(context.Background()); err != nil {
@@ -131,7 +132,7 @@ func TestPingGolden(t *testing.T) {
 // the defaults, so each golden payload (less its closing "}]}") is a byte
 // prefix of the client's, and the rest is exactly the defaults.
 func TestRequestsExtendGolden(t *testing.T) {
-	leakCheck(t)
+	testutil.CheckLeaks(t)
 	ctx := context.Background()
 	tests := []struct {
 		name   string
@@ -186,7 +187,7 @@ func TestRequestsExtendGolden(t *testing.T) {
 // crashed without it), sql adds req_id (V9 is sharkspotter's, which sends
 // none). Their other arguments are exact.
 func TestRequestsDifferingFromGolden(t *testing.T) {
-	leakCheck(t)
+	testutil.CheckLeaks(t)
 	ctx := context.Background()
 	c, reqs := goldenClient(t, goldenUTS, goldenReqID, 7, func(r *request) {
 		if r.Method == "getObject" {
@@ -234,7 +235,7 @@ func TestRequestsDifferingFromGolden(t *testing.T) {
 
 // Golden replies V6 (DATA then END) and V7 (EtagConflictError).
 func TestPutObjectGoldenReplies(t *testing.T) {
-	leakCheck(t)
+	testutil.CheckLeaks(t)
 	ctx := context.Background()
 	end := &fast.Message{Status: fast.StatusEnd, ID: 8, Method: "putObject", UTS: 1700000000000004, Data: json.RawMessage("[]")}
 	endFrame, err := fast.AppendFrame(nil, end)
@@ -349,7 +350,7 @@ func FuzzSplitArray(f *testing.F) {
 // A server answering in protocol version 1 (old CRC), as a real Moray does
 // to a version-1 request, is understood too.
 func TestVersion1Reply(t *testing.T) {
-	leakCheck(t)
+	testutil.CheckLeaks(t)
 	srv := newFakeServer(t, func(r *request) {
 		if r.Version != fast.Version2 {
 			t.Errorf("request sent in version %d", r.Version)

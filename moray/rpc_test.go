@@ -7,11 +7,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 )
 
 // Each RPC sends the argument shapes of docs/protocols.md and decodes its reply.
 func TestRPCShapes(t *testing.T) {
-	leakCheck(t)
+	testutil.CheckLeaks(t)
 	const id = "11111111-2222-4333-8444-555555555555"
 	reqs := make(chan *request, 1)
 	var respond func(r *request)
@@ -189,7 +191,7 @@ func ptr[T any](v T) *T { return &v }
 
 // Arguments the server would reject are refused before anything is sent.
 func TestRejectedBeforeSending(t *testing.T) {
-	leakCheck(t)
+	testutil.CheckLeaks(t)
 	srv := newFakeServer(t, func(r *request) { t.Errorf("unexpected %s request", r.Method) })
 	c := testClient(t, srv.Addr(), Options{})
 	ctx := context.Background()
@@ -237,7 +239,7 @@ func TestRejectedBeforeSending(t *testing.T) {
 // A callback error stops a scan and comes back unchanged; the rest of the
 // reply is dropped and the connection stays usable.
 func TestCallbackErrorStopsScan(t *testing.T) {
-	leakCheck(t)
+	testutil.CheckLeaks(t)
 	srv := newFakeServer(t, func(r *request) {
 		if r.Method == "ping" {
 			r.Conn.end(r)

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 )
 
 // The sample object of docs/golden.md: key order as node wrote it, a large number.
@@ -47,7 +48,7 @@ func newStoreFixture(t *testing.T) *storeFixture {
 		})
 		addrs[shard] = srv.Addr()
 	}
-	f.shards = NewShards(addrs, Options{Logger: discardLogger()})
+	f.shards = NewShards(addrs, Options{Logger: testutil.Discard()})
 	t.Cleanup(func() { f.shards.Close() })
 	f.store = NewMetadataStore(f.shards)
 	return f
@@ -66,7 +67,7 @@ func (f *storeFixture) requests(method string) []*request {
 }
 
 func TestMetadataStoreReplaceShark(t *testing.T) {
-	leakCheck(t)
+	testutil.CheckLeaks(t)
 	f := newStoreFixture(t)
 	ctx := context.Background()
 	etag0 := f.mem[2].put(MantaBucket, sampleKey, json.RawMessage(sampleValue))
@@ -117,7 +118,7 @@ func TestMetadataStoreReplaceShark(t *testing.T) {
 
 // Writes that could lose data are refused without a request.
 func TestMetadataStoreRefuses(t *testing.T) {
-	leakCheck(t)
+	testutil.CheckLeaks(t)
 	f := newStoreFixture(t)
 	ctx := context.Background()
 	obj, err := rebalancer.ParseObject(json.RawMessage(sampleValue))
@@ -142,7 +143,7 @@ func TestMetadataStoreRefuses(t *testing.T) {
 }
 
 func TestMetadataStoreReplaceSharks(t *testing.T) {
-	leakCheck(t)
+	testutil.CheckLeaks(t)
 	f := newStoreFixture(t)
 	ctx := context.Background()
 	keys := []string{"/acct/stor/a", "/acct/stor/b"}
@@ -197,7 +198,7 @@ func TestMetadataStoreReplaceSharks(t *testing.T) {
 }
 
 func TestLookupShark(t *testing.T) {
-	leakCheck(t)
+	testutil.CheckLeaks(t)
 	ms := newMemStore()
 	ms.put(StorageBucket, "1.stor", json.RawMessage(`{"manta_storage_id":"1.stor.example.com","datacenter":"dc0","availableMB":100}`))
 	ms.put(StorageBucket, "odd", json.RawMessage(`{"manta_storage_id":"we(ird)*=\\id","datacenter":"dc9"}`))
@@ -233,9 +234,9 @@ func TestLookupShark(t *testing.T) {
 }
 
 func TestShards(t *testing.T) {
-	leakCheck(t)
+	testutil.CheckLeaks(t)
 	srv := newFakeServer(t, func(r *request) { r.Conn.end(r) })
-	s := NewShards(StaticShards{1: srv.Addr()}, Options{Logger: discardLogger()})
+	s := NewShards(StaticShards{1: srv.Addr()}, Options{Logger: testutil.Discard()})
 	ctx := context.Background()
 	if c1 := s.Client(1); s.Client(1) != c1 || c1 == s.Client(2) {
 		t.Error("clients not cached per shard")

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"runtime"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/internal/pgtest"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 )
 
 // BenchmarkPostgresScan measures PostgresScanner against the fastest way
@@ -85,8 +85,8 @@ func BenchmarkPostgresScan(b *testing.B) {
 			noPushdown bool
 		}{{"scanner=pushdown", false, false}, {"scanner=client-filter", false, true}, {"scanner=exhaustive", true, false}} {
 			b.Run(fmt.Sprintf("rows=%d/%s", n, mode.name), func(b *testing.B) {
-				s := &PostgresScanner{DSNs: map[int]string{1: dsn}, Shards: []int{1}, Exhaustive: mode.exhaustive,
-					noPushdown: mode.noPushdown, Logger: slog.New(slog.DiscardHandler)}
+				s := &PostgresScanner{DSNs: map[int]string{1: dsn}, noPushdown: mode.noPushdown,
+					Options: Options{Shards: []int{1}, Exhaustive: mode.exhaustive, Logger: testutil.Discard()}}
 				b.ReportAllocs()
 				stop := sampleHeap()
 				start := time.Now()

@@ -11,7 +11,9 @@
 //     {N}.rebalancer-postgres.{domain}. It is much faster and puts no load on
 //     the Moray tier.
 //
-// Both scan many shards at once with a bounded number of workers, and both
+// Both take their common settings (shards, workers, retries, exclusions,
+// logging and progress) in an embedded Options. Both scan many shards at
+// once with a bounded number of workers, and both
 // hand objects to the caller's visit function from a single goroutine, each
 // shard's objects in ascending id order. That order is what makes a scan
 // resumable: the highest Object.ScanID visited per shard is a checkpoint, and

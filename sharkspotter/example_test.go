@@ -40,8 +40,7 @@ func ExampleMorayScanner() {
 	defer clients.Close()
 	scanner := &sharkspotter.MorayScanner{
 		Clients: clients,
-		Shards:  []int{1},
-		Logger:  slog.New(slog.DiscardHandler),
+		Options: sharkspotter.Options{Shards: []int{1}, Logger: slog.New(slog.DiscardHandler)},
 	}
 	err = scanner.Discover(context.Background(), rebalancer.DiscoverRequest{Shark: "1.stor.example.com"},
 		func(o rebalancer.Object) error {
@@ -64,9 +63,11 @@ func ExamplePostgresScanner() {
 		DSNs: map[int]string{ // except shard 3, read from elsewhere
 			3: "postgres://postgres@10.0.0.3:5432/moray?sslmode=disable",
 		},
-		Shards:             []int{1, 2, 3, 4},
-		Workers:            4,
-		ExcludeKeyPrefixes: []string{"/stor/logs/"},
+		Options: sharkspotter.Options{
+			Shards:             []int{1, 2, 3, 4},
+			Workers:            4,
+			ExcludeKeyPrefixes: []string{"/stor/logs/"},
+		},
 	}
 	// Checkpoints of an earlier run: per shard, the highest ScanID visited.
 	after := map[int]int64{1: 120400, 2: 98800}

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,41 +41,19 @@ const (
 // matches are sorted by id before they are visited.
 //
 // The fields configure the scan and must not change during Discover; several
-// Discover calls may run at once.
-// Clients and Shards are required. Give the scanner Moray clients of its own,
-// not those that update metadata: a long scan's replies would queue ahead of
-// their requests on the shared connections.
+// Discover calls may run at once. Clients and Shards are required. Give the
+// scanner Moray clients of its own, not those that update metadata: a long
+// scan's replies would queue ahead of their requests on the shared
+// connections.
 type MorayScanner struct {
+	Options
 	// Clients gives each shard's Moray client.
 	Clients moray.ShardClients
-	// Shards lists the shard numbers to scan.
-	Shards []int
-	// Workers is how many shards are scanned at once (0: DefaultWorkers).
-	Workers int
 	// Window is the span of ids per query (0: DefaultWindow).
 	Window int64
 	// SQLTimeout is the statement timeout sent with each query (0:
 	// DefaultSQLTimeout).
 	SQLTimeout time.Duration
-	// EndID, when positive, stops each shard's scan after this id.
-	EndID int64
-	// ExcludeKeyPrefixes leaves out objects whose key contains any of these
-	// strings. (The legacy applied them in direct-DB mode only.)
-	ExcludeKeyPrefixes []string
-	// Exhaustive parses every row's value rather than only those whose text
-	// contains the quoted storage id.
-	Exhaustive bool
-	// Retries is how many times a query failing transiently (see
-	// moray.IsTransient) is retried (0: DefaultRetries; negative: never).
-	Retries int
-	// RetryBackoff is the first wait before a retry (0:
-	// DefaultRetryBackoff).
-	RetryBackoff time.Duration
-	// Logger receives per-shard summaries and retries (nil: slog.Default()).
-	Logger *slog.Logger
-	// OnProgress, when set, is called after each window of each shard, on
-	// the goroutine that calls visit.
-	OnProgress func(Progress)
 }
 
 // Discover calls visit for every object of type "object" whose sharks array
@@ -94,12 +71,10 @@ func (s *MorayScanner) Discover(ctx context.Context, req rebalancer.DiscoverRequ
 	if s.Window < 0 {
 		return fmt.Errorf("sharkspotter: negative window %d", s.Window)
 	}
-	c, err := newCommon(req, s.Shards, s.Workers, s.Retries, s.RetryBackoff, s.EndID,
-		s.ExcludeKeyPrefixes, s.Exhaustive, s.Logger, s.OnProgress)
+	c, err := newCommon(req, s.Options, moray.IsTransient)
 	if err != nil {
 		return err
 	}
-	c.transient = moray.IsTransient
 	b := &morayBackend{clients: s.Clients, window: cmp.Or(s.Window, DefaultWindow),
 		opts: moray.SQLOptions{Timeout: cmp.Or(s.SQLTimeout, DefaultSQLTimeout)}}
 	return c.discover(ctx, b, req.After, visit)

@@ -8,13 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"net"
 	"slices"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
@@ -59,37 +57,14 @@ func DefaultDSN(shard int, domain string) string {
 // Discover calls may run at once. Shards is required, and so is Domain unless
 // DSNs names every shard.
 type PostgresScanner struct {
+	Options
 	// Domain is the Manta domain, for the default hosts (DefaultDSN).
 	Domain string
 	// DSNs overrides the connection of some shards: a lib/pq URL
 	// (postgres://...) or key=value connection string per shard number.
 	DSNs map[int]string
-	// Shards lists the shard numbers to scan.
-	Shards []int
-	// Workers is how many shards are scanned at once (0: DefaultWorkers).
-	Workers int
 	// Chunk is how many rows one query returns at most (0: DefaultChunk).
 	Chunk int
-	// EndID, when positive, stops each shard's scan after this id.
-	EndID int64
-	// ExcludeKeyPrefixes leaves out objects whose key contains any of these
-	// strings (the legacy exclude_key_prefixes).
-	ExcludeKeyPrefixes []string
-	// Exhaustive reads and parses every row instead of only those whose
-	// value contains the quoted storage id.
-	Exhaustive bool
-	// Retries is how many times a query failing transiently (a lost
-	// connection, a server shutting down) is retried (0: DefaultRetries;
-	// negative: never).
-	Retries int
-	// RetryBackoff is the first wait before a retry (0:
-	// DefaultRetryBackoff).
-	RetryBackoff time.Duration
-	// Logger receives per-shard summaries and retries (nil: slog.Default()).
-	Logger *slog.Logger
-	// OnProgress, when set, is called after each chunk of each shard, on
-	// the goroutine that calls visit.
-	OnProgress func(Progress)
 
 	// noPushdown leaves the substring prefilter to the client (benchmarks).
 	noPushdown bool
@@ -107,8 +82,7 @@ func (s *PostgresScanner) Discover(ctx context.Context, req rebalancer.DiscoverR
 	if s.Chunk < 0 {
 		return fmt.Errorf("sharkspotter: negative chunk %d", s.Chunk)
 	}
-	c, err := newCommon(req, s.Shards, s.Workers, s.Retries, s.RetryBackoff, s.EndID,
-		s.ExcludeKeyPrefixes, s.Exhaustive, s.Logger, s.OnProgress)
+	c, err := newCommon(req, s.Options, pgTransient)
 	if err != nil {
 		return err
 	}
@@ -123,7 +97,6 @@ func (s *PostgresScanner) Discover(ctx context.Context, req rebalancer.DiscoverR
 			return fmt.Errorf("sharkspotter: no Domain and no DSN for shards %v", missing)
 		}
 	}
-	c.transient = pgTransient
 	b := &pgBackend{s: s, chunk: cmp.Or(s.Chunk, DefaultChunk), span: cmp.Or(s.span, pgSpan)}
 	if !s.Exhaustive && !s.noPushdown {
 		b.like = likePattern(string(c.m.quoted))

@@ -7,41 +7,23 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/url"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/lib/pq"
 
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/internal/pgtest"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 	"github.com/TritonDataCenter/rebalancer/moray/moraytest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
-
-// pgShardSpec describes one shard's database.
-type pgShardSpec struct {
-	rows        int
-	intID       bool  // _id INTEGER, as on older shards
-	extendedIDs int64 // ids from this one on are in _idx (with _id NULL)
-	badAt       int64 // see morayShardSpec
-	noTable     bool
-}
-
-type pgFixture struct {
-	dsns  map[int]string
-	dbs   map[int]*sql.DB
-	rows  map[int][]fixtureRow
-	etags map[int]map[string]string
-}
 
 // createMantaTable creates the manta bucket's table as Moray does: its
 // sequence, the internal columns, the index columns of node-libmanta's
@@ -123,9 +105,17 @@ func loadRows(db *sql.DB, rows []fixtureRow, extendedFrom int64) (map[string]str
 	return etags, tx.Commit()
 }
 
-func newPGFixture(t testing.TB, specs map[int]pgShardSpec) *pgFixture {
+// newPGFixture gives each shard a database of its own on the test server,
+// with the manta table as Moray creates it, read through a proxy that can
+// cut connections.
+func newPGFixture(t *testing.T, specs map[int]shardSpec) *scanFixture {
 	t.Helper()
-	f := &pgFixture{dsns: map[int]string{}, dbs: map[int]*sql.DB{}, rows: map[int][]fixtureRow{}, etags: map[int]map[string]string{}}
+	f := &scanFixture{t: t, rows: map[int][]fixtureRow{}, etags: map[int]map[string]string{}, transient: pgTransient,
+		// PostgreSQL hands values back byte for byte.
+		sameValue: func(got json.RawMessage, r fixtureRow) bool { return string(got) == r.value }}
+	dsns := map[int]string{}
+	dbs := map[int]*sql.DB{}
+	proxies := map[int]*cutProxy{}
 	for shard, spec := range specs {
 		dsn := pgtest.NewDatabase(t)
 		db, err := sql.Open("postgres", dsn)
@@ -133,84 +123,63 @@ func newPGFixture(t testing.TB, specs map[int]pgShardSpec) *pgFixture {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
-		f.dsns[shard], f.dbs[shard] = dsn, db
+		dbs[shard] = db
+		proxies[shard], dsns[shard] = newCutProxy(t, dsn)
 		if spec.noTable {
 			continue
 		}
 		if err := createMantaTable(db, spec.intID, spec.extendedIDs > 0); err != nil {
 			t.Fatal(err)
 		}
-		rows := morayShardSpec{rows: spec.rows, badAt: spec.badAt}.shardRows(shard)
+		rows := spec.shardRows(shard)
 		if f.etags[shard], err = loadRows(db, rows, spec.extendedIDs); err != nil {
 			t.Fatal(err)
 		}
 		f.rows[shard] = rows
 	}
+	f.put = func(t *testing.T, shard int, r fixtureRow) {
+		etags, err := loadRows(dbs[shard], []fixtureRow{r}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.etags[shard][r.key] = etags[r.key]
+		f.rows[shard] = append(f.rows[shard], r)
+	}
+	f.newScanner = func(o Options) rebalancer.ObjectSource {
+		// Spans end some queries, the chunk others.
+		return &PostgresScanner{Options: o, DSNs: dsns, Chunk: 100, span: 150}
+	}
+	f.dropTable = func(shard int) {
+		if _, err := dbs[shard].Exec("DROP TABLE manta"); err != nil {
+			t.Error(err)
+		}
+	}
+	f.cut = func(shard int) { proxies[shard].armed.Store(true) }
+	f.cuts = func() int {
+		n := 0
+		for _, p := range proxies {
+			n += int(p.cuts.Load())
+		}
+		return n
+	}
+	f.unreachable = func(shard int) {
+		dsns[shard] = "postgres://postgres@127.0.0.1:1/moray?sslmode=disable&connect_timeout=5"
+	}
 	return f
 }
 
-func (f *pgFixture) scanner(shards ...int) *PostgresScanner {
-	return &PostgresScanner{
-		DSNs:         f.dsns,
-		Shards:       shards,
-		Workers:      2,
-		Chunk:        100,
-		span:         150, // spans end some queries, the chunk others
-		RetryBackoff: time.Millisecond,
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
-}
-
-func (f *pgFixture) want(exclude bool) map[int]map[string]fixtureRow {
-	out := map[int]map[string]fixtureRow{}
-	for shard, rows := range f.rows {
-		out[shard] = wanted(rows, exclude)
-	}
-	return out
-}
-
-// check checks what a scan found; values must be byte for byte as stored.
-func (f *pgFixture) check(t *testing.T, objs []rebalancer.Object, exclude bool) {
-	t.Helper()
-	checkFound(t, objs, f.want(exclude), f.etags, func(got json.RawMessage, r fixtureRow) bool {
-		return string(got) == r.value
-	})
-}
-
-func TestPostgresFindsEveryObjectOnce(t *testing.T) {
-	f := newPGFixture(t, map[int]pgShardSpec{
-		1: {rows: 1500},
-		2: {rows: 700, intID: true},
-		3: {rows: 1200, intID: true, extendedIDs: 800},
-		6: {rows: 0},
-	})
-	for _, mode := range []struct {
-		name       string
-		exhaustive bool
-		noPushdown bool
-	}{{"prefilter in SQL", false, false}, {"prefilter in Go", false, true}, {"exhaustive", true, false}} {
-		t.Run(mode.name, func(t *testing.T) {
-			s := f.scanner(1, 2, 3, 6)
-			s.Exhaustive, s.noPushdown = mode.exhaustive, mode.noPushdown
-			done := map[int]Progress{}
-			s.OnProgress = func(p Progress) {
-				if p.Done {
-					done[p.Shard] = p
-				}
-			}
+// The SQL prefilter and the one in Go find the same objects.
+func TestPostgresPrefilters(t *testing.T) {
+	f := newPGFixture(t, map[int]shardSpec{1: {rows: 1500}, 3: {rows: 1200, intID: true, extendedIDs: 800}})
+	for _, noPushdown := range []bool{false, true} {
+		t.Run(fmt.Sprintf("in Go=%v", noPushdown), func(t *testing.T) {
+			s := f.newScanner(f.opts(1, 3)).(*PostgresScanner)
+			s.noPushdown = noPushdown
 			col := newCollector(t)
 			if err := s.Discover(context.Background(), rebalancer.DiscoverRequest{Shark: testShark}, col.visit); err != nil {
 				t.Fatal(err)
 			}
 			f.check(t, col.objs, false)
-			for shard, max := range map[int]int64{1: 1500, 2: 700, 3: 1200} {
-				if p := done[shard]; p.Max != max || p.Found != int64(len(f.want(false)[shard])) {
-					t.Errorf("shard %d final progress %+v, want max %d", shard, p, max)
-				}
-			}
-			if p, ok := done[6]; !ok || p.Found != 0 {
-				t.Errorf("empty shard 6: %+v", p)
-			}
 		})
 	}
 }
@@ -228,111 +197,21 @@ func TestPostgresSparseIDs(t *testing.T) {
 	// Two runs of ids, far apart: the scan crosses the empty ids a span at
 	// a time and reports its progress through them.
 	rows := append(fixtureRows(1, 1, 200), fixtureRows(1, 3*pgSpan, 200)...)
-	f := &pgFixture{dsns: map[int]string{1: dsn}, rows: map[int][]fixtureRow{1: rows}, etags: map[int]map[string]string{}}
-	if f.etags[1], err = loadRows(db, rows, 0); err != nil {
+	etags, err := loadRows(db, rows, 0)
+	if err != nil {
 		t.Fatal(err)
 	}
-	s := f.scanner(1)
-	s.span = 0 // the default
 	var throughs []int64
-	s.OnProgress = func(p Progress) { throughs = append(throughs, p.Through) }
+	s := &PostgresScanner{DSNs: map[int]string{1: dsn}, Chunk: 100, Options: Options{Shards: []int{1}, Logger: testutil.Logger(t),
+		OnProgress: func(p Progress) { throughs = append(throughs, p.Through) }}}
 	col := newCollector(t)
 	if err := s.Discover(context.Background(), rebalancer.DiscoverRequest{Shark: testShark}, col.visit); err != nil {
 		t.Fatal(err)
 	}
-	f.check(t, col.objs, false)
+	checkFound(t, col.objs, map[int]map[string]fixtureRow{1: wanted(rows, false)}, map[int]map[string]string{1: etags},
+		func(got json.RawMessage, r fixtureRow) bool { return string(got) == r.value })
 	if !slices.Contains(throughs, pgSpan) || !slices.Contains(throughs, 2*pgSpan) {
 		t.Errorf("progress %v does not go through the empty spans", throughs)
-	}
-}
-
-func TestPostgresExcludeKeyPrefixesAndEndID(t *testing.T) {
-	f := newPGFixture(t, map[int]pgShardSpec{1: {rows: 600}, 2: {rows: 600, extendedIDs: 301}})
-	s := f.scanner(1, 2)
-	s.ExcludeKeyPrefixes = []string{excludedDir, "/nothing/like/this/"}
-	col := newCollector(t)
-	if err := s.Discover(context.Background(), rebalancer.DiscoverRequest{Shark: testShark}, col.visit); err != nil {
-		t.Fatal(err)
-	}
-	f.check(t, col.objs, true)
-
-	s.ExcludeKeyPrefixes = []string{"none"}
-	s.EndID = 450
-	col = newCollector(t)
-	if err := s.Discover(context.Background(), rebalancer.DiscoverRequest{Shark: testShark}, col.visit); err != nil {
-		t.Fatal(err)
-	}
-	for shard, rows := range f.rows {
-		f.rows[shard] = rows[:450]
-	}
-	f.check(t, col.objs, false)
-}
-
-func TestPostgresResume(t *testing.T) {
-	f := newPGFixture(t, map[int]pgShardSpec{1: {rows: 700}, 2: {rows: 700, extendedIDs: 350}, 3: {rows: 700, intID: true}})
-	s := f.scanner(1, 2, 3)
-	req := rebalancer.DiscoverRequest{Shark: testShark}
-	stop := errors.New("stop")
-	var all []rebalancer.Object
-	for _, stopAt := range []int{40, 150, 0} {
-		col := newCollector(t)
-		col.stopAt, col.stopErr = stopAt, stop
-		req.After = checkpoints(all)
-		err := s.Discover(context.Background(), req, col.visit)
-		if stopAt > 0 && err != stop || stopAt == 0 && err != nil {
-			t.Fatalf("run stopping at %d: %v", stopAt, err)
-		}
-		for _, o := range col.objs {
-			if o.ScanID <= req.After[o.Shard] {
-				t.Errorf("shard %d id %d visited again after resuming from %d", o.Shard, o.ScanID, req.After[o.Shard])
-			}
-		}
-		all = append(all, col.objs...)
-	}
-	f.check(t, all, false)
-}
-
-func TestPostgresShardFailureIsReported(t *testing.T) {
-	f := newPGFixture(t, map[int]pgShardSpec{1: {rows: 1000}, 2: {rows: 2000}, 3: {rows: 1000}, 4: {noTable: true}})
-	s := f.scanner(1, 2, 3, 4)
-	s.Chunk = 20
-	col := newCollector(t)
-	dropped := false
-	col.onVisit = func(o rebalancer.Object) {
-		// The table goes away under shard 2's scan.
-		if o.Shard == 2 && !dropped {
-			dropped = true
-			if _, err := f.dbs[2].Exec("DROP TABLE manta"); err != nil {
-				t.Error(err)
-			}
-		}
-	}
-	err := s.Discover(context.Background(), rebalancer.DiscoverRequest{Shark: testShark}, col.visit)
-	if err == nil {
-		t.Fatal("no error")
-	}
-	var se *ShardError
-	if !errors.As(err, &se) || se.Shard != 2 {
-		t.Errorf("first shard error %v, want shard 2", se)
-	}
-	if pe := pq.As(err); pe == nil || pe.Code != "42P01" {
-		t.Errorf("%v does not wrap PostgreSQL's undefined_table", err)
-	}
-	for _, want := range []string{"2 of 4 shards failed [2 4]", "shard 2:", "shard 4:", `relation "manta" does not exist`} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not say %q", err, want)
-		}
-	}
-	count := map[int]int{}
-	for _, o := range col.objs {
-		count[o.Shard]++
-	}
-	want := f.want(false)
-	if count[1] != len(want[1]) || count[3] != len(want[3]) {
-		t.Errorf("healthy shards: found %v, want %d and %d", count, len(want[1]), len(want[3]))
-	}
-	if count[2] == 0 || count[2] >= len(want[2]) {
-		t.Errorf("shard 2: found %d of %d objects before its table was dropped", count[2], len(want[2]))
 	}
 }
 
@@ -408,127 +287,14 @@ func (p *cutProxy) serve() {
 	}
 }
 
-// countingHandler counts warnings.
-type countingHandler struct {
-	slog.Handler
-	warns *atomic.Int32
-}
-
-func (h countingHandler) Enabled(context.Context, slog.Level) bool { return true }
-
-func (h countingHandler) Handle(_ context.Context, r slog.Record) error {
-	if r.Level == slog.LevelWarn {
-		h.warns.Add(1)
-	}
-	return nil
-}
-
-func TestPostgresConnectionCutMidScan(t *testing.T) {
-	f := newPGFixture(t, map[int]pgShardSpec{1: {rows: 1500}, 2: {rows: 1500, extendedIDs: 1000}})
-	proxy, dsn := newCutProxy(t, f.dsns[2])
-	f.dsns[2] = dsn
-	for _, retries := range []int{0, -1} {
-		t.Run(fmt.Sprintf("retries=%d", retries), func(t *testing.T) {
-			s := f.scanner(1, 2)
-			s.Chunk = 50
-			s.Retries = retries
-			var warns atomic.Int32
-			s.Logger = slog.New(countingHandler{slog.DiscardHandler, &warns})
-			cuts := proxy.cuts.Load()
-			armed := 0
-			s.OnProgress = func(p Progress) {
-				// Twice, in the middle of shard 2.
-				if p.Shard == 2 && p.Through > 300*int64(armed+1) && armed < 2 {
-					armed++
-					proxy.armed.Store(true)
-				}
-			}
-			col := newCollector(t)
-			err := s.Discover(context.Background(), rebalancer.DiscoverRequest{Shark: testShark}, col.visit)
-			proxy.armed.Store(false)
-			if proxy.cuts.Load() == cuts {
-				t.Fatal("the proxy cut no connection")
-			}
-			if retries < 0 {
-				var se *ShardError
-				if !errors.As(err, &se) || se.Shard != 2 || !pgTransient(err) {
-					t.Fatalf("got %v, want shard 2's connection error", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			f.check(t, col.objs, false)
-			if warns.Load() == 0 {
-				t.Error("no retry was logged")
-			}
-		})
-	}
-}
-
-func TestPostgresUnreachableShard(t *testing.T) {
-	f := newPGFixture(t, map[int]pgShardSpec{1: {rows: 200}})
-	f.dsns[2] = "postgres://postgres@127.0.0.1:1/moray?sslmode=disable&connect_timeout=5"
-	s := f.scanner(1, 2)
-	s.Retries = 2
-	col := newCollector(t)
-	err := s.Discover(context.Background(), rebalancer.DiscoverRequest{Shark: testShark}, col.visit)
-	var se *ShardError
-	if !errors.As(err, &se) || se.Shard != 2 || !strings.Contains(err.Error(), "after 3 attempts") {
-		t.Fatalf("got %v, want shard 2's connection error after retries", err)
-	}
-	f.check(t, col.objs, false)
-}
-
-func TestPostgresBadRowsAreReported(t *testing.T) {
-	f := newPGFixture(t, map[int]pgShardSpec{1: {rows: 300, badAt: 150}, 2: {rows: 100}})
-	s := f.scanner(1, 2)
-	col := newCollector(t)
-	err := s.Discover(context.Background(), rebalancer.DiscoverRequest{Shark: testShark}, col.visit)
-	var re *RowError
-	if !errors.As(err, &re) || re.ID != 150 || re.Shard != 1 || re.Key != badRow(150).key {
-		t.Fatalf("got %v, want a RowError for shard 1 row 150", err)
-	}
-	f.check(t, col.objs, false)
-}
-
-func TestPostgresCancel(t *testing.T) {
-	f := newPGFixture(t, map[int]pgShardSpec{1: {rows: 1000}, 2: {rows: 1000}, 3: {rows: 1000}})
-	s := f.scanner(1, 2, 3)
-	s.Chunk = 10
-	before := runtime.NumGoroutine()
-	ctx, cancel := context.WithCancel(context.Background())
-	col := newCollector(t)
-	col.onVisit = func(rebalancer.Object) {
-		if len(col.objs) == 25 {
-			cancel()
-		}
-	}
-	err := s.Discover(ctx, rebalancer.DiscoverRequest{Shark: testShark}, col.visit)
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("got %v, want context.Canceled", err)
-	}
-	if len(col.objs) != 25 {
-		t.Errorf("visit called %d times after the cancel at 25", len(col.objs))
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		t.Errorf("%d goroutines after Discover returned, %d before", n, before)
-	}
-}
-
 func TestPostgresConfig(t *testing.T) {
 	req := rebalancer.DiscoverRequest{Shark: testShark}
 	visit := func(rebalancer.Object) error { return nil }
-	err := (&PostgresScanner{Shards: []int{1, 2}, DSNs: map[int]string{1: "postgres://x/moray"}}).Discover(context.Background(), req, visit)
+	err := (&PostgresScanner{Options: Options{Shards: []int{1, 2}}, DSNs: map[int]string{1: "postgres://x/moray"}}).Discover(context.Background(), req, visit)
 	if err == nil || !strings.Contains(err.Error(), "no Domain and no DSN for shards [2]") {
 		t.Errorf("missing DSN: %v", err)
 	}
-	if err := (&PostgresScanner{Domain: "x", Shards: []int{1}, Chunk: -1}).Discover(context.Background(), req, visit); err == nil {
+	if err := (&PostgresScanner{Domain: "x", Options: Options{Shards: []int{1}}, Chunk: -1}).Discover(context.Background(), req, visit); err == nil {
 		t.Error("negative chunk accepted")
 	}
 	s := &PostgresScanner{Domain: "us-east.example.com", DSNs: map[int]string{3: "postgres://h/db"}}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/retry"
 )
 
 // Defaults of the settings both scanners share.
@@ -78,29 +79,59 @@ func (e *RowError) Error() string {
 
 func (e *RowError) Unwrap() error { return e.Err }
 
-// common holds the settings shared by both scanners, with defaults applied.
+// Options are the settings both scanners share: MorayScanner and
+// PostgresScanner embed them. Shards is required.
+type Options struct {
+	// Shards lists the shard numbers to scan.
+	Shards []int
+	// Workers is how many shards are scanned at once (0: DefaultWorkers).
+	Workers int
+	// EndID, when positive, stops each shard's scan after this id.
+	EndID int64
+	// ExcludeKeyPrefixes leaves out objects whose key contains any of these
+	// strings (the legacy exclude_key_prefixes; the single entry "none"
+	// disables it). The legacy applied them in direct-DB mode only.
+	ExcludeKeyPrefixes []string
+	// Exhaustive parses every row's value rather than only those whose
+	// text contains the quoted storage id.
+	Exhaustive bool
+	// Retries is how many times a query failing transiently (for Moray,
+	// see moray.IsTransient; for PostgreSQL, a lost connection or a server
+	// shutting down) is retried (0: DefaultRetries; negative: never).
+	Retries int
+	// RetryBackoff is the first wait before a retry (0:
+	// DefaultRetryBackoff). It doubles with each further retry, up to a
+	// minute.
+	RetryBackoff time.Duration
+	// Logger receives per-shard summaries and retries (nil: slog.Default()).
+	Logger *slog.Logger
+	// OnProgress, when set, is called after each query of each shard (a
+	// Moray window, a PostgreSQL chunk), on the goroutine that calls visit.
+	OnProgress func(Progress)
+}
+
+// common is a scan's settings, with defaults applied.
 type common struct {
 	shards     []int
 	workers    int
 	endID      int64
-	retries    int
-	backoff    time.Duration
+	policy     retry.Policy // for queries
 	log        *slog.Logger
 	onProgress func(Progress)
-	transient  func(error) bool
 	m          matcher
 }
 
-func newCommon(req rebalancer.DiscoverRequest, shards []int, workers, retries int, backoff time.Duration, endID int64,
-	exclude []string, exhaustive bool, log *slog.Logger, onProgress func(Progress)) (*common, error) {
+// newCommon checks o and applies its defaults. transient says which query
+// failures are worth retrying.
+func newCommon(req rebalancer.DiscoverRequest, o Options, transient func(error) bool) (*common, error) {
 	if req.Shark == "" {
 		return nil, errors.New("sharkspotter: no shark given")
 	}
-	if len(shards) == 0 {
+	if len(o.Shards) == 0 {
 		return nil, errors.New("sharkspotter: no shards given")
 	}
-	seen := make(map[int]bool, len(shards))
-	for _, s := range shards {
+	seen := make(map[int]bool, len(o.Shards))
+	for _, s := range o.Shards {
 		if s < 0 {
 			return nil, fmt.Errorf("sharkspotter: invalid shard number %d", s)
 		}
@@ -109,30 +140,36 @@ func newCommon(req rebalancer.DiscoverRequest, shards []int, workers, retries in
 		}
 		seen[s] = true
 	}
-	if endID < 0 {
-		return nil, fmt.Errorf("sharkspotter: negative end id %d", endID)
+	if o.EndID < 0 {
+		return nil, fmt.Errorf("sharkspotter: negative end id %d", o.EndID)
 	}
-	m, err := newMatcher(req.Shark, exclude, exhaustive)
+	m, err := newMatcher(req.Shark, o.ExcludeKeyPrefixes, o.Exhaustive)
 	if err != nil {
 		return nil, err
 	}
-	c := &common{shards: shards, workers: workers, endID: endID, retries: retries, backoff: backoff,
-		log: log, onProgress: onProgress, m: m}
+	c := &common{shards: o.Shards, workers: o.Workers, endID: o.EndID, log: o.Logger, onProgress: o.OnProgress, m: m}
 	if c.workers <= 0 {
 		c.workers = DefaultWorkers
 	}
-	c.workers = min(c.workers, len(shards))
+	c.workers = min(c.workers, len(o.Shards))
+	retries := o.Retries
 	switch {
-	case c.retries == 0:
-		c.retries = DefaultRetries
-	case c.retries < 0:
-		c.retries = 0
+	case retries == 0:
+		retries = DefaultRetries
+	case retries < 0:
+		retries = 0
 	}
-	if c.backoff <= 0 {
-		c.backoff = DefaultRetryBackoff
+	backoff := o.RetryBackoff
+	if backoff <= 0 {
+		backoff = DefaultRetryBackoff
 	}
 	if c.log == nil {
 		c.log = slog.Default()
+	}
+	c.policy = retry.Policy{
+		Attempts:  retries + 1,
+		Backoff:   retry.Backoff{Initial: backoff, Max: time.Minute},
+		Retryable: transient,
 	}
 	return c, nil
 }
@@ -357,30 +394,16 @@ func (c *common) fetch(ctx context.Context, shard int, s stream, after int64) (p
 	return p, err
 }
 
-// retry runs f until it succeeds, fails for good, or has failed transiently
-// c.retries+1 times.
+// retry runs f until it succeeds, fails for good, or has failed
+// transiently as many times as the settings allow. The error names the
+// query.
 func (c *common) retry(ctx context.Context, shard int, what string, f func() error) error {
-	wait := c.backoff
-	for attempt := 0; ; attempt++ {
-		err := f()
-		if err == nil || ctx.Err() != nil {
-			return err
-		}
-		if attempt >= c.retries || c.transient == nil || !c.transient(err) {
-			if attempt > 0 {
-				return fmt.Errorf("%s: after %d attempts: %w", what, attempt+1, err)
-			}
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		c.log.Warn("shard query failed, retrying", "shard", shard, "query", what, "attempt", attempt+1,
-			"wait", wait, "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		}
-		wait = min(2*wait, time.Minute)
+	p := c.policy
+	p.OnRetry = func(n int, wait time.Duration, err error) {
+		c.log.Warn("shard query failed, retrying", "shard", shard, "query", what, "attempt", n+1, "wait", wait, "err", err)
 	}
+	if err := retry.Do(ctx, p, func(context.Context) error { return f() }); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
 }

@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +12,7 @@ import (
 	"time"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 )
 
 // The runner is tested here against a fake backend, which makes merging,
@@ -139,12 +137,12 @@ var errTransient = errors.New("transient")
 
 func testCommon(t *testing.T, shards []int, workers int) *common {
 	t.Helper()
-	c, err := newCommon(rebalancer.DiscoverRequest{Shark: testShark}, shards, workers, 2, time.Millisecond, 0,
-		nil, false, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	c, err := newCommon(rebalancer.DiscoverRequest{Shark: testShark},
+		Options{Shards: shards, Workers: workers, Retries: 2, RetryBackoff: time.Millisecond, Logger: testutil.Logger(t)},
+		func(err error) bool { return errors.Is(err, errTransient) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.transient = func(err error) bool { return errors.Is(err, errTransient) }
 	return c
 }
 
@@ -426,7 +424,7 @@ func TestRunnerCancelStopsWithoutLeaks(t *testing.T) {
 	for i := int64(1); i <= 1000; i++ {
 		rows = append(rows, fakeRow{i, "_id", testValue(i, testShark)})
 	}
-	before := runtime.NumGoroutine()
+	testutil.CheckLeaks(t)
 	b := &fakeBackend{chunk: 1, rows: map[int][]fakeRow{1: rows, 2: rows, 3: rows, 4: rows}, gate: make(chan struct{})}
 	c := testCommon(t, []int{1, 2, 3, 4}, 2)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -452,13 +450,6 @@ func TestRunnerCancelStopsWithoutLeaks(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		t.Errorf("%d goroutines after Discover returned, %d before", n, before)
-	}
 }
 
 func TestConfigErrors(t *testing.T) {
@@ -480,7 +471,7 @@ func TestConfigErrors(t *testing.T) {
 		{"empty prefix", ok, []int{1}, 0, []string{"/stor/logs", ""}, "empty exclude"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := newCommon(tc.req, tc.shards, 0, 0, 0, tc.end, tc.excl, false, nil, nil)
+			_, err := newCommon(tc.req, Options{Shards: tc.shards, EndID: tc.end, ExcludeKeyPrefixes: tc.excl}, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("got %v, want an error saying %q", err, tc.want)
 			}

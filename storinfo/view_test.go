@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 	"github.com/TritonDataCenter/rebalancer/storinfo"
 	"github.com/TritonDataCenter/rebalancer/storinfo/storinfotest"
 )
@@ -156,14 +157,8 @@ func TestViewRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- v.Run(ctx) }()
-	<-v.Ready()
-	deadline := time.Now().Add(30 * time.Second)
-	for src.count() < 3 {
-		if time.Now().After(deadline) {
-			t.Fatal("Run does not poll")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Receive(t, "the first snapshot", v.Ready())
+	testutil.Eventually(t, "Run to poll three times", func() bool { return src.count() >= 3 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run = %v", err)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/agent"
+	"github.com/TritonDataCenter/rebalancer/internal/retry"
 )
 
 // agentConcurrency is the default agent's download concurrency, which the
@@ -183,8 +184,8 @@ func agentCopy(ctx context.Context, o Options, src, md5sum string, n int) (time.
 				}
 				break
 			}
-			if err := sleep(ctx, time.Millisecond); err != nil {
-				return 0, err
+			if !retry.Sleep(ctx, time.Millisecond) {
+				return 0, ctx.Err()
 			}
 		}
 	}
@@ -272,15 +273,4 @@ func best(a, b time.Duration) time.Duration {
 		return b
 	}
 	return a
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

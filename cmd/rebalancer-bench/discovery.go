@@ -69,8 +69,8 @@ func benchDiscovery(ctx context.Context, o Options) ([]Figure, error) {
 		name       string
 		exhaustive bool
 	}{{"direct-PostgreSQL scan", false}, {"direct-PostgreSQL scan, every row parsed", true}} {
-		s := &sharkspotter.PostgresScanner{DSNs: map[int]string{1: dsn}, Shards: []int{1}, Exhaustive: mode.exhaustive,
-			Logger: slog.New(slog.DiscardHandler)}
+		s := &sharkspotter.PostgresScanner{DSNs: map[int]string{1: dsn}, Options: sharkspotter.Options{Shards: []int{1},
+			Exhaustive: mode.exhaustive, Logger: slog.New(slog.DiscardHandler)}}
 		var d time.Duration
 		for range rounds {
 			found := 0

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/retry"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
 )
 
@@ -99,8 +100,8 @@ func evacuation(ctx context.Context, o Options, n int, size int64) (evacuationRu
 			run.first = time.Since(start)
 			break
 		}
-		if err := sleep(ctx, time.Millisecond); err != nil {
-			return run, err
+		if !retry.Sleep(ctx, time.Millisecond) {
+			return run, ctx.Err()
 		}
 	}
 	rec, err := e.Wait(ctx, j.ID)

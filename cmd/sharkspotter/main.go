@@ -324,14 +324,13 @@ func spot(ctx context.Context, c *cli, stdout io.Writer, log *slog.Logger) (err 
 		return enc.Encode(line{Shard: o.Shard, ID: o.ScanID, Etag: o.Etag, Shark: p.shark, Value: o.Metadata})
 	}
 
+	opts := sharkspotter.Options{Shards: p.shards, Workers: c.Workers, EndID: c.End, ExcludeKeyPrefixes: c.Exclude,
+		Exhaustive: c.Exhaustive, Logger: log, OnProgress: prog.update}
 	var src rebalancer.ObjectSource
 	if c.DirectDB {
-		src = &sharkspotter.PostgresScanner{Domain: c.Domain, DSNs: p.dsns, Shards: p.shards, Workers: c.Workers,
-			Chunk: int(c.ChunkSize), EndID: c.End, ExcludeKeyPrefixes: c.Exclude, Exhaustive: c.Exhaustive,
-			Logger: log, OnProgress: prog.update}
+		src = &sharkspotter.PostgresScanner{Options: opts, Domain: c.Domain, DSNs: p.dsns, Chunk: int(c.ChunkSize)}
 	} else {
-		src = &sharkspotter.MorayScanner{Clients: clients, Shards: p.shards, Workers: c.Workers, Window: c.ChunkSize,
-			EndID: c.End, ExcludeKeyPrefixes: c.Exclude, Exhaustive: c.Exhaustive, Logger: log, OnProgress: prog.update}
+		src = &sharkspotter.MorayScanner{Options: opts, Clients: clients, Window: c.ChunkSize}
 	}
 	log.Info("scanning", "shark", p.shark, "shards", len(p.shards), "first_shard", p.shards[0],
 		"last_shard", p.shards[len(p.shards)-1], "direct_db", c.DirectDB)

@@ -64,7 +64,7 @@ func Run(ctx context.Context, o Options) (evacuate.Status, error) {
 	engine, err := evacuate.NewEngine(evacuate.Config{
 		Store: store,
 		Source: func(evacuate.JobRecord) (rebalancer.ObjectSource, error) {
-			return &sharkspotter.MorayScanner{Clients: o.Moray, Shards: o.Shards, Logger: o.Log}, nil
+			return &sharkspotter.MorayScanner{Clients: o.Moray, Options: sharkspotter.Options{Shards: o.Shards, Logger: o.Log}}, nil
 		},
 		Metadata:    moray.NewMetadataStore(o.Moray),
 		Placement:   place,

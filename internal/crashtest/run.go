@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/retry"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
 )
 
@@ -329,7 +330,7 @@ func (r *run) crash(ctx context.Context) error {
 		if ended {
 			break // the job finished first
 		}
-		if !sleep(ctx, k.delay) {
+		if !retry.Sleep(ctx, k.delay) {
 			return ctx.Err()
 		}
 		if err := r.killAndRestart(ctx, &k); err != nil {
@@ -374,7 +375,7 @@ func (r *run) killAndRestart(ctx context.Context, k *kill) error {
 	if err := r.checkFiles(ctx, r.fleet.Sharks()); err != nil {
 		return fmt.Errorf("just after the kill: %w", err)
 	}
-	if !sleep(ctx, k.down-time.Since(killed)) {
+	if !retry.Sleep(ctx, k.down-time.Since(killed)) {
 		return ctx.Err()
 	}
 	if r.cfg.Kill == Agent {
@@ -394,7 +395,7 @@ func (r *run) copying(ctx context.Context, fallback string) string {
 				return id
 			}
 		}
-		if !sleep(ctx, time.Millisecond) {
+		if !retry.Sleep(ctx, time.Millisecond) {
 			break
 		}
 	}
@@ -427,7 +428,7 @@ func (r *run) waitJob(ctx context.Context, deadline time.Time, what string, cond
 		if time.Now().After(deadline) {
 			return false, fmt.Errorf("waited %v for %s (last error: %v)", r.cfg.JobTimeout, what, lastErr)
 		}
-		if !sleep(ctx, 5*time.Millisecond) {
+		if !retry.Sleep(ctx, 5*time.Millisecond) {
 			return false, ctx.Err()
 		}
 	}
@@ -572,18 +573,4 @@ func (d jobDoc) metric(name string) int64 {
 		return d.Progress.ObjectsDone
 	}
 	return d.Progress.Objects - d.count(rebalancer.ObjectUnprocessed.Title())
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

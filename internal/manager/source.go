@@ -92,15 +92,15 @@ func defaultSource(cfg *Config, scan moray.ShardClients, log *slog.Logger) func(
 				return nil, err
 			}
 			return &sharkspotter.PostgresScanner{
-				Domain: cfg.DomainName, DSNs: dsns, Shards: shards,
-				Workers: o.MaxMdReadThreads, Chunk: o.MdReadChunkSize,
-				ExcludeKeyPrefixes: exclude, Logger: logger,
+				Domain: cfg.DomainName, DSNs: dsns, Options: sharkspotter.Options{Shards: shards,
+					Workers: o.MaxMdReadThreads, ExcludeKeyPrefixes: exclude, Logger: logger},
+				Chunk: o.MdReadChunkSize,
 			}, nil
 		}
 		return &sharkspotter.MorayScanner{
-			Clients: scan, Shards: shards,
-			Workers: o.MaxMdReadThreads, Window: int64(o.MdReadChunkSize),
-			ExcludeKeyPrefixes: exclude, Logger: logger,
+			Clients: scan, Options: sharkspotter.Options{Shards: shards,
+				Workers: o.MaxMdReadThreads, ExcludeKeyPrefixes: exclude, Logger: logger},
+			Window: int64(o.MdReadChunkSize),
 		}, nil
 	}
 }

@@ -2,34 +2,32 @@ package testbed
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/evacuate"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 	"github.com/TritonDataCenter/rebalancer/sharkspotter"
 )
 
 // waitJob polls until the job reaches a terminal state.
 func waitJob(t *testing.T, e *evacuate.Engine, id string) evacuate.Status {
 	t.Helper()
-	ctx := context.Background()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		st, err := e.JobStatus(ctx, id)
-		if err != nil {
+	var st evacuate.Status
+	testutil.Poll(t, "job "+id+" to end", func() error {
+		var err error
+		if st, err = e.JobStatus(context.Background(), id); err != nil {
 			t.Fatal(err)
 		}
 		if st.Job.State.Terminal() && !st.Running {
-			return st
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s still %s: %+v", id, st.Job.State, st.Counts)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return fmt.Errorf("job still %s: %+v", st.Job.State, st.Counts)
+	})
+	return st
 }
 
 func count(st evacuate.Status, s rebalancer.ObjectStatus) int64 {
@@ -128,19 +126,16 @@ func TestEvacuationWithFaults(t *testing.T) {
 	}
 	// Once assignments are out, kill an agent holding some.
 	var victim *Shark
-	deadline := time.Now().Add(30 * time.Second)
-	for victim == nil {
+	testutil.Eventually(t, "an object to be assigned", func() bool {
 		rows, err := f.store.ObjectsInStatus(ctx, j.ID, rebalancer.ObjectAssigned, 0, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(rows) > 0 {
 			victim = f.Shark(rows[0].DestShark)
-		} else if time.Now().After(deadline) {
-			t.Fatal("no object was ever assigned")
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return victim != nil
+	})
 	if err := victim.StopAgent(); err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +177,8 @@ func TestEvacuationWithSharkspotter(t *testing.T) {
 	ctx := context.Background()
 	f := New(t, Config{Shards: 3, Objects: Objects{Count: 300, Seed: 4, Pin: shark1, PinFraction: 0.7},
 		Source: func(f *Fleet) (rebalancer.ObjectSource, error) {
-			return &sharkspotter.MorayScanner{Clients: f.NewShardClients(), Shards: f.ShardNumbers(), Window: 50, Logger: f.Logger()}, nil
+			return &sharkspotter.MorayScanner{Clients: f.NewShardClients(), Window: 50,
+				Options: sharkspotter.Options{Shards: f.ShardNumbers(), Logger: f.Logger()}}, nil
 		}})
 	var on int64
 	for _, o := range objects(t, f) {

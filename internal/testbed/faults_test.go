@@ -144,6 +144,9 @@ type staticSource []rebalancer.Object
 
 func (s staticSource) Discover(ctx context.Context, req rebalancer.DiscoverRequest, visit func(rebalancer.Object) error) error {
 	for _, o := range s {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if o.ScanID <= req.After[o.Shard] || !o.HasShark(req.Shark) {
 			continue
 		}

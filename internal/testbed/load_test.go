@@ -9,10 +9,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/evacuate"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 	"github.com/TritonDataCenter/rebalancer/storinfo"
 )
 
@@ -163,7 +163,7 @@ func TestEvacuationKeepsOffSharksBeingEvacuated(t *testing.T) {
 		t.Fatal(err)
 	}
 	onThree := 0
-	for deadline := time.Now().Add(30 * time.Second); onThree == 0; {
+	testutil.Eventually(t, "job 1 to place an object on "+shark3, func() bool {
 		rows, err := f.store.ObjectsInStatus(ctx, j1.ID, rebalancer.ObjectAssigned, 0, 1000)
 		if err != nil {
 			t.Fatal(err)
@@ -173,29 +173,25 @@ func TestEvacuationKeepsOffSharksBeingEvacuated(t *testing.T) {
 				onThree++
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job 1 never placed an object on %s", shark3)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return onThree > 0
+	})
 
 	j3, err := e.CreateJob(ctx, shark3, evacuate.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	testutil.Poll(t, "job 3's discovery to finish", func() error {
 		j, err := e.Job(ctx, j3.ID)
-		if err != nil {
+		switch {
+		case err != nil:
 			t.Fatal(err)
+		case j.DiscoveryDone:
+			return nil
+		case j.State.Terminal():
+			t.Fatalf("job 3 ended before its discovery finished: %+v", j)
 		}
-		if j.DiscoveryDone {
-			break
-		}
-		if time.Now().After(deadline) || j.State.Terminal() {
-			t.Fatalf("job 3's discovery never finished: %+v", j)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return fmt.Errorf("job 3: %+v", j)
+	})
 	releasePolls()
 	st1 := waitJob(t, e, j1.ID)
 	releaseDownloads()

@@ -7,13 +7,12 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 	"github.com/TritonDataCenter/rebalancer/moray"
 )
 
@@ -30,22 +29,8 @@ func get(t *testing.T, c *http.Client, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// waitGoroutines polls until at most n goroutines run, and fails with a
-// dump of them otherwise.
-func waitGoroutines(t *testing.T, n int) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for runtime.NumGoroutine() > n {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines still running, want <= %d:\n%s", runtime.NumGoroutine(), n, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestStartServesProductionNamesAndCloseLeavesNothing(t *testing.T) {
-	before := runtime.NumGoroutine()
+	testutil.CheckLeaks(t)
 	ctx := context.Background()
 	f, err := Start(ctx, Config{Sharks: 3, Datacenters: 2, Objects: Objects{Count: 20, Seed: 7}})
 	if err != nil {
@@ -112,11 +97,10 @@ func TestStartServesProductionNamesAndCloseLeavesNothing(t *testing.T) {
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("fleet directory left behind: %v", err)
 	}
-	waitGoroutines(t, before)
 }
 
 func TestEngineConfigAndCloseLeaveNothing(t *testing.T) {
-	before := runtime.NumGoroutine()
+	testutil.CheckLeaks(t)
 	f, err := Start(context.Background(), Config{Sharks: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +115,6 @@ func TestEngineConfigAndCloseLeaveNothing(t *testing.T) {
 	if _, err := f.EngineConfig(context.Background()); !errors.Is(err, errClosed) {
 		t.Fatalf("EngineConfig after Close: %v", err)
 	}
-	waitGoroutines(t, before)
 }
 
 func TestStartRejectsBadConfig(t *testing.T) {
@@ -142,13 +125,12 @@ func TestStartRejectsBadConfig(t *testing.T) {
 		"no room off pin": {Sharks: 2, Objects: Objects{Count: 1, Copies: 2, Pin: shark1, PinFraction: 0.5}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			before := runtime.NumGoroutine()
+			testutil.CheckLeaks(t)
 			f, err := Start(context.Background(), cfg)
 			if err == nil {
 				f.Close()
 				t.Fatal("Start succeeded")
 			}
-			waitGoroutines(t, before)
 		})
 	}
 }

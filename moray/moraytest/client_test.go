@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 	"github.com/TritonDataCenter/rebalancer/moray/fast"
 )
 
@@ -195,11 +196,7 @@ func (c *testClient) fails(method string, args ...any) *fast.Error {
 
 // waitClosed waits until the server has closed the connection.
 func (c *testClient) waitClosed() error {
-	select {
-	case <-c.done:
-	case <-time.After(20 * time.Second):
-		c.t.Fatal("connection still open after 20s")
-	}
+	testutil.Receive(c.t, "the server to close the connection", c.done)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.readErr

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"io"
 	"net"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 	"github.com/TritonDataCenter/rebalancer/moray/fast"
 )
 
@@ -165,7 +165,7 @@ func TestOfflineOnline(t *testing.T) {
 		nc.Close()
 		t.Fatal("dial succeeded while offline")
 	}
-	eventually(t, "connections to close", func() bool { return s.Conns() == 0 })
+	testutil.Eventually(t, "connections to close", func() bool { return s.Conns() == 0 })
 
 	if err := s.Online(); err != nil {
 		t.Fatal(err)
@@ -195,7 +195,7 @@ func TestDropConnections(t *testing.T) {
 // Close stops everything the server started, even with requests in
 // flight and clients still connected.
 func TestCloseLeavesNoGoroutines(t *testing.T) {
-	before := runtime.NumGoroutine()
+	testutil.CheckLeaks(t)
 	s, err := New(Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -218,12 +218,11 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 		nc.Write(frame(t, uint32(i+1), "version", `[{}]`))
 	}
 	nc.Write(frame(t, 9, "ping", `[{}]`))
-	eventually(t, "requests to arrive", func() bool { return s.Calls("version") == 5 && s.Calls("ping") == 1 })
+	testutil.Eventually(t, "requests to arrive", func() bool { return s.Calls("version") == 5 && s.Calls("ping") == 1 })
 
 	s.Close()
 	s.Close()
 	if err := s.Online(); err == nil {
 		t.Error("Online after Close succeeded")
 	}
-	eventually(t, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= before })
 }

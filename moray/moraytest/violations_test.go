@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 	"github.com/TritonDataCenter/rebalancer/moray/fast"
 )
 
@@ -27,19 +28,6 @@ func lenientServer(t *testing.T, o Options) *Server {
 		t.Fatal(err)
 	}
 	return s
-}
-
-// eventually polls cond with a generous deadline: for effects the server
-// produces asynchronously, not to measure time.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 func frame(t *testing.T, id uint32, method, data string) []byte {
@@ -134,7 +122,7 @@ func TestViolations(t *testing.T) {
 			}
 			defer nc.Close()
 			tt.send(t, nc)
-			eventually(t, "the violation", func() bool { return len(s.Violations()) > 0 })
+			testutil.Eventually(t, "the violation", func() bool { return len(s.Violations()) > 0 })
 			v := s.Violations()
 			if len(v) != 1 || !strings.Contains(v[0], tt.want) {
 				t.Fatalf("violations %q, want one about %q", v, tt.want)
@@ -172,9 +160,9 @@ func TestMsgIDReuse(t *testing.T) {
 		collect(t, c.start(5, "ping", opts()))
 	}
 	held := c.start(9, "findObjects", "manta", "(type=x)", opts())
-	eventually(t, "the request to be pending", func() bool { return s.Calls("findObjects") == 1 })
+	testutil.Eventually(t, "the request to be pending", func() bool { return s.Calls("findObjects") == 1 })
 	c.write(frame(t, 9, "ping", `[{}]`)) // raw: the client's own table still waits on the first
-	eventually(t, "the violation", func() bool { return len(s.Violations()) == 1 })
+	testutil.Eventually(t, "the violation", func() bool { return len(s.Violations()) == 1 })
 	if v := s.Violations()[0]; !strings.Contains(v, "msgid 9 reused") {
 		t.Errorf("violation %q", v)
 	}
@@ -192,7 +180,7 @@ func TestMaxFrame(t *testing.T) {
 	s := lenientServer(t, Options{MaxFrame: 64})
 	c := dial(t, s.Addr())
 	c.start(0, "ping", map[string]any{"pad": strings.Repeat("x", 100)})
-	eventually(t, "the violation", func() bool { return len(s.Violations()) == 1 })
+	testutil.Eventually(t, "the violation", func() bool { return len(s.Violations()) == 1 })
 	if v := s.Violations()[0]; !strings.Contains(v, "exceeds the 64-byte limit") {
 		t.Errorf("violation %q", v)
 	}
@@ -226,7 +214,7 @@ func TestStrict(t *testing.T) {
 		t.Fatal("a clean request failed the test")
 	}
 	c.start(0, "getObject", "manta", "/k", map[string]any{})
-	eventually(t, "Errorf", func() bool { return tb.count() == 1 })
+	testutil.Eventually(t, "Errorf", func() bool { return tb.count() == 1 })
 	if !strings.Contains(tb.errs[0], "protocol violation") {
 		t.Errorf("Errorf(%q)", tb.errs[0])
 	}
