@@ -26,7 +26,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -111,12 +110,7 @@ func termWidth(w io.Writer) int {
 	return width
 }
 
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
-}
+func version() string { return cmdline.Version() }
 
 // errInterrupted ends a command the user interrupted; it exits 130 without
 // a message.

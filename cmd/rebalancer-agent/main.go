@@ -22,7 +22,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -60,12 +59,7 @@ func main() {
 	os.Exit(code)
 }
 
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
-}
+func version() string { return cmdline.Version() }
 
 // run is the whole command; it returns the process exit status: 0 after a
 // clean stop, 2 for a usage or configuration error, 1 for anything else.

@@ -24,7 +24,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strconv"
 	"syscall"
 	"time"
@@ -57,12 +56,7 @@ func main() {
 	os.Exit(code)
 }
 
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
-}
+func version() string { return cmdline.Version() }
 
 // run is the whole command. reload delivers SIGUSR1; deps replace parts of
 // the production wiring (tests); ready, when set, receives the API's and

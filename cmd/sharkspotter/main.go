@@ -24,7 +24,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -69,12 +68,7 @@ func main() {
 	os.Exit(code)
 }
 
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
-}
+func version() string { return cmdline.Version() }
 
 const description = `Lists the objects that have a copy on a shark, scanning every metadata shard
 through its Moray (default) or its read-only PostgreSQL copy (--direct-db).
