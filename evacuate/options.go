@@ -388,9 +388,12 @@ func (o *Options) MergeJSON(raw []byte, path string) error {
 // field, so that an error names its field, and appends the paths of the
 // fields given (prefix + key) to given.
 func mergeStruct(raw []byte, v reflect.Value, path, prefix string, given *[]string) error {
+	what := strings.TrimSuffix(path+prefix, ".")
+	if what == "" {
+		what = "options"
+	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
-		what := strings.TrimSuffix(path+prefix, ".")
 		return fmt.Errorf("%w: %s must be a JSON object", ErrInvalidOptions, what)
 	}
 	fields := jsonFields(v.Type())
@@ -404,7 +407,7 @@ func mergeStruct(raw []byte, v reflect.Value, path, prefix string, given *[]stri
 		i, ok := fields[k]
 		if !ok {
 			return fmt.Errorf("%w: %s%s is not an option (%s takes %s)", ErrInvalidOptions, path, name,
-				strings.TrimSuffix(path+prefix, "."), strings.Join(sortedKeys(fields), ", "))
+				what, strings.Join(sortedKeys(fields), ", "))
 		}
 		val := obj[k]
 		if string(val) == "null" {
