@@ -293,6 +293,10 @@ func TestRefusedRequestsStoreNothing(t *testing.T) {
 		t.Fatalf("create: %d %s", code, body)
 	}
 	id := strings.TrimSpace(body)
+	waitFor(t, func() bool {
+		j, err := h.store.GetJob(t.Context(), id)
+		return err == nil && j.State == rebalancer.JobRunning
+	})
 	_, before, _ := h.do("GET", "/jobs", "")
 	refusals := []struct {
 		method, path, body string

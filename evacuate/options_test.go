@@ -1,6 +1,7 @@
 package evacuate
 
 import (
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
@@ -89,4 +90,21 @@ func TestMergeJSON(t *testing.T) {
 			t.Errorf("MergeJSON(%s) = %v, want %q", body, err, msg)
 		}
 	}
+}
+
+// A job API request's options, over the configured ones: each value given
+// is held to its documented range, and errors name the option.
+func ExampleOptions_MergeJSON() {
+	o := DefaultOptions()
+	err := o.MergeJSON([]byte(`{"metadata_threads":20,"busy_backoff":{"tries":10}}`), "params.options.")
+	fmt.Println(o.MetadataThreads, o.BusyBackoff.Tries, o.BusyBackoff.Initial.D(), err)
+
+	err = o.MergeJSON([]byte(`{"assignment_timeout":"1ns"}`), "params.options.")
+	fmt.Println(err)
+	err = o.MergeJSON([]byte(`{"busy_backoff":{"tires":5}}`), "params.options.")
+	fmt.Println(err)
+	// Output:
+	// 20 10 5s <nil>
+	// invalid job options: params.options.assignment_timeout 1ns is out of range 1m..720h (shorter than copying an assignment can take: the job would give up on copies the agents go on making)
+	// invalid job options: params.options.busy_backoff.tires is not an option (params.options.busy_backoff takes initial, max, step, tries)
 }
