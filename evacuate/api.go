@@ -1,6 +1,7 @@
 package evacuate
 
 import (
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,7 +30,7 @@ import (
 //	POST /jobs/{uuid}/pause       new
 //	POST /jobs/{uuid}/resume      new
 //	GET  /jobs/{uuid}/objects     new: ?status=skipped&limit=100&after=<seq>
-//	GET  /health                  new
+//	GET  /health                  new: 503 while the job store fails
 type API struct {
 	Engine *Engine
 	// Domain completes a shark given without it ("1.stor" becomes
@@ -47,6 +48,10 @@ type API struct {
 	Logger  *slog.Logger
 	// MaxBodyBytes bounds request bodies (default 1 MiB).
 	MaxBodyBytes int64
+	// Token, when set, is required as "Authorization: Bearer <Token>" on
+	// every route but GET /health, which probes use; a request without it
+	// gets 401. Empty (the legacy) requires nothing.
+	Token string
 }
 
 // Handler returns the API's routes.
@@ -61,9 +66,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("POST /jobs/{uuid}/pause", a.control("pause"))
 	mux.HandleFunc("POST /jobs/{uuid}/resume", a.control("resume"))
 	mux.HandleFunc("GET /jobs/{uuid}/objects", a.jobObjects)
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+	mux.HandleFunc("GET /health", a.health)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		version := a.Version
 		if version == "" {
@@ -72,8 +75,24 @@ func (a *API) Handler() http.Handler {
 		w.Header().Set("Server", "rebalancer-manager "+version)
 		// The legacy labels every reply JSON, plain-text bodies included.
 		w.Header().Set("Content-Type", "application/json")
+		if !a.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="rebalancer-manager"`)
+			writeText(w, http.StatusUnauthorized, "This manager requires its API token: send \"Authorization: Bearer <api_token>\" "+
+				"(rebalancer-adm: --token or REBALANCER_TOKEN)")
+			return
+		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// authorized reports whether r may use the API: it carries the token, or
+// none is required, or it is the health probe.
+func (a *API) authorized(r *http.Request) bool {
+	if a.Token == "" || ((r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Path == "/health") {
+		return true
+	}
+	want := "Bearer " + a.Token
+	return subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(want)) == 1
 }
 
 func (a *API) log() *slog.Logger {
@@ -160,8 +179,8 @@ func (a *API) createJob(w http.ResponseWriter, r *http.Request) {
 		opts = a.JobOptions()
 	}
 	if len(req.Params.Options) > 0 && string(req.Params.Options) != "null" {
-		if err := json.Unmarshal(req.Params.Options, &opts); err != nil {
-			writeText(w, http.StatusUnprocessableEntity, "Could not parse job request: params.options: "+err.Error())
+		if err := opts.MergeJSON(req.Params.Options, "params.options."); err != nil {
+			writeText(w, http.StatusUnprocessableEntity, "Could not parse job request: "+err.Error())
 			return
 		}
 	}
@@ -177,7 +196,9 @@ func (a *API) createJob(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, ErrSharkBusy):
 			code = http.StatusConflict
 		case errors.Is(err, ErrInvalidOptions):
-			code = http.StatusBadRequest
+			code = http.StatusUnprocessableEntity
+		case errors.Is(err, ErrEngineClosed):
+			code = http.StatusServiceUnavailable
 		}
 		a.log().Error("cannot create job", "shark", shark, "err", err)
 		writeText(w, code, "Could not create job: "+err.Error())
@@ -185,6 +206,18 @@ func (a *API) createJob(w http.ResponseWriter, r *http.Request) {
 	}
 	a.log().Info("job created", "job", j.ID, "shark", shark, "dry_run", opts.DryRun)
 	writeText(w, http.StatusOK, j.ID+"\n")
+}
+
+// health answers 200 {"status":"ok"} while the job store works, and 503
+// {"status":"error","error":"..."} saying what is wrong with it otherwise
+// (Engine.Health): a manager that cannot record progress is not healthy,
+// even though it answers.
+func (a *API) health(w http.ResponseWriter, r *http.Request) {
+	if err := a.Engine.Health(r.Context()); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "error", "error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 // qualify appends the domain to a shark given in short form.
@@ -311,6 +344,10 @@ func (a *API) retryJob(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusNotFound, "Could not find job with UUID "+id)
 	case errors.Is(err, ErrSharkBusy):
 		writeText(w, http.StatusConflict, err.Error())
+	case errors.Is(err, ErrInvalidOptions):
+		writeText(w, http.StatusUnprocessableEntity, "Could not retry job: "+err.Error())
+	case errors.Is(err, ErrEngineClosed):
+		writeText(w, http.StatusServiceUnavailable, "Could not retry job: "+err.Error())
 	case err != nil:
 		writeText(w, http.StatusInternalServerError, "Could not retry job: "+err.Error())
 	default:

@@ -6,9 +6,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -126,7 +128,7 @@ func TestAPIErrors(t *testing.T) {
 		{"no params", "POST", "/jobs", `{"action":"evacuate"}`, 422, "from_shark"},
 		{"negative max", "POST", "/jobs", `{"action":"evacuate","params":{"from_shark":"1.stor","max_objects":-1}}`, 422, "max_objects"},
 		{"huge max", "POST", "/jobs", `{"action":"evacuate","params":{"from_shark":"1.stor","max_objects":4294967296}}`, 422, "max_objects"},
-		{"bad options", "POST", "/jobs", `{"action":"evacuate","params":{"from_shark":"1.stor","options":{"metadata_threads":300}}}`, 400, "metadata threads"},
+		{"bad options", "POST", "/jobs", `{"action":"evacuate","params":{"from_shark":"1.stor","options":{"metadata_threads":300}}}`, 422, "metadata_threads 300 is out of range 1..250"},
 		{"bad uuid", "GET", "/jobs/nope", "", 400, "Invalid UUID"},
 		{"unknown job", "GET", "/jobs/" + unknown, "", 404, unknown},
 		{"put bad uuid", "PUT", "/jobs/nope", `{}`, 400, `Invalid UUID "nope"`},
@@ -209,5 +211,130 @@ func TestAPIUpdateAndControl(t *testing.T) {
 	}
 	if code, _, _ := h.do("POST", "/jobs/"+id+"/pause", ""); code != 409 {
 		t.Errorf("pause of a stopped job: %d", code)
+	}
+}
+
+// Every option a create request gives is checked against its documented
+// range, unknown keys are refused at any depth, and the errors name the
+// option and its range; what is accepted is stored as given.
+func TestAPIJobOptions(t *testing.T) {
+	h := newAPIHarness(t, 5)
+	create := func(options string) (int, string) {
+		code, body, _ := h.do("POST", "/jobs", `{"action":"evacuate","params":{"from_shark":"1.stor","options":`+options+`}}`)
+		return code, body
+	}
+	for _, tt := range []struct {
+		options, want string
+	}{
+		{`{"assignment_timeout":"1ns"}`, "params.options.assignment_timeout 1ns is out of range 1m..720h (shorter than copying"},
+		{`{"assignment_timeout":"59s"}`, "assignment_timeout 59s is out of range 1m..720h"},
+		{`{"assignment_timeout":"0s"}`, "assignment_timeout 0s is out of range"},
+		{`{"assignment_timeout":"-1h"}`, "assignment_timeout -1h is out of range 1m..720h"},
+		{`{"assignment_timeout":1e300}`, "params.options.assignment_timeout: duration 1e+300 seconds is out of range"},
+		{`{"assignment_timeout":"soon"}`, "params.options.assignment_timeout: time: invalid duration"},
+		{`{"assignment_timeout":true}`, "params.options.assignment_timeout: duration must be a string"},
+		{`{"poll_interval":"-1s"}`, "poll_interval -1s is out of range 10ms..10m"},
+		{`{"poll_interval":"1ms"}`, "poll_interval 1ms is out of range 10ms..10m"},
+		{`{"flush_age":"2h"}`, "flush_age 2h is out of range 1ms..1h"},
+		{`{"agent_unreachable_timeout":"500ms"}`, "agent_unreachable_timeout 500ms is out of range 1s..24h"},
+		{`{"metadata_retry_window":0}`, "metadata_retry_window 0s is out of range 1s..24h"},
+		{`{"etag_retries":-1}`, "etag_retries -1 is out of range 1..100"},
+		{`{"etag_retries":0}`, "etag_retries 0 is out of range 1..100"},
+		{`{"etag_retries":1.5}`, "params.options.etag_retries: number 1.5 is not an integer"},
+		{`{"max_attempts":0}`, "max_attempts 0 is out of range 1..100"},
+		{`{"max_tasks_per_assignment":10001}`, "max_tasks_per_assignment 10001 is out of range 1..10000"},
+		{`{"max_inflight_per_source":-1}`, "max_inflight_per_source -1 is out of range 0..100000"},
+		{`{"poll_concurrency":"8"}`, "params.options.poll_concurrency: string is not an integer"},
+		{`{"busy_backoff":{"tries":-1}}`, "params.options.busy_backoff.tries -1 is out of range 1..10000"},
+		{`{"busy_backoff":{"initial":"0s"}}`, "busy_backoff.initial 0s is out of range 1ms..1h"},
+		{`{"unreachable_backoff":{"max":"-1s"}}`, "unreachable_backoff.max -1s is out of range 0s..24h"},
+		{`{"busy_backoff":{"tires":5}}`, "params.options.busy_backoff.tires is not an option (params.options.busy_backoff takes initial, max, step, tries)"},
+		{`{"busy_backoff":5}`, "params.options.busy_backoff must be a JSON object"},
+		{`{"assignment_timout":"2h"}`, "params.options.assignment_timout is not an option"},
+		{`[]`, "params.options must be a JSON object"},
+		{`{"exclude_key_prefixes":[""]}`, "exclude_key_prefixes entries must be 1..1024 bytes long"},
+		{`{"metadata_threads":2,"poll_interval":"1ns","max_attempts":-3}`, "max_attempts -3 is out of range 1..100; params.options.poll_interval 1ns"},
+	} {
+		code, body := create(tt.options)
+		if code != http.StatusUnprocessableEntity || !strings.Contains(body, tt.want) {
+			t.Errorf("options %s: %d %q, want 422 containing %q", tt.options, code, body, tt.want)
+		}
+	}
+	if jobs, _ := h.store.ListJobs(t.Context()); len(jobs) != 0 {
+		t.Fatalf("%d jobs stored by refused requests", len(jobs))
+	}
+
+	// Accepted values, at the edges of their ranges, are stored as given;
+	// null leaves an option as it is.
+	code, body := create(`{"assignment_timeout":"1m","poll_interval":"10ms","etag_retries":100,"max_inflight_per_source":0,
+		"busy_backoff":{"tries":1,"initial":"1ms"},"metadata_threads":null,"unreachable_backoff":null,"exclude_key_prefixes":["/stor/logs/"]}`)
+	if code != http.StatusOK {
+		t.Fatalf("create at the edges: %d %s", code, body)
+	}
+	j := h.wait(strings.TrimSpace(body))
+	want := fastOptions()
+	want.AssignmentTimeout = Duration(time.Minute)
+	want.PollInterval = Duration(10 * time.Millisecond)
+	want.EtagRetries = 100
+	want.BusyBackoff.Tries, want.BusyBackoff.Initial = 1, Duration(time.Millisecond)
+	want.ExcludeKeyPrefixes = []string{"/stor/logs/"}
+	if !reflect.DeepEqual(j.Options, want) {
+		t.Errorf("stored options\n%+v\nwant\n%+v", j.Options, want)
+	}
+}
+
+// A request refused for any reason leaves no job behind (the legacy stored
+// a Failed job for each refused create).
+func TestRefusedRequestsStoreNothing(t *testing.T) {
+	h := newAPIHarness(t, 50)
+	h.agents.slow = true
+	code, body, _ := h.do("POST", "/jobs", `{"action":"evacuate","params":{"from_shark":"1.stor"}}`)
+	if code != http.StatusOK {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	id := strings.TrimSpace(body)
+	waitFor(t, func() bool {
+		j, err := h.store.GetJob(t.Context(), id)
+		return err == nil && j.State == rebalancer.JobRunning
+	})
+	_, before, _ := h.do("GET", "/jobs", "")
+	refusals := []struct {
+		method, path, body string
+		code               int
+	}{
+		{"POST", "/jobs", `{"action":"evacuate","params":{"from_shark":"1.stor"}}`, 409},
+		{"POST", "/jobs", `{"action":"evacuate","params":{"from_shark":"1.stor.test","dry_run":true}}`, 409},
+		{"POST", "/jobs/" + id + "/retry", "", 409},
+		{"POST", "/jobs/" + uuid.NewString() + "/retry", "", 404},
+		{"POST", "/jobs", `{"action":"evacuate","params":{"from_shark":"2.stor","options":{"assignment_timeout":"1ns"}}}`, 422},
+		{"POST", "/jobs", `{"action":"evacuate","params":{"from_shark":"2.stor","options":{"bogus":1}}}`, 422},
+		{"POST", "/jobs", `{"action":"evacuate","params":{"from_shark":"2.stor","max_objects":-1}}`, 422},
+		{"POST", "/jobs", `{"action":"evacuate"`, 422},
+	}
+	for i := range 200 {
+		r := refusals[i%len(refusals)]
+		if code, body, _ := h.do(r.method, r.path, r.body); code != r.code {
+			t.Fatalf("%s %s %s: %d %q, want %d", r.method, r.path, r.body, code, body, r.code)
+		}
+	}
+	if _, after, _ := h.do("GET", "/jobs", ""); after != before {
+		t.Errorf("job list changed by 200 refused requests:\nbefore %s\nafter  %s", before, after)
+	}
+	if err := h.engine.StopJob(t.Context(), id); err != nil {
+		t.Fatal(err)
+	}
+	h.agents.mu.Lock()
+	h.agents.slow = false
+	h.agents.mu.Unlock()
+	h.wait(id)
+
+	// A closing engine refuses too, and stores nothing either.
+	h.engine.Close()
+	code, body, _ = h.do("POST", "/jobs", `{"action":"evacuate","params":{"from_shark":"2.stor"}}`)
+	if code != http.StatusServiceUnavailable {
+		t.Errorf("create on a closed engine: %d %q", code, body)
+	}
+	if jobs, _ := h.store.ListJobs(t.Context()); len(jobs) != 1 {
+		t.Errorf("%d jobs stored, want 1", len(jobs))
 	}
 }

@@ -46,6 +46,10 @@ type Config struct {
 	// RestartDelay is how long a job interrupted by a job store failure
 	// waits before it runs again (default 10s).
 	RestartDelay time.Duration
+	// StoreCheckInterval is how often, while jobs run, the engine checks
+	// that the job store still works (Store.Check; default 5s). Jobs do
+	// nothing while it fails: their progress could not be recorded.
+	StoreCheckInterval time.Duration
 }
 
 // Engine runs evacuation jobs: any number at once, each in its own
@@ -63,8 +67,12 @@ type Engine struct {
 	released chan struct{}
 	wg       sync.WaitGroup
 	closed   bool
+	watching bool            // the store checks run
 	ctx      context.Context // parent of every job started in the background
 	cancel   context.CancelFunc
+
+	healthMu sync.Mutex
+	storeErr error // the job store's failure at the last check; nil when it works
 }
 
 var _ rebalancer.Evacuator = (*Engine)(nil)
@@ -93,6 +101,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if cfg.RestartDelay <= 0 {
 		cfg.RestartDelay = 10 * time.Second
 	}
+	if cfg.StoreCheckInterval <= 0 {
+		cfg.StoreCheckInterval = 5 * time.Second
+	}
 	if err := cfg.Defaults.Validate(); err != nil {
 		return nil, err
 	}
@@ -106,7 +117,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 
 // Start resumes, in the background, every job the store says is running,
 // setting up or paused: a manager restart continues its jobs instead of
-// failing them.
+// failing them. It returns an error only when the store cannot list the
+// jobs; Start may then be called again. A job already running here is left
+// as it is, and once Close has begun nothing more is started.
 func (e *Engine) Start(ctx context.Context) error {
 	jobs, err := e.cfg.Store.ListJobs(ctx)
 	if err != nil {
@@ -115,8 +128,15 @@ func (e *Engine) Start(ctx context.Context) error {
 	for _, j := range jobs {
 		switch j.State {
 		case rebalancer.JobRunning, rebalancer.JobSetup, rebalancer.JobPaused, rebalancer.JobInit:
+			if e.isRunning(j.ID) {
+				continue
+			}
 			e.log.Info("resuming job", "job", j.ID, "shark", j.From.MantaStorageID, "state", j.State.String())
-			if err := e.startBackground(j); err != nil {
+			err := e.startBackground(j)
+			switch {
+			case errors.Is(err, ErrEngineClosed):
+				return nil // shutting down: the job stays resumable
+			case err != nil:
 				e.log.Error("cannot resume job", "job", j.ID, "err", err)
 			}
 		}
@@ -146,20 +166,29 @@ func (e *Engine) CreateJob(ctx context.Context, shark string, opts Options) (Job
 	if err := opts.Validate(); err != nil {
 		return JobRecord{}, err
 	}
-	j := JobRecord{
+	return e.createAndStart(ctx, JobRecord{
 		ID:      uuid.NewString(),
 		Action:  rebalancer.JobEvacuate,
 		State:   rebalancer.JobSetup,
 		From:    rebalancer.StorageNode{MantaStorageID: shark},
 		Options: opts,
+	})
+}
+
+// createAndStart claims the job's shark, stores the job and starts it. The
+// claim comes first so that a refused job (its shark busy, the engine
+// closing) leaves no record behind: the legacy stored a Failed job for
+// every refused request.
+func (e *Engine) createAndStart(ctx context.Context, j JobRecord) (JobRecord, error) {
+	r, err := e.claim(j)
+	if err != nil {
+		return JobRecord{}, err
 	}
 	if err := e.cfg.Store.CreateJob(ctx, j); err != nil {
+		e.release(r)
 		return JobRecord{}, err
 	}
-	if err := e.startBackground(j); err != nil {
-		e.cfg.Store.SetJobState(ctx, j.ID, rebalancer.JobFailed, err.Error())
-		return JobRecord{}, err
-	}
+	e.launch(r)
 	return e.cfg.Store.GetJob(ctx, j.ID)
 }
 
@@ -184,22 +213,14 @@ func (e *Engine) RetryJob(ctx context.Context, oldID string, opts *Options) (Job
 	if err := o.Validate(); err != nil {
 		return JobRecord{}, err
 	}
-	j := JobRecord{
+	return e.createAndStart(ctx, JobRecord{
 		ID:      uuid.NewString(),
 		Action:  rebalancer.JobEvacuate,
 		State:   rebalancer.JobSetup,
 		From:    old.From,
 		Options: o,
 		RetryOf: old.ID,
-	}
-	if err := e.cfg.Store.CreateJob(ctx, j); err != nil {
-		return JobRecord{}, err
-	}
-	if err := e.startBackground(j); err != nil {
-		e.cfg.Store.SetJobState(ctx, j.ID, rebalancer.JobFailed, err.Error())
-		return JobRecord{}, err
-	}
-	return e.cfg.Store.GetJob(ctx, j.ID)
+	})
 }
 
 func (e *Engine) isRunning(id string) bool {
@@ -209,7 +230,7 @@ func (e *Engine) isRunning(id string) bool {
 }
 
 // claim registers a runner for a job, refusing a second job on the same
-// shark.
+// shark. Close waits for every claim to be released.
 func (e *Engine) claim(j JobRecord) (*runner, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -225,7 +246,64 @@ func (e *Engine) claim(j JobRecord) (*runner, error) {
 	r := newRunner(e, j)
 	e.running[j.ID] = r
 	e.sharks[j.From.MantaStorageID] = j.ID
+	e.wg.Add(1) // under mu, so never after Close began to wait
+	if !e.watching {
+		e.watching = true
+		e.wg.Add(1)
+		go e.watchStore()
+	}
 	return r, nil
+}
+
+// watchStore checks the job store every StoreCheckInterval until the
+// engine closes, so that running jobs stop recording into a store that is
+// gone (see Health).
+func (e *Engine) watchStore() {
+	defer e.wg.Done()
+	t := time.NewTicker(e.cfg.StoreCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-t.C:
+			e.Health(e.ctx)
+		}
+	}
+}
+
+// Health checks the job store now (Store.Check) and returns its failure,
+// if any. The result also holds back running jobs: while the store fails
+// they do nothing, and their status carries the failure in its error
+// field; they go on by themselves once it works again. An error says what
+// is wrong with the store, for an operator.
+func (e *Engine) Health(ctx context.Context) error {
+	// A caller giving up (a probe's connection closing) says nothing about
+	// the store; a store that does not answer in 10s does.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	err := e.cfg.Store.Check(ctx)
+	if e.ctx.Err() != nil {
+		return err // closing: nothing to hold back
+	}
+	e.healthMu.Lock()
+	prev := e.storeErr
+	e.storeErr = err
+	e.healthMu.Unlock()
+	switch {
+	case err != nil && prev == nil:
+		e.log.Error("job store failing; running jobs wait for it", "err", err)
+	case err == nil && prev != nil:
+		e.log.Info("job store works again; running jobs go on", "was", prev)
+	}
+	return err
+}
+
+// storeFailure returns the job store's failure at the last check.
+func (e *Engine) storeFailure() error {
+	e.healthMu.Lock()
+	defer e.healthMu.Unlock()
+	return e.storeErr
 }
 
 // evacuatedByOthers returns the sharks that running jobs other than job
@@ -254,7 +332,9 @@ func (e *Engine) evacuatedByOther(shark, job string) bool {
 	return ok && id != job
 }
 
+// release ends a claim.
 func (e *Engine) release(r *runner) {
+	defer e.wg.Done()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	delete(e.running, r.job.ID)
@@ -286,14 +366,21 @@ func (e *Engine) Wait(ctx context.Context, id string) (JobRecord, error) {
 	}
 }
 
+// startBackground claims a stored job and runs it in the background.
 func (e *Engine) startBackground(j JobRecord) error {
 	r, err := e.claim(j)
 	if err != nil {
 		return err
 	}
-	e.wg.Add(1)
+	e.launch(r)
+	return nil
+}
+
+// launch runs a claimed job in the background until it ends or the engine
+// closes, restarting it after a job store failure.
+func (e *Engine) launch(r *runner) {
+	j := r.job
 	go func() {
-		defer e.wg.Done()
 		for {
 			state, err := r.run(e.ctx)
 			var interrupted *interruptedError
@@ -304,10 +391,17 @@ func (e *Engine) startBackground(j JobRecord) error {
 				e.release(r)
 				return
 			}
+			r.setInterrupted(err)
 			e.log.Error("job interrupted by a job store failure; restarting it", "job", j.ID, "in", e.cfg.RestartDelay, "err", err)
 			if !sleep(e.ctx, e.cfg.RestartDelay) {
 				e.release(r)
 				return
+			}
+			for e.storeFailure() != nil {
+				if !sleep(e.ctx, e.cfg.StoreCheckInterval) {
+					e.release(r)
+					return
+				}
 			}
 			if r, err = e.reload(r); err != nil {
 				e.log.Error("cannot restart job", "job", j.ID, "err", err)
@@ -316,20 +410,25 @@ func (e *Engine) startBackground(j JobRecord) error {
 			}
 		}
 	}()
-	return nil
 }
 
-// reload replaces a runner by a fresh one over the job's stored state.
+// reload replaces a runner by a fresh one over the job's stored state. It
+// waits for the store as long as it takes: giving up would leave the job
+// Running in the store with nothing driving it until the next restart.
 func (e *Engine) reload(old *runner) (*runner, error) {
 	j, err := e.cfg.Store.GetJob(e.ctx, old.job.ID)
-	for attempt := 0; err != nil && attempt < 30; attempt++ {
+	for attempt := 1; err != nil; attempt++ {
+		if errors.Is(err, ErrJobNotFound) {
+			return old, err
+		}
+		old.setInterrupted(err)
+		if attempt%10 == 0 {
+			e.log.Error("job store still failing; the job waits for it", "job", old.job.ID, "attempts", attempt, "err", err)
+		}
 		if !sleep(e.ctx, e.cfg.RestartDelay) {
 			return old, e.ctx.Err()
 		}
 		j, err = e.cfg.Store.GetJob(e.ctx, old.job.ID)
-	}
-	if err != nil {
-		return old, err
 	}
 	r := newRunner(e, j)
 	e.mu.Lock()

@@ -35,13 +35,34 @@ type fakeMoray struct {
 	conflictOnce map[string]bool
 	// down makes every call fail with a transient error.
 	down bool
+	// replaceOnce makes the first write of a key fail as if the key had
+	// been rewritten meanwhile with another object: the value stored under
+	// it becomes this one (its own objectId), with a new etag.
+	replaceOnce map[string]json.RawMessage
 	// batches counts successful ReplaceSharks calls, batchWrites the
 	// objects they wrote; writes counts every object written.
 	batches, batchWrites int
 }
 
 func newFakeMoray() *fakeMoray {
-	return &fakeMoray{objects: map[string]rebalancer.Object{}, conflictOnce: map[string]bool{}}
+	return &fakeMoray{objects: map[string]rebalancer.Object{}, conflictOnce: map[string]bool{}, replaceOnce: map[string]json.RawMessage{}}
+}
+
+// interfere plays the concurrent writer of replaceOnce on key, if one is
+// due, and reports whether it did.
+func (m *fakeMoray) interfere(key string) bool {
+	v, ok := m.replaceOnce[key]
+	if !ok {
+		return false
+	}
+	delete(m.replaceOnce, key)
+	o, err := rebalancer.ParseObject(v)
+	if err != nil {
+		panic(err)
+	}
+	o.Shard, o.Etag = m.objects[key].Shard, etagOf(v)
+	m.objects[key] = o
+	return true
 }
 
 func etagOf(v []byte) string { return fmt.Sprintf("%08X", crc32.ChecksumIEEE(v)) }
@@ -103,6 +124,9 @@ func (m *fakeMoray) ReplaceSharks(ctx context.Context, shard int, reps []rebalan
 		if !ok {
 			return nil, fmt.Errorf("%s: %w", r.Object.Key, rebalancer.ErrObjectNotFound)
 		}
+		if m.interfere(r.Object.Key) {
+			return nil, fmt.Errorf("%s: %w", r.Object.Key, rebalancer.ErrEtagConflict)
+		}
 		if cur.Etag != r.Object.Etag || m.conflictOnce[r.Object.Key] {
 			return nil, fmt.Errorf("%s: %w", r.Object.Key, rebalancer.ErrEtagConflict)
 		}
@@ -121,6 +145,7 @@ func (m *fakeMoray) ReplaceSharks(ctx context.Context, shard int, reps []rebalan
 }
 
 func (m *fakeMoray) replaceLocked(obj rebalancer.Object, from string, to rebalancer.StorageNode) (string, error) {
+	m.interfere(obj.Key)
 	cur, ok := m.objects[obj.Key]
 	if !ok {
 		return "", rebalancer.ErrObjectNotFound
@@ -215,12 +240,15 @@ type fakeAgents struct {
 	assigns map[string]*fakeAssignment // by id
 	copies  map[string]bool            // dest + "/" + object id: verified on disk
 	posts   int
+	// taskPosts counts, per object id, the accepted posts that carried it.
+	taskPosts map[string]int
 
 	// Misbehaviours.
 	busyPosts   int                                           // answer 503 to this many posts
 	downDest    map[string]bool                               // POST and GET fail to connect
 	failTask    func(t rebalancer.Task) rebalancer.SkipReason // a non-zero reason fails the task
 	lie         bool                                          // report Complete with a task silently missing
+	omit        bool                                          // report Complete with a task left out of every count
 	forgetAfter map[string]bool                               // answer 404 to GETs of assignments to this dest
 	slow        bool                                          // never finish
 }
@@ -232,7 +260,8 @@ type fakeAssignment struct {
 }
 
 func newFakeAgents() *fakeAgents {
-	return &fakeAgents{assigns: map[string]*fakeAssignment{}, copies: map[string]bool{}, downDest: map[string]bool{}, forgetAfter: map[string]bool{}}
+	return &fakeAgents{assigns: map[string]*fakeAssignment{}, copies: map[string]bool{}, downDest: map[string]bool{},
+		forgetAfter: map[string]bool{}, taskPosts: map[string]int{}}
 }
 
 type statusErr int
@@ -269,6 +298,9 @@ func (f *fakeAgents) PostAssignment(ctx context.Context, dest rebalancer.Storage
 		}
 	}
 	f.assigns[a.ID] = &fakeAssignment{dest: dest.MantaStorageID, payload: p}
+	for _, t := range p.Tasks {
+		f.taskPosts[t.ObjectID]++
+	}
 	return nil
 }
 
@@ -292,6 +324,10 @@ func (f *fakeAgents) GetAssignment(ctx context.Context, dest rebalancer.StorageN
 	for i, t := range a.payload.Tasks {
 		if f.lie && i == 0 {
 			continue // lost without a trace: the legacy hazard
+		}
+		if f.omit && i == 0 {
+			total-- // dropped from the assignment altogether
+			continue
 		}
 		complete++
 		if f.failTask != nil {

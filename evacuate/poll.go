@@ -50,14 +50,18 @@ func (r *runner) pollOne(ctx context.Context, a *assignment) {
 	now := time.Now()
 	switch {
 	case errors.Is(err, rebalancer.ErrAssignmentNotFound):
-		// The agent lost the assignment (its state was wiped, or it pruned
-		// it): send it again, then give up on this destination.
+		// The agent lost an assignment it accepted (an operator deleted
+		// it, or its state was reset). Post it once more under the same
+		// id: the agent finds the copies it already made verified on
+		// disk and reports them, so they are used rather than orphaned.
+		// If it loses it again, its objects are skipped, not placed
+		// elsewhere: a copy of each may be on this destination already.
 		r.fl.mu.Lock()
 		a.notFound++
 		n := a.notFound
 		r.fl.mu.Unlock()
-		if n > 2 {
-			r.abandon(ctx, a, rebalancer.SkipAgentAssignmentNoEnt, "the agent does not know the assignment", true)
+		if n > 1 {
+			r.abandon(ctx, a, rebalancer.SkipAgentAssignmentNoEnt, "the agent lost the assignment, posted again, twice", false)
 			return
 		}
 		r.log.Warn("agent does not know an accepted assignment; posting it again", "assignment", a.id, "dest", a.dest.MantaStorageID)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -85,6 +86,11 @@ func (r *runner) post(ctx context.Context, a *assignment) {
 			if !sleep(ctx, o.BusyBackoff.Delay(busy)) {
 				return
 			}
+		case isStatus && (code == http.StatusUnauthorized || code == http.StatusForbidden):
+			// The agent requires a token the manager does not have.
+			r.abandon(ctx, a, rebalancer.SkipAssignmentRejected, fmt.Sprintf(
+				"agent refused the manager (%d): the manager's agent_token must be the agent's --token: %v", code, err), false)
+			return
 		case isStatus && code >= 400 && code < 500:
 			// The agent refused the content: sending it again cannot help.
 			r.abandon(ctx, a, rebalancer.SkipAssignmentRejected, fmt.Sprintf("agent rejected the assignment: %v", err), false)

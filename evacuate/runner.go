@@ -57,6 +57,13 @@ type runner struct {
 	mdChange chan struct{}
 
 	meter *meter
+
+	// What JobStatus shows when the store cannot be read: the job as this
+	// run last recorded it, its last counters, and why it is not running
+	// (a job store failure), if so.
+	known       atomic.Pointer[JobRecord]
+	lastCounts  atomic.Pointer[[]Count]
+	interrupted atomic.Pointer[error]
 }
 
 func newRunner(e *Engine, j JobRecord) *runner {
@@ -74,8 +81,40 @@ func newRunner(e *Engine, j JobRecord) *runner {
 	r.fl = newFlight(j.Options)
 	r.mdWant.Store(int32(j.Options.MetadataThreads))
 	r.paused = j.State == rebalancer.JobPaused
+	r.remember()
 	return r
 }
+
+// remember keeps a copy of the job record as this run last recorded it.
+func (r *runner) remember() {
+	j := r.job
+	r.known.Store(&j)
+}
+
+// setInterrupted records why the job is not running, until a run starts
+// again (nil).
+func (r *runner) setInterrupted(err error) {
+	if err == nil {
+		r.interrupted.Store(nil)
+		return
+	}
+	r.interrupted.Store(&err)
+}
+
+// trouble says why a job running here is not making progress: its run
+// was interrupted by a job store failure, or the store fails its checks.
+func (r *runner) trouble() error {
+	if p := r.interrupted.Load(); p != nil {
+		return *p
+	}
+	return r.e.storeFailure()
+}
+
+// storeDownError stops a run because the engine's checks find the job
+// store failing.
+type storeDownError struct{ error }
+
+func (e *storeDownError) Unwrap() error { return e.error }
 
 // permanentError ends a job as Failed.
 type permanentError struct{ error }
@@ -158,6 +197,8 @@ func (r *runner) finish(ctx context.Context, state rebalancer.JobState, msg stri
 		r.log.Error("cannot record the job's final state", "state", state.String(), "err", err)
 	}
 	r.job.State = state
+	r.job.Error = msg
+	r.remember()
 }
 
 // prepare resolves the shark being evacuated, restores what a previous run
@@ -187,7 +228,12 @@ func (r *runner) prepare(ctx context.Context) error {
 	if r.job.DiscoveryDone {
 		r.discoveryFinished.Store(true)
 	}
-	return r.restore(ctx)
+	if err := r.restore(ctx); err != nil {
+		return err
+	}
+	r.remember()
+	r.setInterrupted(nil)
+	return nil
 }
 
 // restore picks up a previous run's work: assignments stored but maybe not
@@ -279,10 +325,17 @@ func (r *runner) monitor(ctx context.Context) error {
 		// them unprocessed (seen under load in the fault table).
 		discovered := r.discoveryFinished.Load()
 		drained := r.feederDrained.Load()
+		if err := r.e.storeFailure(); err != nil {
+			// The store answers, but the engine's checks find it unsafe
+			// (its file deleted, say): record nothing more until it
+			// works.
+			return &storeDownError{err}
+		}
 		counts, err := r.store.Counts(ctx, r.job.ID)
 		if err != nil {
 			return err
 		}
+		r.lastCounts.Store(&counts)
 		var unprocessed, assigned, post, complete, bytes int64
 		for _, c := range counts {
 			switch c.Status {

@@ -3,6 +3,8 @@ package evacuate
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math"
 	"sort"
 	"strings"
@@ -88,8 +90,48 @@ func (s *Status) Remaining() int64 {
 	return n
 }
 
-// JobStatus reads a job's status.
+// JobStatus reads a job's status. For a job running here whose progress
+// is held up by the job store (see Engine.Health), the status says so in
+// Job.Error; and when the store cannot be read at all, such a job's status
+// is what the engine last knew of it, with the store's error.
 func (e *Engine) JobStatus(ctx context.Context, id string) (Status, error) {
+	e.mu.Lock()
+	r := e.running[id]
+	e.mu.Unlock()
+	st, err := e.storedStatus(ctx, id)
+	if err != nil {
+		if r == nil || errors.Is(err, ErrJobNotFound) {
+			return Status{}, err
+		}
+		return r.lastStatus(fmt.Errorf("job store unavailable: %w", err)), nil
+	}
+	if r != nil {
+		st.Running = true
+		st.ObjectsPerSecond, st.BytesPerSecond = r.meter.rates()
+		if err := r.trouble(); err != nil && !st.Job.State.Terminal() {
+			st.Job.Error = "held up by the job store: " + err.Error()
+		}
+	}
+	return st, nil
+}
+
+// lastStatus is a running job's status from memory, with why the store
+// could not give it.
+func (r *runner) lastStatus(err error) Status {
+	st := Status{Running: true}
+	if j := r.known.Load(); j != nil {
+		st.Job = *j
+	}
+	if c := r.lastCounts.Load(); c != nil {
+		st.Counts = *c
+	}
+	st.Job.Error = err.Error()
+	st.ObjectsPerSecond, st.BytesPerSecond = r.meter.rates()
+	return st
+}
+
+// storedStatus reads a job's status from the store.
+func (e *Engine) storedStatus(ctx context.Context, id string) (Status, error) {
 	j, err := e.cfg.Store.GetJob(ctx, id)
 	if err != nil {
 		return Status{}, err
@@ -103,13 +145,7 @@ func (e *Engine) JobStatus(ctx context.Context, id string) (Status, error) {
 		return Status{}, err
 	}
 	st := Status{Job: j, Counts: counts, Duplicates: dups}
-	e.mu.Lock()
-	r := e.running[id]
-	e.mu.Unlock()
-	if r != nil {
-		st.Running = true
-		st.ObjectsPerSecond, st.BytesPerSecond = r.meter.rates()
-	} else if !j.StartedAt.IsZero() {
+	if !j.StartedAt.IsZero() {
 		end := j.FinishedAt
 		if end.IsZero() {
 			end = j.UpdatedAt

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	_ "github.com/lib/pq"  // PostgreSQL driver
 	_ "modernc.org/sqlite" // SQLite driver (no cgo)
@@ -36,6 +38,15 @@ type Store struct {
 	// process avoids lock-upgrade deadlocks and busy retries; PostgreSQL
 	// needs no such lock.
 	writeMu sync.Mutex
+
+	// path is the SQLite file and file what it was when opened: Check
+	// notices the file deleted or replaced under the open store, which
+	// SQLite itself would not (it goes on writing to the unlinked file).
+	path string
+	file os.FileInfo
+
+	identity string // store_meta's, fixed when the store was created
+	mark     *mark  // the record of the store kept outside it, if any
 }
 
 // ErrJobNotFound is returned for an unknown job id.
@@ -43,33 +54,58 @@ var ErrJobNotFound = errors.New("job not found")
 
 // OpenStore opens (creating and migrating as needed) the job store named by
 // dsn: a postgres:// or postgresql:// URL, or else a SQLite file path
-// (a directory path means the file jobs.db inside it).
+// (a directory path means the file jobs.db inside it). It keeps no mark
+// file: see OpenStoreWith.
 func OpenStore(ctx context.Context, dsn string) (*Store, error) {
+	return OpenStoreWith(ctx, dsn, StoreOptions{})
+}
+
+// isPostgres reports whether dsn names a PostgreSQL database.
+func isPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// SQLitePath returns the file a SQLite job store named dsn lives in (a
+// directory means jobs.db inside it), or "" for PostgreSQL.
+func SQLitePath(dsn string) string {
+	if isPostgres(dsn) {
+		return ""
+	}
+	if fi, err := os.Stat(dsn); err == nil && fi.IsDir() {
+		return filepath.Join(dsn, "jobs.db")
+	}
+	return dsn
+}
+
+// OpenStoreWith opens the job store named by dsn, like OpenStore, and
+// checks it against its mark file when opts names one (see StoreOptions).
+func OpenStoreWith(ctx context.Context, dsn string, opts StoreOptions) (*Store, error) {
 	s := &Store{}
 	var err error
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+	if isPostgres(dsn) {
 		s.postgres = true
 		s.db, err = sqlx.Open("postgres", dsn)
 		if err == nil {
 			s.db.SetMaxOpenConns(16)
 		}
 	} else {
-		path := dsn
-		if fi, statErr := os.Stat(path); statErr == nil && fi.IsDir() {
-			path = filepath.Join(path, "jobs.db")
+		s.path = SQLitePath(dsn)
+		if err := createSQLite(s.path); err != nil {
+			return nil, err
 		}
-		if dir := filepath.Dir(path); dir != "" {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return nil, fmt.Errorf("job store directory: %w", err)
-			}
+		if s.file, err = os.Stat(s.path); err != nil {
+			return nil, fmt.Errorf("job store: %w", err)
 		}
 		q := url.Values{}
+		// mode=rw: a connection opened after the file was deleted fails
+		// instead of creating an empty store in its place.
+		q.Set("mode", "rw")
 		q.Add("_pragma", "busy_timeout(30000)")
 		q.Add("_pragma", "journal_mode(WAL)")
 		q.Add("_pragma", "synchronous(NORMAL)")
 		q.Add("_pragma", "foreign_keys(ON)")
 		q.Set("_txlock", "immediate")
-		s.db, err = sqlx.Open("sqlite", "file:"+path+"?"+q.Encode())
+		s.db, err = sqlx.Open("sqlite", "file:"+s.path+"?"+q.Encode())
 		if err == nil {
 			s.db.SetMaxOpenConns(8)
 		}
@@ -85,7 +121,26 @@ func OpenStore(ctx context.Context, dsn string) (*Store, error) {
 		s.db.Close()
 		return nil, err
 	}
+	if err := s.checkMark(ctx, dsn, opts); err != nil {
+		s.db.Close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// createSQLite creates the directory of a SQLite store and the file itself
+// when missing (an empty file is an empty SQLite database).
+func createSQLite(path string) error {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("job store directory: %w", err)
+		}
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("job store: %w", err)
+	}
+	return f.Close()
 }
 
 // Close closes the database.
@@ -174,6 +229,16 @@ var migrations = []string{
 		through BIGINT NOT NULL,
 		PRIMARY KEY (job_id, shard)
 	)`,
+	// store_meta is one row: the store's identity, drawn when it was
+	// created (or first opened by a version that knows it), which its mark
+	// file repeats; checked_at is what Check writes to prove the store
+	// writable.
+	`CREATE TABLE store_meta (
+		id         INTEGER PRIMARY KEY,
+		identity   TEXT NOT NULL,
+		created_at BIGINT NOT NULL,
+		checked_at BIGINT NOT NULL DEFAULT 0
+	)`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
@@ -201,7 +266,56 @@ func (s *Store) migrate(ctx context.Context) error {
 			return fmt.Errorf("job store migration %d: %w", v, err)
 		}
 	}
+	err := s.tx(ctx, func(tx *sqlx.Tx) error {
+		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO store_meta (id, identity, created_at) VALUES (1, ?, ?)
+			ON CONFLICT (id) DO NOTHING`), uuid.NewString(), now())
+		if err != nil {
+			return err
+		}
+		return tx.GetContext(ctx, &s.identity, `SELECT identity FROM store_meta WHERE id = 1`)
+	})
+	if err != nil {
+		return fmt.Errorf("job store identity: %w", err)
+	}
 	return nil
+}
+
+// Check reports whether the job store works now: a SQLite file is still the
+// one opened (not deleted or replaced), the database takes a write, and
+// the mark file, if any, could be kept up to date. Every error names the
+// store and what is wrong with it.
+func (s *Store) Check(ctx context.Context) error {
+	if s.path != "" {
+		fi, err := os.Stat(s.path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("job store file %s was deleted while in use: nothing recorded since is kept", s.path)
+		case err != nil:
+			return fmt.Errorf("job store file %s: %w", s.path, err)
+		case !os.SameFile(fi, s.file):
+			return fmt.Errorf("job store file %s was replaced while in use: nothing recorded since is kept", s.path)
+		}
+	}
+	err := s.write(ctx, func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE store_meta SET checked_at = ? WHERE id = 1`), now())
+		if err != nil {
+			return err
+		}
+		return oneRow(res, errors.New("its identity row is missing"))
+	})
+	if err != nil {
+		return fmt.Errorf("job store %s: %w", s.name(), err)
+	}
+	return s.mark.failure()
+}
+
+// name says which store this is, for messages: the SQLite file, or
+// "PostgreSQL".
+func (s *Store) name() string {
+	if s.path != "" {
+		return s.path
+	}
+	return "(PostgreSQL)"
 }
 
 // tx runs fn in a transaction. Callers that write must hold writeMu (the
@@ -295,7 +409,7 @@ func (s *Store) CreateJob(ctx context.Context, j JobRecord) error {
 		return err
 	}
 	t := now()
-	return s.write(ctx, func(tx *sqlx.Tx) error {
+	err = s.write(ctx, func(tx *sqlx.Tx) error {
 		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO jobs
 			(id, action, state, from_shark, from_datacenter, options, retry_of, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
@@ -306,6 +420,10 @@ func (s *Store) CreateJob(ctx context.Context, j JobRecord) error {
 		}
 		return nil
 	})
+	if err == nil {
+		s.mark.jobCreated()
+	}
+	return err
 }
 
 const jobColumns = `id, action, state, from_shark, from_datacenter, options, retry_of, error,

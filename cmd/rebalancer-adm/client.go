@@ -18,10 +18,11 @@ import (
 type client struct {
 	base    *url.URL
 	http    *http.Client
+	token   string
 	timeout time.Duration
 }
 
-func newClient(manager string, timeout time.Duration, rt http.RoundTripper) (*client, error) {
+func newClient(manager, token string, timeout time.Duration, rt http.RoundTripper) (*client, error) {
 	if !strings.Contains(manager, "://") {
 		manager = "http://" + manager
 	}
@@ -40,7 +41,7 @@ func newClient(manager string, timeout time.Duration, rt http.RoundTripper) (*cl
 			ExpectContinueTimeout: time.Second,
 		}
 	}
-	return &client{base: u, http: &http.Client{Transport: rt}, timeout: timeout}, nil
+	return &client{base: u, http: &http.Client{Transport: rt}, token: token, timeout: timeout}, nil
 }
 
 // apiError is a reply the manager sent with a status other than 2xx. Its
@@ -90,6 +91,9 @@ func (c *client) do(ctx context.Context, method, path string, body any) (reply, 
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("User-Agent", "rebalancer-adm/"+version())
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {

@@ -13,7 +13,8 @@
 //	rebalancer-adm job watch <uuid>
 //
 // The manager is at --manager (or $REBALANCER_MANAGER), by default
-// http://localhost as the legacy client assumed. Read commands print a
+// http://localhost as the legacy client assumed; a manager that requires
+// an API token gets it from --token (or $REBALANCER_TOKEN). Read commands print a
 // human summary, or with --json the API's JSON unchanged. A request the
 // manager refuses exits 1 with its message; a usage error exits 2.
 package main
@@ -38,6 +39,7 @@ import (
 // cli is the command line.
 type cli struct {
 	Manager string           `help:"Base URL of the rebalancer manager (${default}, as the legacy client)." default:"http://localhost" env:"REBALANCER_MANAGER" placeholder:"URL"`
+	Token   string           `help:"The manager's API token (its api_token), sent as a bearer token. Prefer the environment variable: flags show in ps. Default: none." env:"REBALANCER_TOKEN" placeholder:"TOKEN"`
 	Timeout time.Duration    `help:"Give up on a request after this long (0: never; a large job's status can take minutes on a legacy manager)." default:"0s" placeholder:"DURATION"`
 	Version kong.VersionFlag `help:"Print the version and exit."`
 
@@ -144,7 +146,7 @@ func (a *app) run(ctx context.Context, args []string) (code int) {
 		}
 		return 2
 	}
-	cl, err := newClient(c.Manager, c.Timeout, a.transport)
+	cl, err := newClient(c.Manager, c.Token, c.Timeout, a.transport)
 	if err != nil {
 		fmt.Fprintln(a.stderr, "rebalancer-adm:", err)
 		return 2

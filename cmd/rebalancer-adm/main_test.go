@@ -199,7 +199,7 @@ func TestAPIErrorsShownPlainly(t *testing.T) {
 		{[]string{"job", "update", done, "--metadata-threads", "5"}, "400 Bad Request: Attempt to update job that is not running"},
 		{[]string{"job", "stop", done}, "409 Conflict: Cannot stop job " + done + ": it is not running"},
 		{[]string{"job", "watch", unknown}, "404 Not Found: Could not find job UUID"},
-		{[]string{"job", "create", "evacuate", "-s", shark1, "--metadata-threads", "999"}, "400 Bad Request: Could not create job: invalid job options: metadata threads must be in 1..250"},
+		{[]string{"job", "create", "evacuate", "-s", shark1, "--metadata-threads", "999"}, "422 Unprocessable Entity: Could not parse job request: invalid job options: params.options.metadata_threads 999 is out of range 1..250"},
 		{[]string{"--manager", "http://127.0.0.1:1", "job", "list"}, "GET /jobs: dial tcp 127.0.0.1:1: connect: connection refused"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -395,5 +395,29 @@ func TestDryRunShownByGet(t *testing.T) {
 	rep, err := m.fleet.Verify(context.Background(), shark1)
 	if err != nil || rep.Counts[testbed.ProblemStillOnEvacuated] != 30 {
 		t.Fatalf("a dry run moved something: %v %v", err, rep)
+	}
+}
+
+// A manager that requires an API token gets it from --token or
+// REBALANCER_TOKEN; without it the manager's 401 says what to do.
+func TestToken(t *testing.T) {
+	m := newManager(t, testbed.Config{Sharks: 3})
+	api := &evacuate.API{Engine: m.engine, Domain: m.fleet.Domain(), Token: "s3cret", Logger: slog.New(slog.DiscardHandler)}
+	srv := httptest.NewServer(api.Handler())
+	t.Cleanup(srv.Close)
+
+	r := runWith(t, false, "--manager", srv.URL, "job", "list")
+	if r.code != 1 || !strings.Contains(r.stderr, "401 Unauthorized") || !strings.Contains(r.stderr, "--token or REBALANCER_TOKEN") {
+		t.Errorf("without a token: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := runWith(t, false, "--manager", srv.URL, "--token", "wrong", "job", "list"); r.code != 1 || !strings.Contains(r.stderr, "401") {
+		t.Errorf("wrong token: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := runWith(t, false, "--manager", srv.URL, "--token", "s3cret", "job", "list"); r.code != 0 {
+		t.Errorf("--token: exit %d, stderr %q", r.code, r.stderr)
+	}
+	t.Setenv("REBALANCER_TOKEN", "s3cret")
+	if r := runWith(t, false, "--manager", srv.URL, "job", "list"); r.code != 0 {
+		t.Errorf("REBALANCER_TOKEN: exit %d, stderr %q", r.code, r.stderr)
 	}
 }

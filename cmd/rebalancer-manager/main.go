@@ -9,7 +9,8 @@
 // file and applies what can change at runtime (placement limits, the
 // snaplink gate, the options of new jobs, metadata threads of running
 // jobs, the log level); the rest is logged as needing a restart.
-// SIGTERM or SIGINT stops it gracefully, leaving running jobs resumable.
+// SIGTERM or SIGINT stops it gracefully at any moment, leaving running jobs
+// resumable, and exits 0.
 // Logs are JSON on stdout, as bunyan logs are in Manta.
 package main
 
@@ -30,6 +31,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/TritonDataCenter/rebalancer/evacuate"
 	"github.com/TritonDataCenter/rebalancer/internal/cmdline"
 	"github.com/TritonDataCenter/rebalancer/internal/manager"
 )
@@ -44,6 +46,9 @@ type cli struct {
 	Database      string           `help:"Job store: a postgres:// URL, or a SQLite file or directory. Default: the config's \"database\", else ${default_database}." placeholder:"URL-OR-PATH" env:"REBALANCER_DATABASE"`
 	LogLevel      string           `help:"Log level (debug, info, warn, error), overriding the config's log_level." enum:"debug,info,warn,error," default:"" env:"REBALANCER_LOG_LEVEL"`
 	AgentProxy    string           `help:"HTTP proxy for requests to the agents (tests, unusual networks); environment proxies are ignored on purpose. Default: none." placeholder:"URL" env:"REBALANCER_AGENT_PROXY"`
+	AgentToken    string           `help:"Bearer token sent to every agent (the agents' --token), overriding the config's agent_token. Prefer the environment variable: flags show in ps. Default: none, as the legacy." placeholder:"TOKEN" env:"REBALANCER_AGENT_TOKEN"`
+	APIToken      string           `name:"api-token" help:"Bearer token the job API requires on every route but GET /health, overriding the config's api_token. Default: none (anyone who reaches the port can drive jobs)." placeholder:"TOKEN" env:"REBALANCER_API_TOKEN"`
+	AcceptEmpty   bool             `name:"accept-empty-store" help:"Start on a job store that does not match the manager's record of it (replaced by an empty one, restored from an old copy, a recreated database), forgetting the jobs it lost. Without it such a store is refused."`
 	Version       kong.VersionFlag `help:"Print the version and exit."`
 }
 
@@ -70,7 +75,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, reload <-
 		kong.Description("Evacuates Manta storage nodes: the rebalancer manager and its job API.\n\n"+
 			"SIGUSR1 re-reads the config file and applies placement limits, the snaplink gate, job options, "+
 			"metadata threads of running jobs and the log level; other keys need a restart. "+
-			"SIGTERM stops gracefully: running jobs resume at the next start. API reference: docs/api.md."),
+			"SIGTERM stops gracefully at any moment: running jobs resume at the next start. GET /health answers 503 "+
+			"while the job store fails. API reference: docs/api.md; securing a deployment: README."),
 		kong.Writers(stdout, stderr),
 		kong.Vars{"default_config": DefaultConfigFile, "default_database": manager.DefaultDatabase, "version": "rebalancer-manager " + version()},
 	)
@@ -102,11 +108,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, reload <-
 	setLevel(level, &c, cfg)
 	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: level})).With("name", "rebalancer")
 	deps.Logger, deps.Version = log, version()
-	if err := serve(ctx, &c, cfg, deps, level, reload, ready); err != nil {
+	err = serve(ctx, &c, cfg, deps, level, reload, ready)
+	switch {
+	case err == nil:
+		return 0
+	case ctx.Err() != nil:
+		// Stopped while starting (opening the job store, say): a stop at
+		// any moment is a clean one.
+		log.Info("stopped while starting", "err", err)
+		return 0
+	case errors.Is(err, evacuate.ErrStoreReplaced):
 		log.Error("manager failed", "err", err)
-		return 1
+		fmt.Fprintln(stderr, "rebalancer-manager:", err)
+		return 2
 	}
-	return 0
+	log.Error("manager failed", "err", err)
+	return 1
 }
 
 // load reads the config file and applies the flag overrides to it.
@@ -118,6 +135,13 @@ func load(c *cli) (*manager.Config, error) {
 	if c.Database != "" {
 		cfg.Database = c.Database
 	}
+	if c.AgentToken != "" {
+		cfg.AgentToken = c.AgentToken
+	}
+	if c.APIToken != "" {
+		cfg.APIToken = c.APIToken
+	}
+	cfg.AcceptEmptyStore = c.AcceptEmpty
 	return cfg, nil
 }
 

@@ -63,7 +63,8 @@ func TestUsageAndConfigErrors(t *testing.T) {
 		code     int
 		contains []string
 	}{
-		{"help", []string{"--help"}, 0, []string{"--config", "--listen", "--metrics-listen", "--database", "--agent-proxy", "SIGUSR1"}},
+		{"help", []string{"--help"}, 0, []string{"--config", "--listen", "--metrics-listen", "--database", "--agent-proxy", "SIGUSR1",
+			"--agent-token", "REBALANCER_AGENT_TOKEN", "--api-token", "REBALANCER_API_TOKEN", "--accept-empty-store", "503"}},
 		{"missing file", []string{"-c", filepath.Join(dir, "none.json")}, 2, []string{"error parsing config file", "none.json"}},
 		{"invalid values", []string{"--config", bad}, 2, []string{"domain_name is required", "at least one shard", "max_fill_percentage must be in 1..100"}},
 		{"not JSON", []string{"--config_file", broken}, 2, []string{"broken.json"}},
@@ -213,5 +214,96 @@ func TestServeReloadAndShutdown(t *testing.T) {
 	}
 	if !paused || resumed {
 		t.Errorf("info lines before/after the reload to log_level error: paused %v, resumed %v", paused, resumed)
+	}
+}
+
+// A stop at any moment is a clean one: before the job store is open, and
+// just as the API starts listening while the jobs of the previous run are
+// being resumed.
+func TestStopAtAnyMoment(t *testing.T) {
+	f := testbed.New(t, testbed.Config{Sharks: 3, Objects: testbed.Objects{Count: 30, Pin: "1.stor.demo.example", PinFraction: 1}})
+	cfgPath := filepath.Join(t.TempDir(), "config.json")
+	writeConfig(t, cfgPath, f.ManagerConfig())
+	deps := manager.Deps{Shards: f.Shards(), AgentClient: f.AgentClient(), JobOptions: testbed.FastTimers}
+	args := []string{"--config", cfgPath, "--listen", "127.0.0.1:0", "--metrics-listen", "off"}
+
+	// A job for the later runs to resume, left paused.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	addr := make(chan string, 1)
+	var out syncBuffer
+	go func() {
+		done <- run(ctx, args, &out, &out, nil, deps, func(api, _ string) { addr <- api })
+	}()
+	api := "http://" + <-addr
+	resp, err := http.Post(api+"/jobs", "application/json", strings.NewReader(`{"action":"evacuate","params":{"from_shark":"1.stor"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("create: %d %s", resp.StatusCode, b)
+	}
+	resp, err = http.Post(api+"/jobs/"+strings.TrimSpace(string(b))+"/pause", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("first run: exit %d:\n%s", code, out.String())
+	}
+
+	for _, when := range []string{"before starting", "once listening"} {
+		for range 3 {
+			ctx, cancel := context.WithCancel(context.Background())
+			if when == "before starting" {
+				cancel()
+			}
+			var out syncBuffer
+			code := run(ctx, args, &out, &out, nil, deps, func(string, string) { cancel() })
+			cancel()
+			if code != 0 {
+				t.Errorf("stopped %s: exit %d:\n%s", when, code, out.String())
+			}
+		}
+	}
+}
+
+// A job store that is not the one the manager used is refused at start,
+// with exit status 2 and a message that says what to do.
+func TestStoreReplacedExit(t *testing.T) {
+	f := testbed.New(t, testbed.Config{Sharks: 3})
+	dir := t.TempDir()
+	cfg := f.ManagerConfig()
+	cfg["database"] = filepath.Join(dir, "jobs.db")
+	cfgPath := filepath.Join(dir, "config.json")
+	writeConfig(t, cfgPath, cfg)
+	deps := manager.Deps{Shards: f.Shards(), AgentClient: f.AgentClient(), JobOptions: testbed.FastTimers}
+	args := []string{"--config", cfgPath, "--listen", "127.0.0.1:0", "--metrics-listen", "off"}
+	ctx, cancel := context.WithCancel(context.Background())
+	var out syncBuffer
+	code := run(ctx, args, &out, &out, nil, deps, func(api, _ string) {
+		resp, err := http.Post("http://"+api+"/jobs", "application/json", strings.NewReader(`{"action":"evacuate","params":{"from_shark":"2.stor"}}`))
+		if err == nil {
+			resp.Body.Close()
+		}
+		cancel()
+	})
+	if code != 0 {
+		t.Fatalf("first run: exit %d:\n%s", code, out.String())
+	}
+	for _, name := range []string{"jobs.db", "jobs.db-wal", "jobs.db-shm"} {
+		os.Remove(filepath.Join(dir, name))
+	}
+	var errOut syncBuffer
+	code = run(context.Background(), args, &out, &errOut, nil, deps, func(string, string) { t.Error("listened on a replaced store") })
+	if code != 2 || !strings.Contains(errOut.String(), "--accept-empty-store") || !strings.Contains(errOut.String(), "with 1 jobs") {
+		t.Fatalf("on a replaced store: exit %d, stderr %q", code, errOut.String())
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	if code := run(ctx, append(args, "--accept-empty-store"), &out, &out, nil, deps, func(string, string) { cancel() }); code != 0 {
+		t.Fatalf("with --accept-empty-store: exit %d:\n%s", code, out.String())
 	}
 }

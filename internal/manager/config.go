@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"slices"
 	"sort"
@@ -48,6 +47,36 @@ type Config struct {
 	ShardDatabases       map[string]string `json:"shard_databases"`       // direct_db: shard number -> PostgreSQL URL override
 	MorayEndpoints       map[string]string `json:"moray_endpoints"`       // shard number -> host:port, instead of DNS
 	MaxInflightPerSource int               `json:"max_inflight_per_source"`
+	// AgentToken is sent to every agent as "Authorization: Bearer
+	// <token>": the agents' --token. Empty (the default, as the legacy)
+	// sends none.
+	AgentToken string `json:"agent_token"`
+	// APIToken, when set, is required as "Authorization: Bearer <token>"
+	// on every route of the job API but GET /health.
+	APIToken string `json:"api_token"`
+	// StoreMark is the file where the manager remembers which job store it
+	// used and how many jobs it held (evacuate.StoreOptions). Default:
+	// beside a SQLite store, DefaultPostgresMark for PostgreSQL.
+	StoreMark string `json:"store_mark"`
+
+	// AcceptEmptyStore opens a job store that does not match its mark
+	// (--accept-empty-store; never from the file).
+	AcceptEmptyStore bool `json:"-"`
+}
+
+// DefaultPostgresMark is the mark file of a PostgreSQL job store when
+// store_mark is not set.
+const DefaultPostgresMark = "/var/tmp/rebalancer-manager-postgres.mark"
+
+// markFile returns the store mark file in effect for the job store dsn.
+func (c *Config) markFile(dsn string) string {
+	if c.StoreMark != "" {
+		return c.StoreMark
+	}
+	if m := evacuate.DefaultMarkFile(dsn); m != "" {
+		return m
+	}
+	return DefaultPostgresMark
 }
 
 // ShardHost is one metadata shard, as "N.moray.<domain>".
@@ -202,6 +231,11 @@ func (c *Config) validate() error {
 	if c.MinAvailMB < 0 {
 		errs = append(errs, fmt.Errorf("min_avail_mb must not be negative, got %d", c.MinAvailMB))
 	}
+	for _, tok := range []struct{ key, v string }{{"agent_token", c.AgentToken}, {"api_token", c.APIToken}} {
+		if tok.v != strings.TrimSpace(tok.v) || strings.ContainsAny(tok.v, "\r\n") {
+			errs = append(errs, fmt.Errorf("%s must not have spaces around it or line breaks in it", tok.key))
+		}
+	}
 	if c.StorinfoPollInterval < 0 {
 		errs = append(errs, fmt.Errorf("storinfo_poll_interval_ms must not be negative, got %d", c.StorinfoPollInterval))
 	}
@@ -215,20 +249,21 @@ func (c *Config) validate() error {
 	if o.MaxSharks < 1 {
 		errs = append(errs, errors.New("options.max_sharks must be positive"))
 	}
-	if o.MaxAssignmentAge < 1 {
-		errs = append(errs, errors.New("options.max_assignment_age must be positive"))
+	if o.MaxAssignmentAge < minAssignmentAge || o.MaxAssignmentAge > maxAssignmentAge {
+		errs = append(errs, fmt.Errorf("options.max_assignment_age must be in %d..%d seconds (an assignment is given up after twice it), got %d",
+			minAssignmentAge, maxAssignmentAge, o.MaxAssignmentAge))
 	}
 	if o.MdReadChunkSize < 1 || o.MaxMdReadThreads < 1 {
 		errs = append(errs, errors.New("options.md_read_chunk_size and max_md_read_threads must be positive"))
 	}
-	if o.MaxAssignmentAge > maxAssignmentAge {
-		errs = append(errs, fmt.Errorf("options.max_assignment_age must be at most %d seconds", maxAssignmentAge))
-	}
 	// What the engine, the placement and the storinfo client would refuse
 	// must fail here, not at startup or, after a reload, on every new job
-	// (found by FuzzParseConfig).
-	if err := c.JobOptions().Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("options: %w", err))
+	// (found by FuzzParseConfig); the options of new jobs are held to the
+	// ranges the job API holds requests to.
+	if len(errs) == 0 {
+		if err := c.JobOptions().ValidateStrict(); err != nil {
+			errs = append(errs, fmt.Errorf("options: %w", err))
+		}
 	}
 	if err := c.Tunables().Validate(); err != nil {
 		errs = append(errs, err)
@@ -239,9 +274,12 @@ func (c *Config) validate() error {
 	return errors.Join(errs...)
 }
 
-// maxAssignmentAge is the largest max_assignment_age (seconds) whose double,
-// the agent timeout, is still a time.Duration.
-const maxAssignmentAge = math.MaxInt64 / int(2*time.Second)
+// The range of max_assignment_age (seconds): twice it is the job option
+// assignment_timeout, whose range is 1m..720h.
+const (
+	minAssignmentAge = 30
+	maxAssignmentAge = 15 * 24 * 3600
+)
 
 // MinMaxShard returns the smallest and largest shard numbers.
 func (c *Config) MinMaxShard() (int, int) {

@@ -128,6 +128,12 @@ func TestConfigRejects(t *testing.T) {
 		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"options":{"exclude_key_prefixes":[""]}}`, "exclude_key_prefixes"},
 		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"options":{"max_assignment_age":9000000000}}`, "max_assignment_age"},
 		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"max_inflight_per_source":-1}`, "max_inflight_per_source"},
+		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"agent_token":"s3cret\n"}`, "agent_token must not have spaces around it"},
+		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"api_token":" s3cret"}`, "api_token must not have spaces around it"},
+		// An assignment given up after 2 x max_assignment_age: under a
+		// minute, the job would give up on copies the agents go on making.
+		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"options":{"max_assignment_age":29}}`, "max_assignment_age must be in 30..1296000 seconds"},
+		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"options":{"max_assignment_age":0}}`, "max_assignment_age must be in 30..1296000 seconds"},
 		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"min_avail_mb":9000000000000}`, "min available"},
 		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"storinfo_url":"ftp://storinfo.d"}`, "storinfo_url"},
 		{`{"domain_name":"d d","shards":[{"host":"1.moray.d"}]}`, "storinfo_url"},

@@ -43,7 +43,8 @@ type Deps struct {
 	Source func(evacuate.JobRecord) (rebalancer.ObjectSource, error)
 	// Storinfo lists the storage nodes.
 	Storinfo storinfo.Lister
-	// AgentClient talks to the agents.
+	// AgentClient talks to the agents. Without a token of its own it is
+	// given the configuration's agent_token.
 	AgentClient *agent.Client
 	// AgentProxy, when set and AgentClient is nil, is an HTTP proxy
 	// through which every request to an agent goes (tests that run agents
@@ -96,9 +97,14 @@ func New(ctx context.Context, cfg *Config, deps Deps) (*Manager, error) {
 	if dsn == "" {
 		dsn = DefaultDatabase
 	}
-	store, err := evacuate.OpenStore(ctx, dsn)
-	if err != nil {
-		return nil, fmt.Errorf("job store %s: %w", dsn, err)
+	store, err := evacuate.OpenStoreWith(ctx, dsn, evacuate.StoreOptions{
+		MarkFile: cfg.markFile(dsn), AcceptEmpty: cfg.AcceptEmptyStore, Logger: m.log,
+	})
+	switch {
+	case errors.Is(err, evacuate.ErrStoreReplaced):
+		return nil, fmt.Errorf("%w. Restore the job store, or, if it was replaced on purpose, start once with --accept-empty-store to use it as it is (the jobs it lost are forgotten)", err)
+	case err != nil:
+		return nil, fmt.Errorf("job store %s: %w", redact(dsn), err)
 	}
 	m.store = store
 	m.closers = append(m.closers, store.Close)
@@ -139,8 +145,11 @@ func New(ctx context.Context, cfg *Config, deps Deps) (*Manager, error) {
 	}
 
 	ac := deps.AgentClient
+	if ac != nil && ac.Token == "" && cfg.AgentToken != "" {
+		ac = &agent.Client{HTTPClient: ac.HTTPClient, BaseURL: ac.BaseURL, Token: cfg.AgentToken, MaxResponseBytes: ac.MaxResponseBytes}
+	}
 	if ac == nil {
-		ac = &agent.Client{BaseURL: agent.PortBaseURL(cfg.AgentPort)}
+		ac = &agent.Client{BaseURL: agent.PortBaseURL(cfg.AgentPort), Token: cfg.AgentToken}
 		if p := deps.AgentProxy; p != nil {
 			if (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 				return nil, fmt.Errorf("agent proxy %q is not an http:// or https:// URL with a host", p.Redacted())
@@ -183,6 +192,7 @@ func New(ctx context.Context, cfg *Config, deps Deps) (*Manager, error) {
 		Metrics:                 m.metrics,
 		Version:                 deps.Version,
 		Logger:                  m.log.With("component", "api"),
+		Token:                   cfg.APIToken,
 	}
 	ok = true
 	return m, nil
@@ -216,17 +226,28 @@ func (m *Manager) Engine() *evacuate.Engine { return m.engine }
 func (m *Manager) Placement() *storinfo.Placement { return m.placement }
 
 // Run refreshes the storinfo view and runs the engine's jobs, resuming the
-// ones a previous run left unfinished, until ctx ends. Jobs are left
-// resumable: the next Run picks them up where they stopped.
+// ones a previous run left unfinished, until ctx ends; it then returns nil,
+// however early that is (a stop is never a failure). Jobs are left
+// resumable: the next Run picks them up where they stopped. A job store
+// that cannot list the jobs to resume is retried every RetryInterval
+// meanwhile, with /health answering 503.
 func (m *Manager) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	viewDone := make(chan error, 1)
 	go func() { viewDone <- m.view.Run(ctx) }()
-	if err := m.engine.Start(ctx); err != nil {
-		cancel()
-		<-viewDone
-		return fmt.Errorf("resume jobs: %w", err)
+	for attempt := 1; ; attempt++ {
+		err := m.engine.Start(ctx)
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		m.log.Error("cannot list the jobs to resume; retrying", "attempt", attempt, "in", RetryInterval, "err", err)
+		t := time.NewTimer(RetryInterval)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
 	}
 	<-ctx.Done()
 	m.engine.Close()
@@ -235,6 +256,9 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	return nil
 }
+
+// RetryInterval is how often Run tries again to list the jobs to resume.
+const RetryInterval = 5 * time.Second
 
 // Reload applies a new configuration to the running manager: placement
 // limits, the snaplink gate, log-visible options of new jobs, and metadata
@@ -268,6 +292,8 @@ func (m *Manager) Reload(ctx context.Context, next *Config) ([]string, error) {
 	merged.ListenPort, merged.MetricsPort, merged.AgentPort = prev.ListenPort, prev.MetricsPort, prev.AgentPort
 	merged.StorinfoURL, merged.DirectDB, merged.ShardDatabases = prev.StorinfoURL, prev.DirectDB, prev.ShardDatabases
 	merged.MorayEndpoints = prev.MorayEndpoints
+	merged.AgentToken, merged.APIToken, merged.StoreMark = prev.AgentToken, prev.APIToken, prev.StoreMark
+	merged.AcceptEmptyStore = prev.AcceptEmptyStore
 	m.mu.Lock()
 	m.cfg = &merged
 	m.mu.Unlock()
@@ -310,6 +336,9 @@ func restartOnly(a, b *Config) []string {
 	add(*a.DirectDB != *b.DirectDB, "direct_db")
 	add(fmt.Sprint(a.ShardDatabases) != fmt.Sprint(b.ShardDatabases), "shard_databases")
 	add(fmt.Sprint(a.MorayEndpoints) != fmt.Sprint(b.MorayEndpoints), "moray_endpoints")
+	add(a.AgentToken != b.AgentToken, "agent_token")
+	add(a.APIToken != b.APIToken, "api_token")
+	add(a.StoreMark != b.StoreMark, "store_mark")
 	return keys
 }
 
@@ -321,6 +350,15 @@ func tunablesEqual(a, b storinfo.Tunables) bool {
 
 func optionsEqual(a, b evacuate.Options) bool {
 	return fmt.Sprintf("%+v", a) == fmt.Sprintf("%+v", b)
+}
+
+// redact removes the password from a postgres:// job store URL, for
+// messages.
+func redact(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return dsn
 }
 
 // Close releases the job store and connections. Call it after Run returns.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -170,6 +171,7 @@ func TestManagerEvacuates(t *testing.T) {
 				func(cfg map[string]any) {
 					if store == "postgres" {
 						cfg["database"] = pgtest.NewDatabase(t)
+						cfg["store_mark"] = filepath.Join(t.TempDir(), "postgres.mark")
 					}
 				})
 			id := r.create("1.stor") // short form: the manager completes the domain

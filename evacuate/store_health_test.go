@@ -1,0 +1,325 @@
+package evacuate
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/pgtest"
+)
+
+// A store replaced under the manager, by an empty one or by an old copy,
+// is refused at open: a manager must never silently forget its jobs.
+func TestStoreMark(t *testing.T) {
+	ctx := context.Background()
+	createJobs := func(t *testing.T, st *Store, n int) {
+		t.Helper()
+		for range n {
+			j := JobRecord{ID: newID(), Action: rebalancer.JobEvacuate, State: rebalancer.JobComplete,
+				From: shark(1), Options: DefaultOptions()}
+			if err := st.CreateJob(ctx, j); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	open := func(t *testing.T, dsn, mark string, accept bool) (*Store, error) {
+		t.Helper()
+		st, err := OpenStoreWith(ctx, dsn, StoreOptions{MarkFile: mark, AcceptEmpty: accept, Logger: quietLogger()})
+		if err == nil {
+			t.Cleanup(func() { st.Close() })
+		}
+		return st, err
+	}
+	refused := func(t *testing.T, err error, why string) {
+		t.Helper()
+		if !errors.Is(err, ErrStoreReplaced) || !strings.Contains(err.Error(), why) {
+			t.Fatalf("open = %v, want ErrStoreReplaced saying %q", err, why)
+		}
+	}
+
+	t.Run("sqlite replaced by an empty file", func(t *testing.T) {
+		dir := t.TempDir()
+		mark := DefaultMarkFile(dir)
+		if want := filepath.Join(dir, "jobs.db.mark"); mark != want {
+			t.Fatalf("DefaultMarkFile(%s) = %s, want %s", dir, mark, want)
+		}
+		st, err := open(t, dir, mark, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		createJobs(t, st, 3)
+		st.Close()
+		for _, f := range []string{"jobs.db", "jobs.db-wal", "jobs.db-shm"} {
+			os.Remove(filepath.Join(dir, f))
+		}
+		_, err = open(t, dir, mark, false)
+		refused(t, err, "records store")
+		// Refusing twice: the empty store created by the first attempt is
+		// no more acceptable than the missing one.
+		_, err = open(t, dir, mark, false)
+		refused(t, err, "with 3 jobs")
+		if _, err := open(t, dir, mark, true); err != nil {
+			t.Fatalf("with AcceptEmpty: %v", err)
+		}
+		// Accepted once, the empty store is the store from now on.
+		if _, err := open(t, dir, mark, false); err != nil {
+			t.Fatalf("after AcceptEmpty: %v", err)
+		}
+	})
+
+	t.Run("sqlite restored from an old copy", func(t *testing.T) {
+		dir := t.TempDir()
+		db, mark := filepath.Join(dir, "jobs.db"), filepath.Join(dir, "jobs.db.mark")
+		st, err := open(t, db, mark, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		createJobs(t, st, 1)
+		st.Close()
+		old, err := os.ReadFile(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err = open(t, db, mark, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		createJobs(t, st, 2)
+		st.Close()
+		if err := os.WriteFile(db, old, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err = open(t, db, mark, false)
+		refused(t, err, "holds 1 jobs, but mark file")
+	})
+
+	t.Run("sqlite without a mark yet, and mark unreadable", func(t *testing.T) {
+		dir := t.TempDir()
+		db := filepath.Join(dir, "jobs.db")
+		st, err := open(t, db, "", false) // an older manager: no mark
+		if err != nil {
+			t.Fatal(err)
+		}
+		createJobs(t, st, 2)
+		st.Close()
+		mark := filepath.Join(dir, "jobs.db.mark")
+		if _, err := open(t, db, mark, false); err != nil {
+			t.Fatalf("first open with a mark: %v", err)
+		}
+		rec, err := readMark(mark)
+		if err != nil || rec.Jobs != 2 || rec.Database != db {
+			t.Fatalf("mark %+v %v, want 2 jobs of %s", rec, err, db)
+		}
+		if err := os.WriteFile(mark, []byte("{garbage"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err = open(t, db, mark, false)
+		refused(t, err, "unreadable")
+	})
+
+	t.Run("postgres recreated", func(t *testing.T) {
+		dsn := pgtest.NewDatabase(t)
+		mark := filepath.Join(t.TempDir(), "postgres.mark")
+		st, err := open(t, dsn, mark, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		createJobs(t, st, 2)
+		if rec, err := readMark(mark); err != nil || rec.Jobs != 2 || !strings.HasPrefix(rec.Database, "postgres") {
+			t.Errorf("mark %+v %v", rec, err)
+		}
+		// Jobs deleted by hand: same store, fewer jobs.
+		if _, err := st.db.ExecContext(ctx, `DELETE FROM jobs WHERE id = (SELECT MIN(id) FROM jobs)`); err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		_, err = open(t, dsn, mark, false)
+		refused(t, err, "holds 1 jobs")
+		// The database dropped and created again: another store.
+		db, err := sql.Open("postgres", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.ExecContext(ctx, `DROP SCHEMA public CASCADE; CREATE SCHEMA public`); err != nil {
+			t.Fatal(err)
+		}
+		_, err = open(t, dsn, mark, false)
+		refused(t, err, "records store")
+	})
+}
+
+func newID() string { return uuid.NewString() }
+
+// A job whose store fails while it runs says so in its status, /health
+// answers 503 with the reason, and the job does nothing until the store
+// works again; then it goes on to the end.
+func TestStoreFailsMidJob(t *testing.T) {
+	t.Run("sqlite file deleted", func(t *testing.T) {
+		dir := t.TempDir()
+		h := newHarness(t, filepath.Join(dir, "jobs.db"), 200, nil)
+		h.agents.slow = true
+		j, err := h.engine.CreateJob(t.Context(), h.from.MantaStorageID, fastOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool { return h.agentPosts() > 0 })
+		for _, f := range []string{"jobs.db", "jobs.db-wal", "jobs.db-shm"} {
+			os.Remove(filepath.Join(dir, f))
+		}
+		h.expectTrouble(j.ID, "was deleted while in use")
+		h.engine.Close()
+		h.store.Close()
+		// At the next start, the mark beside the store tells the empty
+		// store from a fresh install.
+		_, err = OpenStoreWith(t.Context(), dir, StoreOptions{MarkFile: DefaultMarkFile(dir)})
+		if !errors.Is(err, ErrStoreReplaced) {
+			t.Fatalf("reopening the deleted store: %v, want ErrStoreReplaced", err)
+		}
+	})
+
+	// A fault of the PostgreSQL store: break and repair take the
+	// maintenance database and the store's own, and its name.
+	type pgFault struct {
+		name           string
+		break_, repair func(t *testing.T, admin, db *sql.DB, name string)
+	}
+	for _, f := range []pgFault{
+		{
+			name: "postgres down",
+			break_: func(t *testing.T, admin, db *sql.DB, name string) {
+				pgExec(t, admin, `ALTER DATABASE "`+name+`" ALLOW_CONNECTIONS false`)
+				pgTerminate(t, admin, name)
+			},
+			repair: func(t *testing.T, admin, db *sql.DB, name string) {
+				pgExec(t, admin, `ALTER DATABASE "`+name+`" ALLOW_CONNECTIONS true`)
+			},
+		},
+		{
+			// Every write refused with the error of a read-only server (a
+			// standby after a failover, say), reads still working.
+			name: "postgres read-only",
+			break_: func(t *testing.T, admin, db *sql.DB, name string) {
+				pgExec(t, db, `CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+					RAISE EXCEPTION 'cannot execute % in a read-only transaction', TG_OP USING ERRCODE = '25006'; END $$`)
+				pgExec(t, db, `DO $$ DECLARE t text; BEGIN
+					FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' LOOP
+						EXECUTE format('CREATE TRIGGER refuse BEFORE INSERT OR UPDATE OR DELETE ON %I FOR EACH STATEMENT EXECUTE FUNCTION refuse()', t);
+					END LOOP; END $$`)
+			},
+			repair: func(t *testing.T, admin, db *sql.DB, name string) {
+				pgExec(t, db, `DROP FUNCTION refuse() CASCADE`)
+			},
+		},
+	} {
+		t.Run(f.name, func(t *testing.T) {
+			dsn := pgtest.NewDatabase(t)
+			h := newHarness(t, dsn, 300, nil)
+			h.agents.slow = true
+			j, err := h.engine.CreateJob(t.Context(), h.from.MantaStorageID, fastOptions())
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, func() bool { return h.agentPosts() > 0 })
+			admin := pgConnect(t, dsn, "postgres")
+			name := strings.TrimPrefix(mustURL(t, dsn).Path, "/")
+			db := pgConnect(t, dsn, name)
+			f.break_(t, admin, db, name)
+			h.expectTrouble(j.ID, "")
+			posts := h.agentPosts()
+			f.repair(t, admin, db, name)
+			h.agents.mu.Lock()
+			h.agents.slow = false
+			h.agents.mu.Unlock()
+			j = h.wait(j.ID)
+			if j.State != rebalancer.JobComplete {
+				t.Fatalf("job ended %v %q after the store came back", j.State, j.Error)
+			}
+			if got := h.check(j.ID); got["complete"] != 300 || len(got) != 1 {
+				t.Errorf("counts %v", got)
+			}
+			if h.agentPosts() <= posts {
+				t.Errorf("no assignment posted after the store came back")
+			}
+			if err := h.engine.Health(t.Context()); err != nil {
+				t.Errorf("Health after the store came back: %v", err)
+			}
+		})
+	}
+}
+
+// expectTrouble waits until the engine's health, the API's /health and the
+// job's status all report a store failure containing want.
+func (h *harness) expectTrouble(id, want string) {
+	h.t.Helper()
+	api := (&API{Engine: h.engine, Logger: quietLogger()}).Handler()
+	waitFor(h.t, func() bool {
+		err := h.engine.Health(context.Background())
+		if err == nil || !strings.Contains(err.Error(), want) {
+			return false
+		}
+		w := serve(api, "GET", "/health", "")
+		if w.Code != 503 || !strings.Contains(w.Body.String(), `"status":"error"`) || !strings.Contains(w.Body.String(), want) {
+			return false
+		}
+		st, err := h.engine.JobStatus(context.Background(), id)
+		return err == nil && strings.Contains(st.Job.Error, "job store") && strings.Contains(st.Job.Error, want)
+	})
+	w := serve(api, "GET", "/jobs/"+id, "")
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `"error":"`) {
+		h.t.Errorf("GET /jobs/%s while the store fails: %d %s", id, w.Code, w.Body)
+	}
+}
+
+func (h *harness) agentPosts() int {
+	h.agents.mu.Lock()
+	defer h.agents.mu.Unlock()
+	return h.agents.posts
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// pgConnect connects to the database name of dsn's server.
+func pgConnect(t *testing.T, dsn, name string) *sql.DB {
+	t.Helper()
+	u, err := pgtest.WithDatabase(dsn, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("postgres", u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func pgExec(t *testing.T, db *sql.DB, q string) {
+	t.Helper()
+	if _, err := db.Exec(q); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+// pgTerminate ends every session on a database, as a restart would.
+func pgTerminate(t *testing.T, db *sql.DB, name string) {
+	t.Helper()
+	if _, err := db.Exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, name); err != nil {
+		t.Fatal(err)
+	}
+}
