@@ -121,9 +121,12 @@ func (c *copier) copy(ctx context.Context, t rebalancer.Task) outcome {
 		return failure(rebalancer.SkipAssignmentError, "invalid task: %w", notAllowedError(t.Source.MantaStorageID))
 	}
 	rel := relPath(t)
-	present, err := c.inspect(rel, t.MD5Sum)
+	dir, present, err := c.inspect(rel, t.MD5Sum)
 	if err != nil {
 		return c.fsFailure(rel, err)
+	}
+	if dir != nil {
+		defer dir.Close()
 	}
 	if present {
 		return outcome{status: rebalancer.TaskStatus{State: rebalancer.TaskComplete}, present: true}
@@ -153,7 +156,7 @@ func (c *copier) copy(ctx context.Context, t rebalancer.Task) outcome {
 			c.log.Debug("cannot reach source", "url", url, "attempt", attempt+1, "err", err)
 			continue
 		}
-		return c.receive(ctx, cancel, resp, t, rel)
+		return c.receive(ctx, cancel, resp, t, rel, dir)
 	}
 	return failure(rebalancer.SkipSourceOtherError, "source %s unreachable after %d attempts: %w",
 		t.Source.MantaStorageID, len(c.retries)+1, lastErr)
@@ -170,8 +173,9 @@ func (c *copier) fsFailure(rel string, err error) outcome {
 }
 
 // receive streams a response into a temp file, verifies it and moves it
-// to rel. cancel cancels the response's request.
-func (c *copier) receive(ctx context.Context, cancel context.CancelFunc, resp *http.Response, t rebalancer.Task, rel string) (out outcome) {
+// to rel, in dir if inspect opened it. cancel cancels the response's
+// request.
+func (c *copier) receive(ctx context.Context, cancel context.CancelFunc, resp *http.Response, t rebalancer.Task, rel string, dir *os.Root) (out outcome) {
 	defer cancel()
 	defer resp.Body.Close()
 	switch resp.StatusCode {
@@ -263,8 +267,7 @@ func (c *copier) receive(ctx context.Context, cancel context.CancelFunc, resp *h
 	if sum := base64.StdEncoding.EncodeToString(h.Sum(nil)); sum != t.MD5Sum {
 		return failure(rebalancer.SkipMD5Mismatch, "downloaded %d bytes with MD5 %s, expected %s", n, sum, t.MD5Sum)
 	}
-	tmpRel := TempDirName + "/" + tmpName
-	if err := c.tree.sync(f, tmpRel); err != nil {
+	if err := c.tree.sync(f, TempDirName+"/"+tmpName); err != nil {
 		return failure(rebalancer.SkipAgentFSError, "fsync temp file: %w", err)
 	}
 	fi, err := f.Stat()
@@ -275,71 +278,78 @@ func (c *copier) receive(ctx context.Context, cancel context.CancelFunc, resp *h
 	if err != nil {
 		return failure(rebalancer.SkipAgentFSError, "close temp file: %w", err)
 	}
-	committed, err = c.commit(tmpRel, fi, rel)
+	committed, err = c.commit(tmpName, fi, rel, dir)
 	if err != nil {
 		return c.fsFailure(rel, err)
 	}
 	return outcome{status: rebalancer.TaskStatus{State: rebalancer.TaskComplete}, bytes: n}
 }
 
-// commit moves the verified and fsynced temp file tmpRel (described by
+// commit moves the verified and fsynced temp file tmpName (described by
 // tmp) to rel: it creates the missing directories (fsyncing the parent of
-// each), renames the file into place and fsyncs its directory. It reports
-// whether the temp file was renamed, even when it then fails.
-func (c *copier) commit(tmpRel string, tmp fs.FileInfo, rel string) (renamed bool, err error) {
+// each) unless dir is the destination directory already open, renames
+// the file into place and fsyncs the directory. It reports whether the
+// temp file was renamed, even when it then fails.
+func (c *copier) commit(tmpName string, tmp fs.FileInfo, rel string, dir *os.Root) (renamed bool, err error) {
 	dirRel, name := splitRel(rel)
-	dir, err := c.tree.openDir(dirRel, true)
-	if err != nil {
-		return false, err
+	if dir == nil {
+		if dir, err = c.tree.openDir(dirRel, true); err != nil {
+			return false, err
+		}
+		defer dir.Close()
 	}
-	defer dir.Close()
+	d, err := dir.Open(".")
+	if err != nil {
+		return false, fmt.Errorf("open directory %s: %w", dirRel, err)
+	}
+	defer d.Close()
 	if fi, err := dir.Lstat(name); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
 		return false, &symlinkError{rel: rel}
 	}
-	if err := c.tree.root.Rename(tmpRel, rel); err != nil {
+	if err := c.tree.renameAt(tmpName, d, dirRel, name); err != nil {
 		return false, fmt.Errorf("move into place: %w", err)
 	}
-	// The rename resolved both paths again: the file must be in the
-	// directory that was checked, or a directory on the way was swapped
-	// meanwhile and the copy is somewhere else.
+	// The file must be in the directory that was checked (where paths
+	// are resolved again, a directory on the way may have been swapped).
 	if fi, err := dir.Lstat(name); err != nil || !os.SameFile(fi, tmp) {
 		return true, fmt.Errorf("the renamed file is not at %s: a directory on the way was replaced during the commit", rel)
 	}
 	// Until the directory is synced the new name may not survive a power
 	// loss; only then is the copy safe to report.
-	return true, c.tree.syncDir(dir, dirRel)
+	return true, c.tree.syncOpenDir(d, dirRel)
 }
 
 // inspect looks at the destination rel before anything is downloaded. A
 // symbolic link or a non-directory on the way is an error: the task fails
-// without contacting the source. Otherwise it reports whether rel already
-// holds the object: a regular file with the expected MD5, on stable
-// storage. A problem reading it means "no", and the object is downloaded
-// again.
-func (c *copier) inspect(rel, want string) (bool, error) {
+// without contacting the source. Otherwise it returns the destination
+// directory, open, if it exists (the caller closes it), and whether rel
+// already holds the object: a regular file with the expected MD5, on
+// stable storage. A problem reading the file means "no", and the object is
+// downloaded again.
+func (c *copier) inspect(rel, want string) (*os.Root, bool, error) {
 	dirRel, name := splitRel(rel)
 	dir, err := c.tree.openDir(dirRel, false)
 	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
+		return nil, false, nil
 	}
 	if err != nil {
-		return false, err
+		return nil, false, err
 	}
-	defer dir.Close()
 	fi, err := dir.Lstat(name)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return false, nil
+		return dir, false, nil
 	case err != nil:
 		c.log.Warn("cannot check existing destination; downloading again", "path", c.tree.abs(rel), "err", err)
-		return false, nil
+		return dir, false, nil
 	case fi.Mode()&fs.ModeSymlink != 0:
-		return false, &symlinkError{rel: rel}
+		dir.Close()
+		return nil, false, &symlinkError{rel: rel}
 	case !fi.Mode().IsRegular():
 		c.log.Warn("destination exists but is not a regular file; downloading again", "path", c.tree.abs(rel), "mode", fi.Mode().String())
-		return false, nil
+		return dir, false, nil
 	}
-	return c.present(dir, dirRel, name, fi, want), nil
+	return dir, c.present(dir, dirRel, name, fi, want), nil
 }
 
 // present reports whether the regular file name in dir (described by fi)

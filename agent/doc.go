@@ -111,7 +111,8 @@
 //     link can lead out of, and the agent does not write through a
 //     symbolic link even inside the root (each directory is checked with
 //     Lstat, opened, and checked to be the one that was opened; the
-//     commit checks that the renamed file is in that directory). A
+//     commit renames from the temp directory's descriptor into that
+//     directory's, with renameat, so no path is resolved again). A
 //     symbolic link found on the way fails the task with AgentFSError and
 //     is logged as an error with its path. A temp directory that is a
 //     symbolic link stops the agent from starting.

@@ -17,11 +17,9 @@ import (
 // On top of that, the agent refuses a symbolic link at any component of a
 // path it writes (a legitimate Manta root holds none): each directory is
 // checked with Lstat, opened, and checked again to be the same directory,
-// so the check holds for what is then used. The rename that commits a
-// download resolves its paths again; a component swapped for a symbolic
-// link in that window can only lead elsewhere inside the root, and the
-// commit then fails because the file is not where the checked directory
-// says (see copier.commit).
+// so the check holds for what is then used, and the rename that commits a
+// download goes from the temp directory's descriptor to the checked
+// directory's (renameat), resolving no path again.
 
 // symlinkError is a symbolic link found on a path the agent was to write.
 type symlinkError struct {
@@ -42,9 +40,10 @@ func fsync(f *os.File, _ string) error { return f.Sync() }
 
 // tree is the Manta root as the agent uses it.
 type tree struct {
-	root *os.Root
-	tmp  *os.Root // TempDirName, opened once: temp files are created and removed through it
-	sync syncFunc
+	root   *os.Root
+	tmp    *os.Root // TempDirName, opened once: temp files are created and removed through it
+	tmpDir *os.File // the same directory, for renameat
+	sync   syncFunc
 }
 
 // openTree opens the Manta root and its temp directory, creating the temp
@@ -68,6 +67,11 @@ func openTree(dir string, log *slog.Logger) (*tree, error) {
 	if err == nil {
 		t.tmp, err = t.openChecked(root, TempDirName, TempDirName, fi)
 	}
+	if err == nil {
+		if t.tmpDir, err = t.tmp.Open("."); err != nil {
+			t.tmp.Close()
+		}
+	}
 	if err != nil {
 		root.Close()
 		return nil, fmt.Errorf("temp directory %s: %w", filepath.Join(dir, TempDirName), err)
@@ -80,6 +84,7 @@ func openTree(dir string, log *slog.Logger) (*tree, error) {
 }
 
 func (t *tree) close() error {
+	t.tmpDir.Close()
 	t.tmp.Close()
 	return t.root.Close()
 }
@@ -182,11 +187,16 @@ func (t *tree) syncDir(r *os.Root, rel string) error {
 	if err != nil {
 		return fmt.Errorf("open directory %s: %w", rel, err)
 	}
-	err = t.sync(d, rel)
+	err = t.syncOpenDir(d, rel)
 	if cerr := d.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
+	return err
+}
+
+// syncOpenDir fsyncs the open directory d, whose path is rel.
+func (t *tree) syncOpenDir(d *os.File, rel string) error {
+	if err := t.sync(d, rel); err != nil {
 		return fmt.Errorf("fsync directory %s: %w", rel, err)
 	}
 	return nil
