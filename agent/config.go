@@ -24,6 +24,17 @@ const (
 	DefaultMaxBodyBytes         = 64 << 20
 	DefaultShutdownGrace        = 30 * time.Second
 
+	// Limits on clients of the API; see Config.
+	DefaultHeaderTimeout = 10 * time.Second
+	DefaultBodyTimeout   = 2 * time.Minute
+	DefaultIdleTimeout   = 2 * time.Minute
+
+	// A source must send at least DefaultMinSourceRate bytes a second,
+	// measured over DefaultMinSourceRateWindow: a shark healthy enough to
+	// serve objects sends thousands of times more.
+	DefaultMinSourceRate       = 4 << 10
+	DefaultMinSourceRateWindow = time.Minute
+
 	// QueuePerWorker is the legacy backpressure factor: an agent holds at
 	// most Workers*QueuePerWorker scheduled and running assignments and
 	// answers 503 beyond that.
@@ -66,6 +77,24 @@ type Config struct {
 	DownloadTimeout time.Duration
 	// ConnectTimeout bounds connecting (and a TLS handshake) to a source.
 	ConnectTimeout time.Duration
+	// MinSourceRate is the slowest a source may send, in bytes a second,
+	// measured from its response headers over periods of at least
+	// MinSourceRateWindow: a source that sends less in such a period fails
+	// the download (SourceOtherError), so that a source dripping bytes
+	// just often enough to beat DownloadTimeout cannot hold a download
+	// forever. The end of a transfer, shorter than a window, is not
+	// measured. Defaults: 4 KiB/s over a minute, generous enough that
+	// only a source that is stuck or hostile ever trips it.
+	MinSourceRate       int64
+	MinSourceRateWindow time.Duration
+	// AllowSources, when not empty, are the only sources the agent
+	// downloads from; a task from any other is refused (the POST gets
+	// 400). An entry that starts with a dot is a domain suffix matching
+	// storage ids without a port (".stor.us-east.joyent.us" matches
+	// "1.stor.us-east.joyent.us"); any other entry is a host or host:port
+	// matching a storage id exactly. Case does not matter. Empty means any
+	// source, as in the legacy agent.
+	AllowSources []string
 	// RetryDelays are the waits between attempts to reach a source that
 	// fails before answering (connection refused, timeouts): one more
 	// attempt than delays. nil means the legacy 1s, 2s, 4s; an empty
@@ -80,6 +109,20 @@ type Config struct {
 
 	// MaxBodyBytes caps the size of a POST /assignments body.
 	MaxBodyBytes int64
+	// MaxBodyBytesInFlight caps the memory that POST /assignments bodies
+	// being read take at once, over all requests (default
+	// 2*MaxBodyBytes). A POST that would go over it gets 503, which
+	// managers retry later. Decoding a body takes about as much again.
+	MaxBodyBytesInFlight int64
+	// HeaderTimeout is how long a client has to send a request's headers,
+	// BodyTimeout how long it has to send a POST body once the headers
+	// are in, and IdleTimeout how long a kept-alive connection may wait
+	// for its next request. A client slower than that is disconnected.
+	// The handler enforces BodyTimeout itself; the other two apply to the
+	// server from APIServer. Defaults: 10s, 2m and 2m.
+	HeaderTimeout time.Duration
+	BodyTimeout   time.Duration
+	IdleTimeout   time.Duration
 	// Token, when set, is required as "Authorization: Bearer <Token>" on
 	// every assignment route. Off by default: legacy managers send none.
 	Token string
@@ -101,6 +144,7 @@ type Config struct {
 
 	// SourceClient, if set, is used for downloads instead of a client built
 	// from the timeouts above. Its transport should not decompress bodies.
+	// The agent uses a copy that does not follow redirects.
 	SourceClient *http.Client
 
 	// SourceProxy, if set, is an HTTP proxy (http:// or https:// URL)
@@ -142,6 +186,12 @@ func (c Config) WithDefaults() Config {
 	if c.ConnectTimeout == 0 {
 		c.ConnectTimeout = min(DefaultConnectTimeout, c.DownloadTimeout)
 	}
+	if c.MinSourceRate == 0 {
+		c.MinSourceRate = DefaultMinSourceRate
+	}
+	if c.MinSourceRateWindow == 0 {
+		c.MinSourceRateWindow = DefaultMinSourceRateWindow
+	}
 	if c.RetryDelays == nil {
 		c.RetryDelays = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}
 	}
@@ -153,6 +203,18 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.MaxBodyBytesInFlight == 0 {
+		c.MaxBodyBytesInFlight = 2 * c.MaxBodyBytes
+	}
+	if c.HeaderTimeout == 0 {
+		c.HeaderTimeout = DefaultHeaderTimeout
+	}
+	if c.BodyTimeout == 0 {
+		c.BodyTimeout = DefaultBodyTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
 	}
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = DefaultShutdownGrace
@@ -178,6 +240,12 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
+// Validate reports what New would refuse in c (with its defaults
+// applied), such as a negative limit or a malformed AllowSources entry.
+func (c Config) Validate() error {
+	return c.WithDefaults().validate()
+}
+
 // validate checks a config that has its defaults applied.
 func (c Config) validate() error {
 	var errs []error
@@ -199,6 +267,12 @@ func (c Config) validate() error {
 		{"retention", int64(c.Retention)},
 		{"prune interval", int64(c.PruneInterval)},
 		{"max body bytes", c.MaxBodyBytes},
+		{"max body bytes in flight", c.MaxBodyBytesInFlight},
+		{"header timeout", int64(c.HeaderTimeout)},
+		{"body timeout", int64(c.BodyTimeout)},
+		{"idle timeout", int64(c.IdleTimeout)},
+		{"min source rate", c.MinSourceRate},
+		{"min source rate window", int64(c.MinSourceRateWindow)},
 		{"shutdown grace", int64(c.ShutdownGrace)},
 		{"record retry", int64(c.RecordRetry)},
 		{"requeue delay", int64(c.RequeueDelay)},
@@ -210,6 +284,13 @@ func (c Config) validate() error {
 	}
 	if p := c.SourceProxy; p != nil && ((p.Scheme != "http" && p.Scheme != "https") || p.Host == "") {
 		errs = append(errs, fmt.Errorf("source proxy %q is not an http:// or https:// URL with a host", p.Redacted()))
+	}
+	if c.MaxBodyBytesInFlight > 0 && c.MaxBodyBytesInFlight < c.MaxBodyBytes {
+		errs = append(errs, fmt.Errorf("max body bytes in flight (%d) is less than max body bytes (%d): the largest body could never be read",
+			c.MaxBodyBytesInFlight, c.MaxBodyBytes))
+	}
+	if _, err := parseAllowSources(c.AllowSources); err != nil {
+		errs = append(errs, err)
 	}
 	for i, d := range c.RetryDelays {
 		if d < 0 {

@@ -41,30 +41,34 @@ func failure(r rebalancer.SkipReason, format string, args ...any) outcome {
 
 // copier downloads objects into the Manta root.
 type copier struct {
-	root     string
-	tmpDir   string
-	client   *http.Client
-	idle     time.Duration   // longest wait for the next piece of a body
-	retries  []time.Duration // waits between attempts to reach a source
-	log      *slog.Logger
-	m        *metrics
-	bufs     sync.Pool
-	ownsConn bool // client was built here: close its idle connections on close
+	tree       *tree
+	client     *http.Client
+	hosts      *allowList
+	idle       time.Duration   // longest wait for the next piece of a body
+	minRate    int64           // slowest a source may send, bytes a second...
+	rateWindow time.Duration   // ...over periods at least this long
+	retries    []time.Duration // waits between attempts to reach a source
+	log        *slog.Logger
+	m          *metrics
+	bufs       sync.Pool
+	ownsConn   bool // client was built here: close its idle connections on close
 }
 
 // copyBufSize is the unit of reads from a source and of writes to disk:
 // large enough that a big object costs few system calls.
 const copyBufSize = 256 << 10
 
-func newCopier(cfg Config, log *slog.Logger, m *metrics) *copier {
+func newCopier(cfg Config, t *tree, hosts *allowList, log *slog.Logger, m *metrics) *copier {
 	c := &copier{
-		root:    cfg.Root,
-		tmpDir:  filepath.Join(cfg.Root, TempDirName),
-		client:  cfg.SourceClient,
-		idle:    cfg.DownloadTimeout,
-		retries: cfg.RetryDelays,
-		log:     log,
-		m:       m,
+		tree:       t,
+		client:     cfg.SourceClient,
+		hosts:      hosts,
+		idle:       cfg.DownloadTimeout,
+		minRate:    cfg.MinSourceRate,
+		rateWindow: cfg.MinSourceRateWindow,
+		retries:    cfg.RetryDelays,
+		log:        log,
+		m:          m,
 	}
 	c.bufs.New = func() any { b := make([]byte, copyBufSize); return &b }
 	if c.client == nil {
@@ -89,6 +93,13 @@ func newCopier(cfg Config, log *slog.Logger, m *metrics) *copier {
 			DisableCompression: true,
 		}}
 	}
+	// Sharks serve objects themselves and never redirect: a redirect is
+	// the source's answer, and fails the task with its status code rather
+	// than sending the agent to a host no one vetted. (A copy, so that a
+	// caller's client is left as it was.)
+	client := *c.client
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.client = &client
 	return c
 }
 
@@ -100,17 +111,24 @@ func (c *copier) close() {
 
 // copy does one task: it puts the object at its destination, verified, or
 // says why not. It never leaves anything but a complete, verified file at
-// the destination, and never touches an existing destination unless it
-// has a verified replacement.
+// the destination, never touches an existing destination unless it has a
+// verified replacement, and never writes through a symbolic link.
 func (c *copier) copy(ctx context.Context, t rebalancer.Task) outcome {
 	if err := checkTask(t); err != nil {
 		return failure(rebalancer.SkipAssignmentError, "invalid task: %w", err)
 	}
-	dest, err := destPath(c.root, t)
-	if err != nil {
-		return failure(rebalancer.SkipAssignmentError, "invalid task: %w", err)
+	if !c.hosts.allows(t.Source.MantaStorageID) {
+		return failure(rebalancer.SkipAssignmentError, "invalid task: %w", notAllowedError(t.Source.MantaStorageID))
 	}
-	if c.present(dest, t.MD5Sum) {
+	rel := relPath(t)
+	dir, present, err := c.inspect(rel, t.MD5Sum)
+	if err != nil {
+		return c.fsFailure(rel, err)
+	}
+	if dir != nil {
+		defer dir.Close()
+	}
+	if present {
 		return outcome{status: rebalancer.TaskStatus{State: rebalancer.TaskComplete}, present: true}
 	}
 	url := sourceURL(t)
@@ -138,15 +156,26 @@ func (c *copier) copy(ctx context.Context, t rebalancer.Task) outcome {
 			c.log.Debug("cannot reach source", "url", url, "attempt", attempt+1, "err", err)
 			continue
 		}
-		return c.receive(ctx, cancel, resp, t, dest)
+		return c.receive(ctx, cancel, resp, t, rel, dir)
 	}
 	return failure(rebalancer.SkipSourceOtherError, "source %s unreachable after %d attempts: %w",
 		t.Source.MantaStorageID, len(c.retries)+1, lastErr)
 }
 
+// fsFailure is the outcome of a task that could not write to rel. A
+// symbolic link on the way is logged as an error on its own: a Manta root
+// holds none, so someone planted it.
+func (c *copier) fsFailure(rel string, err error) outcome {
+	if se, ok := errors.AsType[*symlinkError](err); ok {
+		c.log.Error("refusing to write through a symbolic link", "path", c.tree.abs(se.rel), "object_path", c.tree.abs(rel))
+	}
+	return failure(rebalancer.SkipAgentFSError, "%s: %w", rel, err)
+}
+
 // receive streams a response into a temp file, verifies it and moves it
-// to dest. cancel cancels the response's request.
-func (c *copier) receive(ctx context.Context, cancel context.CancelFunc, resp *http.Response, t rebalancer.Task, dest string) (out outcome) {
+// to rel, in dir if inspect opened it. cancel cancels the response's
+// request.
+func (c *copier) receive(ctx context.Context, cancel context.CancelFunc, resp *http.Response, t rebalancer.Task, rel string, dir *os.Root) (out outcome) {
 	defer cancel()
 	defer resp.Body.Close()
 	switch resp.StatusCode {
@@ -154,11 +183,15 @@ func (c *copier) receive(ctx context.Context, cancel context.CancelFunc, resp *h
 	case http.StatusNotFound:
 		return failure(rebalancer.SkipSourceObjectNotFound, "source %s answered 404 for %s", t.Source.MantaStorageID, resp.Request.URL)
 	default:
+		if loc := resp.Header.Get("Location"); loc != "" {
+			return failure(rebalancer.SkipHTTPStatus(uint16(resp.StatusCode)), "source %s answered %s for %s, redirecting to %.200q (not followed)",
+				t.Source.MantaStorageID, resp.Status, resp.Request.URL, loc)
+		}
 		return failure(rebalancer.SkipHTTPStatus(uint16(resp.StatusCode)), "source %s answered %s for %s",
 			t.Source.MantaStorageID, resp.Status, resp.Request.URL)
 	}
 
-	f, tmp, err := c.createTemp(t.ObjectID)
+	f, tmpName, err := c.createTemp(t.ObjectID)
 	if err != nil {
 		return failure(rebalancer.SkipAgentFSError, "create temp file: %w", err)
 	}
@@ -168,8 +201,8 @@ func (c *copier) receive(ctx context.Context, cancel context.CancelFunc, resp *h
 			f.Close()
 		}
 		if !committed {
-			if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				c.log.Error("cannot remove temp file", "path", tmp, "err", err)
+			if err := c.tree.tmp.Remove(tmpName); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				c.log.Error("cannot remove temp file", "path", filepath.Join(c.tree.tmp.Name(), tmpName), "err", err)
 			}
 		}
 	}()
@@ -185,6 +218,10 @@ func (c *copier) receive(ctx context.Context, cancel context.CancelFunc, resp *h
 	buf := *bp
 	h := md5.New()
 	var n int64
+	// A source that sends just often enough to beat c.idle must still
+	// send c.minRate bytes a second, measured over periods of at least
+	// c.rateWindow.
+	winStart, winBytes := time.Now(), int64(0)
 	for eof := false; !eof; {
 		// Fill the buffer before writing, so that a large object costs a
 		// few large writes rather than one per network read.
@@ -194,6 +231,14 @@ func (c *copier) receive(ctx context.Context, cancel context.CancelFunc, resp *h
 			if r > 0 {
 				timer.Reset(c.idle)
 				k += r
+				if now := time.Now(); now.Sub(winStart) >= c.rateWindow {
+					got, took := n+int64(k)-winBytes, now.Sub(winStart)
+					if float64(got) < float64(c.minRate)*took.Seconds() {
+						return failure(rebalancer.SkipSourceOtherError, "source %s sent %d bytes in %v, less than the minimum rate of %d bytes/s (after %d bytes)",
+							t.Source.MantaStorageID, got, took.Round(time.Millisecond), c.minRate, n+int64(k))
+					}
+					winStart, winBytes = now, n+int64(k)
+				}
 			}
 			if err == io.EOF {
 				eof = true
@@ -222,56 +267,112 @@ func (c *copier) receive(ctx context.Context, cancel context.CancelFunc, resp *h
 	if sum := base64.StdEncoding.EncodeToString(h.Sum(nil)); sum != t.MD5Sum {
 		return failure(rebalancer.SkipMD5Mismatch, "downloaded %d bytes with MD5 %s, expected %s", n, sum, t.MD5Sum)
 	}
-	if err := f.Sync(); err != nil {
+	if err := c.tree.sync(f, TempDirName+"/"+tmpName); err != nil {
 		return failure(rebalancer.SkipAgentFSError, "fsync temp file: %w", err)
 	}
-	err = f.Close()
+	fi, err := f.Stat()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
 	f = nil
 	if err != nil {
 		return failure(rebalancer.SkipAgentFSError, "close temp file: %w", err)
 	}
-	dir := filepath.Dir(dest)
-	if err := mkdirAllSync(dir); err != nil {
-		return failure(rebalancer.SkipAgentFSError, "create directory: %w", err)
-	}
-	if err := os.Rename(tmp, dest); err != nil {
-		return failure(rebalancer.SkipAgentFSError, "move into place: %w", err)
-	}
-	committed = true
-	// Until the directory is synced the new name may not survive a power
-	// loss; only then is the copy safe to report.
-	if err := syncDir(dir); err != nil {
-		return failure(rebalancer.SkipAgentFSError, "fsync %s: %w", dir, err)
+	committed, err = c.commit(tmpName, fi, rel, dir)
+	if err != nil {
+		return c.fsFailure(rel, err)
 	}
 	return outcome{status: rebalancer.TaskStatus{State: rebalancer.TaskComplete}, bytes: n}
 }
 
-// present reports whether dest already holds the object: a regular file
-// with the expected MD5, on stable storage. Any error reading it means
-// "no", and the object is downloaded again.
-func (c *copier) present(dest, want string) bool {
-	fi, err := os.Lstat(dest)
-	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			c.log.Warn("cannot check existing destination; downloading again", "path", dest, "err", err)
+// commit moves the verified and fsynced temp file tmpName (described by
+// tmp) to rel: it creates the missing directories (fsyncing the parent of
+// each) unless dir is the destination directory already open, renames
+// the file into place and fsyncs the directory. It reports whether the
+// temp file was renamed, even when it then fails.
+func (c *copier) commit(tmpName string, tmp fs.FileInfo, rel string, dir *os.Root) (renamed bool, err error) {
+	dirRel, name := splitRel(rel)
+	if dir == nil {
+		if dir, err = c.tree.openDir(dirRel, true); err != nil {
+			return false, err
 		}
-		return false
+		defer dir.Close()
 	}
-	if !fi.Mode().IsRegular() {
-		c.log.Warn("destination exists but is not a regular file; downloading again", "path", dest, "mode", fi.Mode().String())
-		return false
-	}
-	f, err := os.Open(dest)
+	d, err := dir.Open(".")
 	if err != nil {
-		c.log.Warn("cannot open existing destination; downloading again", "path", dest, "err", err)
+		return false, fmt.Errorf("open directory %s: %w", dirRel, err)
+	}
+	defer d.Close()
+	if fi, err := dir.Lstat(name); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		return false, &symlinkError{rel: rel}
+	}
+	if err := c.tree.renameAt(tmpName, d, dirRel, name); err != nil {
+		return false, fmt.Errorf("move into place: %w", err)
+	}
+	// The file must be in the directory that was checked (where paths
+	// are resolved again, a directory on the way may have been swapped).
+	if fi, err := dir.Lstat(name); err != nil || !os.SameFile(fi, tmp) {
+		return true, fmt.Errorf("the renamed file is not at %s: a directory on the way was replaced during the commit", rel)
+	}
+	// Until the directory is synced the new name may not survive a power
+	// loss; only then is the copy safe to report.
+	return true, c.tree.syncOpenDir(d, dirRel)
+}
+
+// inspect looks at the destination rel before anything is downloaded. A
+// symbolic link or a non-directory on the way is an error: the task fails
+// without contacting the source. Otherwise it returns the destination
+// directory, open, if it exists (the caller closes it), and whether rel
+// already holds the object: a regular file with the expected MD5, on
+// stable storage. A problem reading the file means "no", and the object is
+// downloaded again.
+func (c *copier) inspect(rel, want string) (*os.Root, bool, error) {
+	dirRel, name := splitRel(rel)
+	dir, err := c.tree.openDir(dirRel, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	fi, err := dir.Lstat(name)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return dir, false, nil
+	case err != nil:
+		c.log.Warn("cannot check existing destination; downloading again", "path", c.tree.abs(rel), "err", err)
+		return dir, false, nil
+	case fi.Mode()&fs.ModeSymlink != 0:
+		dir.Close()
+		return nil, false, &symlinkError{rel: rel}
+	case !fi.Mode().IsRegular():
+		c.log.Warn("destination exists but is not a regular file; downloading again", "path", c.tree.abs(rel), "mode", fi.Mode().String())
+		return dir, false, nil
+	}
+	return dir, c.present(dir, dirRel, name, fi, want), nil
+}
+
+// present reports whether the regular file name in dir (described by fi)
+// holds the object, and makes sure it is on stable storage.
+func (c *copier) present(dir *os.Root, dirRel, name string, fi fs.FileInfo, want string) bool {
+	rel := dirRel + "/" + name
+	f, err := dir.Open(name)
+	if err != nil {
+		c.log.Warn("cannot open existing destination; downloading again", "path", c.tree.abs(rel), "err", err)
 		return false
 	}
 	defer f.Close()
+	// Only the file that was checked counts (os.Root would follow a
+	// symbolic link swapped in meanwhile).
+	if got, err := f.Stat(); err != nil || !os.SameFile(fi, got) {
+		c.log.Warn("existing destination changed while it was checked; downloading again", "path", c.tree.abs(rel), "err", err)
+		return false
+	}
 	bp := c.bufs.Get().(*[]byte)
 	defer c.bufs.Put(bp)
 	h := md5.New()
 	if _, err := io.CopyBuffer(h, f, *bp); err != nil {
-		c.log.Warn("cannot read existing destination; downloading again", "path", dest, "err", err)
+		c.log.Warn("cannot read existing destination; downloading again", "path", c.tree.abs(rel), "err", err)
 		return false
 	}
 	if base64.StdEncoding.EncodeToString(h.Sum(nil)) != want {
@@ -279,75 +380,30 @@ func (c *copier) present(dest, want string) bool {
 	}
 	// The file may have been written by an agent that never synced (the
 	// legacy one did not): make sure it is on disk before it counts.
-	if err := f.Sync(); err != nil {
-		c.log.Warn("cannot fsync existing destination; downloading again", "path", dest, "err", err)
+	if err := c.tree.sync(f, rel); err != nil {
+		c.log.Warn("cannot fsync existing destination; downloading again", "path", c.tree.abs(rel), "err", err)
 		return false
 	}
-	if err := syncDir(filepath.Dir(dest)); err != nil {
-		c.log.Warn("cannot fsync destination directory; downloading again", "path", dest, "err", err)
+	if err := c.tree.syncDir(dir, dirRel); err != nil {
+		c.log.Warn("cannot fsync destination directory; downloading again", "path", c.tree.abs(rel), "err", err)
 		return false
 	}
 	return true
 }
 
 // createTemp creates a uniquely named file in the temp directory, so that
-// two downloads of one object never share a file.
+// two downloads of one object never share a file, and returns it with its
+// name there.
 func (c *copier) createTemp(objectID string) (*os.File, string, error) {
 	for range 10 {
-		name := filepath.Join(c.tmpDir, truncate(objectID, 64)+"."+rand.Text()+".tmp")
-		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+		name := truncate(objectID, 64) + "." + rand.Text() + ".tmp"
+		f, err := c.tree.tmp.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
 		return f, name, err
 	}
 	return nil, "", errors.New("cannot find an unused temp file name")
-}
-
-// mkdirAllSync creates dir and its missing parents, syncing each parent
-// after a child is created, so that a synced file inside is reachable
-// after a power loss.
-func mkdirAllSync(dir string) error {
-	var missing []string
-	for d := dir; ; d = filepath.Dir(d) {
-		fi, err := os.Stat(d)
-		if err == nil {
-			if !fi.IsDir() {
-				return fmt.Errorf("%s exists and is not a directory", d)
-			}
-			break
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		missing = append(missing, d)
-		if parent := filepath.Dir(d); parent == d {
-			break
-		}
-	}
-	for i := len(missing) - 1; i >= 0; i-- {
-		if err := os.Mkdir(missing[i], 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-			return err
-		}
-		// Sync even when another download created it first: that one may
-		// not have synced the parent yet.
-		if err := syncDir(filepath.Dir(missing[i])); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // sleep waits for d or until ctx ends, and reports whether d passed.

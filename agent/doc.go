@@ -18,9 +18,12 @@
 //
 //	POST   /assignments        body {"id":..,"tasks":[..]} or ["<id>",[..]]
 //	                           200 "<id>" (JSON string, canonical form)
-//	                           400 bad JSON, invalid id or task, duplicate object_id, body too large
+//	                           400 bad JSON, invalid id or task, duplicate object_id, body too large,
+//	                               a source not in Config.AllowSources
+//	                           408 body not received within Config.BodyTimeout (new)
 //	                           409 id already known, whatever its state (checked before 503)
-//	                           503 scheduled+running assignments >= Workers*50
+//	                           503 scheduled+running assignments >= Workers*50, or bodies being
+//	                               read already take Config.MaxBodyBytesInFlight (new)
 //	                           500 the assignment could not be saved (the id stays unknown)
 //	GET    /assignments/{id}   200 {"uuid":..,"stats":{"state":..,"failed":n,"complete":n,"total":n}}
 //	                           state "Scheduled", "Running", {"Complete":null} or
@@ -48,21 +51,30 @@
 //
 // # Processing
 //
-// Config.Workers assignments run at once, in the order they were
-// accepted, each with Config.WorkersPerAssignment downloads at once. For
-// each task the agent:
+// Every task starts pending, whatever status the posted payload gave it:
+// the agent reports only what it did itself. Config.Workers assignments
+// run at once, in the order they were accepted, each with
+// Config.WorkersPerAssignment downloads at once. For each task the agent:
 //
-//  1. validates the task again and computes its destination:
-//     {root}/{owner}/{object_id}, or for a buckets (v2) object
+//  1. validates the task again (its source against Config.AllowSources
+//     too) and computes its destination: {root}/{owner}/{object_id}, or
+//     for a buckets (v2) object
 //     {root}/v2/{owner}/{bucket_id}/{object_id[0:2]}/{object_id},{object_name_hash};
+//     a symbolic link, or a file where a directory belongs, on the way
+//     fails the task with AgentFSError before the source is asked;
 //  2. skips the download if the destination is already a regular file with
-//     the expected MD5 (it is fsynced, then counted complete);
+//     the expected MD5 (it is fsynced, then counted complete): files on
+//     disk are the truth, so an assignment posted again after the agent
+//     forgot it completes from what is already there;
 //  3. downloads http://{source}/{same relative path}, accepting only 200:
 //     404 fails the task with SourceObjectNotFound, another status with
-//     HTTPStatusCode(n); a source that cannot be reached is tried 4 times,
-//     1s, 2s and 4s apart (Config.RetryDelays), then SourceOtherError; a
-//     body that breaks off or stalls for Config.DownloadTimeout is
-//     SourceOtherError too (a network problem, not a disk one);
+//     HTTPStatusCode(n), a redirect included (sharks never redirect, and
+//     the agent never follows one); a source that cannot be reached is
+//     tried 4 times, 1s, 2s and 4s apart (Config.RetryDelays), then
+//     SourceOtherError; a body that breaks off, stalls for
+//     Config.DownloadTimeout, or arrives slower than Config.MinSourceRate
+//     (4 KiB/s, measured over each Config.MinSourceRateWindow of a minute)
+//     is SourceOtherError too (a network problem, not a disk one);
 //  4. streams the body into a uniquely named file in {root}/.rebalancer-tmp,
 //     hashing as it goes, and compares the MD5 (base64 of the raw digest)
 //     exactly: a mismatch is MD5Mismatch;
@@ -81,6 +93,10 @@
 //	                            leading dot cannot be a valid owner, so it never collides.
 //	{data-dir}/agent.db         SQLite (WAL): tables assignments and tasks. Completed
 //	                            assignments are pruned after Config.Retention (14 days).
+//	{data-dir}/agent.db.corrupt-{time}[-wal|-shm]
+//	                            a state database that failed SQLite's quick_check at
+//	                            startup, kept for inspection; the agent started afresh
+//	                            (an error in the log says so).
 //	{data-dir}/scheduled/, completed/
 //	                            a legacy agent's per-assignment files: imported at startup
 //	                            (queued work resumes, finished work stays visible to GET),
@@ -90,6 +106,16 @@
 //
 //   - Nothing but a complete, verified, fsynced file ever appears at a
 //     destination path: downloads go to temp files and are renamed in.
+//   - Nothing is written outside the root: every file operation under it
+//     goes through an os.Root, which no "..", absolute name or symbolic
+//     link can lead out of, and the agent does not write through a
+//     symbolic link even inside the root (each directory is checked with
+//     Lstat, opened, and checked to be the one that was opened; the
+//     commit renames from the temp directory's descriptor into that
+//     directory's, with renameat, so no path is resolved again). A
+//     symbolic link found on the way fails the task with AgentFSError and
+//     is logged as an error with its path. A temp directory that is a
+//     symbolic link stops the agent from starting.
 //   - Every path component from a request is checked before anything is
 //     written: owner, object_id and bucket_id may only hold letters,
 //     digits, '.', '_' and '-', must not start with a dot and are at most
@@ -108,8 +134,21 @@
 //     redoes only the tasks without a recorded result. On shutdown,
 //     downloads in flight get Config.ShutdownGrace to finish; the rest are
 //     abandoned (temp file removed, task left pending).
-//   - POST bodies are limited to Config.MaxBodyBytes (64 MiB). Metric
-//     labels come from a fixed set, never from request content.
+//   - Clients cannot hold the agent's memory or connections: a POST body
+//     is at most Config.MaxBodyBytes (64 MiB), all bodies being read at
+//     once at most Config.MaxBodyBytesInFlight (twice that; 503 beyond,
+//     which managers retry), and it must arrive within Config.BodyTimeout
+//     (2 minutes; 408). The server from APIServer disconnects a client
+//     that takes more than Config.HeaderTimeout (10 s) to send its
+//     headers, and kept-alive connections idle for Config.IdleTimeout (2
+//     minutes). With Config.Token set, a client without the token is
+//     refused before its body is read. Metric labels come from a fixed
+//     set, never from request content.
+//   - A state database that SQLite finds damaged at startup is moved aside
+//     (kept, named with the time) and the agent starts with an empty one.
+//     Nothing is lost but the memory of assignments: a manager re-posts an
+//     assignment the agent no longer knows, and its files are found on
+//     disk.
 //
 // A Server has no process-wide state: tests and the demo run several in
 // one process, each with its own root, data directory and registry.

@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -157,7 +161,13 @@ func testConfig(t *testing.T) Config {
 // before Run (to install test hooks).
 func startAgent(t *testing.T, cfg Config, setup ...func(*Server)) *testAgent {
 	t.Helper()
-	s, err := New(cfg, nil)
+	return startAgentLog(t, cfg, nil, setup...)
+}
+
+// startAgentLog is startAgent with a logger.
+func startAgentLog(t *testing.T, cfg Config, log *slog.Logger, setup ...func(*Server)) *testAgent {
+	t.Helper()
+	s, err := New(cfg, log)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -355,4 +365,141 @@ func (g *gate) arrivals(t *testing.T, n int) {
 			t.Fatalf("only %d of %d arrivals at the gate", g.n.Load(), n)
 		}
 	}
+}
+
+// stored is an assignment as its rows in the state database hold it.
+type stored struct {
+	state               string
+	total, done, failed int
+	tasks               []storedTask
+}
+
+type storedTask struct {
+	task      rebalancer.Task // without its status
+	state     string
+	reason    sql.NullString
+	detail    sql.NullString
+	doneOrder sql.NullInt64
+}
+
+// storedAssignment reads assignment id straight from the agent's database,
+// tasks in payload order; false if it is not there.
+func storedAssignment(t testing.TB, s *Server, id string) (stored, bool) {
+	t.Helper()
+	ctx := context.Background()
+	var (
+		a   stored
+		seq int64
+	)
+	err := s.store.db.QueryRowContext(ctx, "SELECT seq, state, total, done, failed FROM assignments WHERE id = ?", id).
+		Scan(&seq, &a.state, &a.total, &a.done, &a.failed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return a, false
+	}
+	if err != nil {
+		t.Fatalf("read assignment %s: %v", id, err)
+	}
+	rows, err := s.store.db.QueryContext(ctx, `SELECT object_id, owner, md5sum, datacenter, manta_storage_id,
+		coalesce(bucket_id, ''), coalesce(object_name_hash, ''), state, reason, detail, done_order
+		FROM tasks WHERE aseq = ? ORDER BY idx`, seq)
+	if err != nil {
+		t.Fatalf("read tasks of %s: %v", id, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var st storedTask
+		tk := &st.task
+		if err := rows.Scan(&tk.ObjectID, &tk.Owner, &tk.MD5Sum, &tk.Source.Datacenter, &tk.Source.MantaStorageID,
+			&tk.BucketID, &tk.ObjectNameHash, &st.state, &st.reason, &st.detail, &st.doneOrder); err != nil {
+			t.Fatalf("read tasks of %s: %v", id, err)
+		}
+		a.tasks = append(a.tasks, st)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("read tasks of %s: %v", id, err)
+	}
+	return a, true
+}
+
+// logBuffer collects an agent's JSON log lines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (b *logBuffer) logger() *slog.Logger {
+	return slog.New(slog.NewJSONHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// records returns the log records at level whose msg is msg.
+func (b *logBuffer) records(level, msg string) []map[string]any {
+	var out []map[string]any
+	for line := range strings.SplitSeq(b.String(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["level"] == level && rec["msg"] == msg {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// treeSnapshot describes every file under dir: its type, and its target
+// or content. Comparing two tells whether anything under dir changed.
+func treeSnapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			out[rel] = "symlink -> " + target
+		case d.IsDir():
+			out[rel] = "dir"
+		default:
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			out[rel] = "file " + md5b64(b)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// metricValue returns the value of the series name (without labels
+// besides the constant ones) as the metrics handler shows it.
+func metricValue(t *testing.T, s *Server, name string) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	s.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for line := range strings.SplitSeq(rec.Body.String(), "\n") {
+		if strings.HasPrefix(line, name+"{") {
+			return line[strings.LastIndexByte(line, ' ')+1:]
+		}
+	}
+	t.Fatalf("no series %s", name)
+	return ""
 }

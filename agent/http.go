@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/TritonDataCenter/rebalancer"
 )
@@ -62,19 +65,34 @@ func writeJSON(w http.ResponseWriter, v any) {
 
 // postAssignment accepts an assignment: 200 with its id as a JSON string;
 // 400 for a body that is too large, not an assignment, or has an invalid
-// id or task; 409 for an id the agent knows in any state; 503 when the
-// queue is full; 500 when it cannot be saved.
+// id or task; 408 for a body that does not arrive within
+// Config.BodyTimeout; 409 for an id the agent knows in any state; 503 when
+// the queue is full, or when bodies being read already take
+// Config.MaxBodyBytesInFlight; 500 when it cannot be saved.
 func (s *Server) postAssignment(w http.ResponseWriter, r *http.Request) {
 	s.m.request("POST")
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	body, release, err := s.readBody(w, r)
+	defer release()
 	if err != nil {
-		s.m.error(errLabelBadRequest)
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		switch {
+		case errors.As(err, &tooBig):
+			s.m.error(errLabelBadRequest)
 			textError(w, http.StatusBadRequest, "assignment body is larger than %d bytes", tooBig.Limit)
-			return
+		case errors.Is(err, errBodyBudget):
+			s.log.Warn("refused an assignment: bodies being read take the whole budget", "remote", r.RemoteAddr,
+				"max_body_bytes_in_flight", s.cfg.MaxBodyBytesInFlight)
+			// The rest of the body is not wanted: do not keep the connection.
+			w.Header().Set("Connection", "close")
+			textError(w, http.StatusServiceUnavailable, "agent busy: assignment bodies being read already take %d bytes", s.cfg.MaxBodyBytesInFlight)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			s.m.error(errLabelBadRequest)
+			w.Header().Set("Connection", "close")
+			textError(w, http.StatusRequestTimeout, "assignment body not received within %v", s.cfg.BodyTimeout)
+		default:
+			s.m.error(errLabelBadRequest)
+			textError(w, http.StatusBadRequest, "cannot read assignment body: %v", err)
 		}
-		textError(w, http.StatusBadRequest, "cannot read assignment body: %v", err)
 		return
 	}
 	var p rebalancer.AssignmentPayload
@@ -83,12 +101,18 @@ func (s *Server) postAssignment(w http.ResponseWriter, r *http.Request) {
 		textError(w, http.StatusBadRequest, "malformed assignment: %v", err)
 		return
 	}
-	id, err := checkPayload(p)
+	id, err := checkPayload(p, s.hosts)
 	if err != nil {
 		s.m.error(errLabelBadRequest)
 		s.log.Warn("rejected invalid assignment", "assignment", truncate(p.ID, 80), "remote", r.RemoteAddr, "err", err)
 		textError(w, http.StatusBadRequest, "invalid assignment: %v", err)
 		return
+	}
+	// Both payload shapes carry a status per task, and the legacy manager
+	// sends "Pending". Whatever it says, it is not a result: every task
+	// starts pending, and the agent reports only what it did itself.
+	for i := range p.Tasks {
+		p.Tasks[i].Status = rebalancer.TaskStatus{}
 	}
 	code, err := s.admit(r.Context(), id)
 	switch code {
@@ -109,7 +133,7 @@ func (s *Server) postAssignment(w http.ResponseWriter, r *http.Request) {
 	// away: a save that committed but reported an error would leave the
 	// id known but never queued.
 	ctx := context.WithoutCancel(r.Context())
-	err = s.store.insert(ctx, newAssignment{id: id, tasks: p.Tasks, state: stateScheduled, origin: "post"})
+	err = s.store.insert(ctx, newAssignment{id: id, tasks: p.Tasks, state: stateScheduled, origin: originPost})
 	if err != nil {
 		s.aborted(id)
 		if errors.Is(err, errExists) {
@@ -124,6 +148,92 @@ func (s *Server) postAssignment(w http.ResponseWriter, r *http.Request) {
 	s.accepted(id)
 	s.log.Info("assignment accepted", "assignment", id, "tasks", len(p.Tasks), "remote", r.RemoteAddr)
 	writeJSON(w, id)
+}
+
+// errBodyBudget is a POST body that would take the bodies being read over
+// Config.MaxBodyBytesInFlight.
+var errBodyBudget = errors.New("assignment bodies being read take the whole budget")
+
+// readBody reads a POST body within the config's limits: MaxBodyBytes for
+// this body, BodyTimeout from now, and MaxBodyBytesInFlight for all the
+// bodies being read at once, from which the memory of each is reserved
+// before it is allocated. A body with a Content-Length (what managers
+// send) reserves all of it up front, so that concurrent bodies are
+// admitted whole or refused, never starved half-read; one without
+// reserves as it grows, doubling. release gives the reservation back;
+// call it once the body and what was decoded from it are no longer used.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (body []byte, release func(), err error) {
+	var held int64
+	release = func() {
+		s.bodies.Release(held)
+		s.inBodies.Add(-held)
+	}
+	// Headers were read under HeaderTimeout (APIServer); this covers the
+	// body. A ResponseWriter that cannot set deadlines (a test recorder)
+	// has no connection to hold.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout))
+	limit := s.cfg.MaxBodyBytes
+	if r.ContentLength > limit {
+		return nil, release, &http.MaxBytesError{Limit: limit}
+	}
+	rd := http.MaxBytesReader(w, r.Body, limit)
+	// One byte more than the body can hold, so that its end is read
+	// without growing again.
+	size, known := limit+1, r.ContentLength >= 0
+	if known {
+		size = r.ContentLength + 1
+	}
+	var buf []byte
+	for {
+		if len(buf) == cap(buf) {
+			want := size
+			if !known {
+				want = min(max(2*int64(cap(buf)), 64<<10), size)
+			}
+			grow := want - int64(cap(buf))
+			if grow <= 0 {
+				return nil, release, &http.MaxBytesError{Limit: limit}
+			}
+			if !s.bodies.TryAcquire(grow) {
+				return nil, release, errBodyBudget
+			}
+			held += grow
+			s.inBodies.Add(grow)
+			buf = append(make([]byte, 0, want), buf...)
+		}
+		n, err := rd.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, release, nil
+		}
+		if err != nil {
+			return nil, release, err
+		}
+	}
+}
+
+// maxHeaderBytes caps a request's headers: the API needs a few hundred
+// bytes of them.
+const maxHeaderBytes = 64 << 10
+
+// APIServer returns an http.Server for Handler with the config's limits on
+// clients: HeaderTimeout to send a request's headers (a client that
+// dribbles them is disconnected), IdleTimeout between requests on a
+// kept-alive connection, 64 KiB of headers, and a ReadTimeout and
+// WriteTimeout that bound a whole exchange (the handler itself enforces
+// BodyTimeout on POST bodies). errorLog may be nil.
+func (s *Server) APIServer(errorLog *log.Logger) *http.Server {
+	return &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: s.cfg.HeaderTimeout,
+		ReadTimeout:       s.cfg.HeaderTimeout + s.cfg.BodyTimeout,
+		// A reply is written after the body is read and the assignment
+		// saved; the minute is for a save that waits on a busy database.
+		WriteTimeout:   s.cfg.HeaderTimeout + s.cfg.BodyTimeout + time.Minute,
+		IdleTimeout:    s.cfg.IdleTimeout,
+		MaxHeaderBytes: maxHeaderBytes,
+		ErrorLog:       errorLog,
+	}
 }
 
 // getAssignment answers 200 with the assignment's state and counters, 400

@@ -35,13 +35,31 @@ const (
 // that a task the legacy agent left pending, which it would have reported
 // as copied, is reported failed (AssignmentError). Files that cannot be
 // read are left where they are and logged.
+//
+// Every move and removal goes through an os.Root of the data directory, and
+// a legacy directory that is a symbolic link is left alone: the import
+// reads and moves files only where the legacy agent kept them.
 func (s *Server) importLegacy(ctx context.Context) error {
+	data, err := os.OpenRoot(s.cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	defer data.Close()
 	for _, sub := range []string{legacyScheduled, legacyCompleted} {
 		dir := filepath.Join(s.cfg.DataDir, sub)
-		entries, err := os.ReadDir(dir)
+		fi, err := data.Lstat(sub)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
+		if err != nil {
+			return fmt.Errorf("legacy %s directory: %w", sub, err)
+		}
+		if !fi.IsDir() {
+			s.log.Error("legacy state directory is not a directory (a symbolic link?); not importing from it", "path", dir,
+				"mode", fi.Mode().String())
+			continue
+		}
+		entries, err := fs.ReadDir(data.FS(), sub)
 		if err != nil {
 			return fmt.Errorf("read legacy %s directory: %w", sub, err)
 		}
@@ -59,20 +77,19 @@ func (s *Server) importLegacy(ctx context.Context) error {
 				s.log.Error("cannot import legacy assignment; leaving its file in place", "path", path, "err", err)
 				continue
 			}
-			dest := filepath.Join(s.cfg.DataDir, LegacyImportedDir, sub)
-			if err := os.MkdirAll(dest, 0o755); err != nil {
+			dest := LegacyImportedDir + "/" + sub
+			if err := data.MkdirAll(dest, 0o755); err != nil {
 				return fmt.Errorf("import legacy assignments: %w", err)
 			}
-			if err := os.Rename(path, filepath.Join(dest, name)); err != nil {
+			if err := data.Rename(sub+"/"+name, dest+"/"+name); err != nil {
 				return fmt.Errorf("import legacy assignments: %w", err)
 			}
 		}
 	}
 	// The legacy temp directory only ever holds interrupted downloads.
-	tmp := filepath.Join(s.cfg.DataDir, legacyTemp)
-	if fi, err := os.Lstat(tmp); err == nil && fi.IsDir() {
-		if err := os.RemoveAll(tmp); err != nil {
-			s.log.Warn("cannot remove the legacy temp directory", "path", tmp, "err", err)
+	if fi, err := data.Lstat(legacyTemp); err == nil && fi.IsDir() {
+		if err := data.RemoveAll(legacyTemp); err != nil {
+			s.log.Warn("cannot remove the legacy temp directory", "path", filepath.Join(s.cfg.DataDir, legacyTemp), "err", err)
 		}
 	}
 	return nil
@@ -96,7 +113,7 @@ func (s *Server) importLegacyFile(ctx context.Context, sub, id, path string) err
 	if sub == legacyCompleted {
 		state = stateComplete
 	}
-	err = s.store.insert(ctx, newAssignment{id: id, tasks: tasks, state: state, origin: "legacy"})
+	err = s.store.insert(ctx, newAssignment{id: id, tasks: tasks, state: state, origin: originLegacy})
 	if errors.Is(err, errExists) {
 		s.log.Warn("legacy assignment already imported", "assignment", id, "path", path)
 		return nil

@@ -38,7 +38,9 @@ const (
 	errLabelBadRequest = "bad_request"
 )
 
-func newMetrics(l MetricLabels) *metrics {
+// newMetrics makes the metrics; bodyBytes reads the bytes held by POST
+// bodies being read.
+func newMetrics(l MetricLabels, bodyBytes func() float64) *metrics {
 	reg := prometheus.NewRegistry()
 	constLabels := prometheus.Labels{
 		"service":    l.Service,
@@ -85,8 +87,12 @@ func newMetrics(l MetricLabels) *metrics {
 			Buckets: []float64{.01, .05, .1, .5, 1, 5, 10, 30, 60, 300},
 		}),
 	}
+	bodies := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "rebalancer_agent_post_body_bytes", ConstLabels: constLabels,
+		Help: "Memory reserved by POST /assignments bodies being read (at most Config.MaxBodyBytesInFlight).",
+	}, bodyBytes)
 	reg.MustRegister(m.requests, m.objects, m.errors, m.bytes, m.assignT,
-		m.present, m.retries, m.recordFails, m.active, m.downloadTime,
+		m.present, m.retries, m.recordFails, m.active, m.downloadTime, bodies,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Make the legacy series visible from the start.
 	for _, v := range []string{"total", "GET", "POST"} {

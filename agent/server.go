@@ -4,13 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // Server is a rebalancer agent: the HTTP API that accepts assignments, the
@@ -26,7 +28,12 @@ type Server struct {
 	store   *store
 	m       *metrics
 	copier  *copier
+	hosts   *allowList
 	handler http.Handler
+	// bodies is the memory POST bodies being read may take, in bytes
+	// (Config.MaxBodyBytesInFlight); inBodies is how much they take now.
+	bodies   *semaphore.Weighted
+	inBodies atomic.Int64
 
 	mu      sync.Mutex
 	saving  map[string]struct{} // ids posted and being saved: known, not yet stored
@@ -42,9 +49,10 @@ type Server struct {
 
 // New prepares an agent: it checks the Manta root, empties the temp
 // directory of partial downloads from an earlier run, opens (or creates)
-// the state database in the data directory, imports any queued work left
-// by a legacy agent, and queues every assignment that was not finished.
-// Nothing runs until Run is called. logger may be nil.
+// the state database in the data directory (moving a corrupt one aside),
+// imports any queued work left by a legacy agent, and queues every
+// assignment that was not finished. Nothing runs until Run is called.
+// logger may be nil.
 func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.validate(); err != nil {
@@ -55,6 +63,10 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	hosts, err := parseAllowSources(cfg.AllowSources)
+	if err != nil {
+		return nil, fmt.Errorf("agent config: %w", err)
+	}
 	// The root is a mounted dataset on a shark: creating it would put
 	// objects on the wrong filesystem.
 	fi, err := os.Stat(cfg.Root)
@@ -64,34 +76,40 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("manta root %s is not a directory", cfg.Root)
 	}
-	if err := cleanTempDir(filepath.Join(cfg.Root, TempDirName), logger); err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
-	}
-	ctx := context.Background()
-	st, err := openStore(ctx, filepath.Join(cfg.DataDir, DBFileName))
+	tr, err := openTree(cfg.Root, logger)
 	if err != nil {
 		return nil, err
 	}
-	m := newMetrics(cfg.Metrics)
-	s := &Server{
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		tr.close()
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	ctx := context.Background()
+	st, err := openStore(ctx, cfg.DataDir, logger)
+	if err != nil {
+		tr.close()
+		return nil, err
+	}
+	var s *Server
+	m := newMetrics(cfg.Metrics, func() float64 { return float64(s.inBodies.Load()) })
+	s = &Server{
 		cfg:    cfg,
 		log:    logger,
 		store:  st,
 		m:      m,
-		copier: newCopier(cfg, logger, m),
+		copier: newCopier(cfg, tr, hosts, logger, m),
+		hosts:  hosts,
+		bodies: semaphore.NewWeighted(cfg.MaxBodyBytesInFlight),
 		saving: map[string]struct{}{},
 		wake:   make(chan struct{}, cfg.Workers),
 	}
 	if err := s.importLegacy(ctx); err != nil {
-		st.close()
+		s.Close()
 		return nil, err
 	}
 	ids, err := st.resumable(ctx)
 	if err != nil {
-		st.close()
+		s.Close()
 		return nil, fmt.Errorf("list unfinished assignments: %w", err)
 	}
 	s.queue = ids
@@ -102,38 +120,6 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	}
 	s.handler = s.routes()
 	return s, nil
-}
-
-// cleanTempDir creates the temp directory, or empties it: whatever is in
-// it is a download that was interrupted. Only this directory is read,
-// never the rest of the root (which can hold millions of files).
-func cleanTempDir(dir string, log *slog.Logger) error {
-	fi, err := os.Lstat(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			return fmt.Errorf("create temp directory: %w", err)
-		}
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("temp directory: %w", err)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("temp directory %s exists and is not a directory", dir)
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return fmt.Errorf("read temp directory: %w", err)
-	}
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-			return fmt.Errorf("clean temp directory: %w", err)
-		}
-	}
-	if len(entries) > 0 {
-		log.Info("removed interrupted downloads", "dir", dir, "count", len(entries))
-	}
-	return nil
 }
 
 // Handler returns the agent's HTTP API.
@@ -191,7 +177,11 @@ func (s *Server) Run(ctx context.Context) error {
 // returned.
 func (s *Server) Close() error {
 	s.copier.close()
-	return s.store.close()
+	err := s.store.close()
+	if terr := s.copier.tree.close(); err == nil {
+		err = terr
+	}
+	return err
 }
 
 // admission answers whether a POST of id may go ahead, and if so reserves

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -114,7 +115,7 @@ func TestPrune(t *testing.T) {
 // AssignmentError.
 func TestStoreGuards(t *testing.T) {
 	ctx := context.Background()
-	st, err := openStore(ctx, filepath.Join(t.TempDir(), "s.db"))
+	st, err := openStore(ctx, t.TempDir(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,12 +6,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
-	_ "modernc.org/sqlite" // SQLite driver (no cgo)
+	"modernc.org/sqlite" // SQLite driver (no cgo)
 
 	"github.com/TritonDataCenter/rebalancer"
 )
@@ -46,6 +50,9 @@ type store struct {
 
 // Database spellings of assignment and task states.
 const (
+	originPost   = "post"
+	originLegacy = "legacy"
+
 	stateScheduled = "scheduled"
 	stateRunning   = "running"
 	stateComplete  = "complete"
@@ -91,7 +98,51 @@ CREATE UNIQUE INDEX tasks_object ON tasks (aseq, object_id);
 PRAGMA user_version = 1;
 `
 
-func openStore(ctx context.Context, path string) (*store, error) {
+// errCorrupt marks a state database that SQLite finds damaged, or that is
+// not a database at all.
+var errCorrupt = errors.New("database is corrupt")
+
+// SQLite primary result codes that mean the file itself is damaged, as
+// opposed to one that cannot be opened or read (permissions, I/O).
+const (
+	sqliteCorrupt = 11 // SQLITE_CORRUPT
+	sqliteNotADB  = 26 // SQLITE_NOTADB
+)
+
+// openStore opens the state database in dir, creating it if needed.
+//
+// A database that fails SQLite's quick_check, or is not a database, is
+// moved aside with its -wal and -shm files (renamed
+// agent.db.corrupt-{UTC time}, kept for inspection) and an empty one is
+// created in its place, with an error in the log. That loses no copy: the
+// database only remembers what managers asked for and what was done,
+// a manager that asks about an assignment it no longer finds posts it
+// again, and objects already copied are then found on disk, verified, and
+// not downloaded again. A database that cannot be opened for any other
+// reason (permissions, I/O) stops the agent instead.
+func openStore(ctx context.Context, dir string, log *slog.Logger) (*store, error) {
+	path := filepath.Join(dir, DBFileName)
+	err := checkDB(ctx, path)
+	if err != nil && !errors.Is(err, errCorrupt) {
+		log.Warn("cannot check the state database read-only; opening it for writing", "path", path, "err", err)
+	}
+	if !errors.Is(err, errCorrupt) {
+		var s *store
+		if s, err = openDB(ctx, path); !errors.Is(err, errCorrupt) {
+			return s, err
+		}
+	}
+	aside, merr := moveAside(dir, DBFileName, time.Now())
+	if merr != nil {
+		return nil, fmt.Errorf("%w; cannot move it aside: %w", err, merr)
+	}
+	log.Error("state database is corrupt: moved it aside and started with an empty one; the assignments it held are forgotten "+
+		"(managers post them again, and copies already on disk are verified, not downloaded again)",
+		"path", path, "moved_to", aside, "err", err)
+	return openDB(ctx, path)
+}
+
+func openDB(ctx context.Context, path string) (*store, error) {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(30000)")
 	q.Add("_pragma", "journal_mode(WAL)")
@@ -110,9 +161,86 @@ func openStore(ctx context.Context, path string) (*store, error) {
 	s := &store{db: db, now: time.Now}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open agent database %s: %w", path, err)
+		return nil, fmt.Errorf("open agent database %s: %w", path, corruptOr(err))
 	}
 	return s, nil
+}
+
+// checkDB runs SQLite's quick_check on the database at path, if there is
+// one: it reads every page (it skips only the comparison of indexes with
+// their tables that integrity_check adds). A damaged database or a file
+// that is not one gives errCorrupt. The connection is read-only so that a
+// corrupt database is kept as it was found: a writer would fold the WAL
+// into it, and delete the WAL, on closing.
+func checkDB(ctx context.Context, path string) error {
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(30000)")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, "PRAGMA quick_check(10)")
+	if err != nil {
+		return corruptOr(err)
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return corruptOr(err)
+		}
+		if p != "ok" {
+			problems = append(problems, p)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return corruptOr(err)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: quick_check: %s", errCorrupt, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// corruptOr marks err with errCorrupt when SQLite says the file is damaged
+// or not a database.
+func corruptOr(err error) error {
+	if se, ok := errors.AsType[*sqlite.Error](err); ok {
+		if c := se.Code() & 0xff; c == sqliteCorrupt || c == sqliteNotADB {
+			return fmt.Errorf("%w: %w", errCorrupt, err)
+		}
+	}
+	return err
+}
+
+// moveAside renames the database name in dir, with its WAL, shared-memory
+// and journal files, to name.corrupt-{time}[-wal|-shm|-journal] (so that
+// sqlite3 opens the kept copy with its WAL), and returns the new path of
+// the database. The main file goes last: a WAL left beside a new database
+// would be applied to it.
+func moveAside(dir, name string, now time.Time) (string, error) {
+	aside := name + ".corrupt-" + now.UTC().Format("20060102T150405Z")
+	for i := 2; ; i++ {
+		if _, err := os.Lstat(filepath.Join(dir, aside)); errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		aside = fmt.Sprintf("%s.corrupt-%s-%d", name, now.UTC().Format("20060102T150405Z"), i)
+	}
+	for _, suffix := range []string{"-wal", "-shm", "-journal", ""} {
+		err := os.Rename(filepath.Join(dir, name+suffix), filepath.Join(dir, aside+suffix))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return "", err
+	}
+	defer d.Close()
+	return filepath.Join(dir, aside), d.Sync()
 }
 
 func (s *store) close() error { return s.db.Close() }
@@ -187,8 +315,9 @@ func (s *store) ping(ctx context.Context) error {
 	return s.db.QueryRowContext(ctx, "SELECT count(*) FROM assignments WHERE seq < 0").Scan(&n)
 }
 
-// newAssignment is what insert stores: tasks keep their statuses, so the
-// legacy importer can bring over finished work as it was.
+// newAssignment is what insert stores. Tasks imported from a legacy agent
+// (origin originLegacy) keep their statuses, so that finished work is
+// brought over as it was; any other must be pending.
 type newAssignment struct {
 	id     string
 	tasks  []rebalancer.Task
@@ -239,6 +368,11 @@ func (s *store) insert(ctx context.Context, a newAssignment) error {
 		defer stmt.Close()
 		order := 0
 		for i, t := range a.tasks {
+			if a.origin != originLegacy && t.Status.State != rebalancer.TaskPending {
+				// Only the legacy importer brings results over, from the
+				// legacy agent's own files; a posted task never carries one.
+				return fmt.Errorf("task %d (%s): a new assignment's task must be pending, is %v", i, t.ObjectID, t.Status)
+			}
 			state, reason, err := encodeStatus(t.Status)
 			if err != nil {
 				return fmt.Errorf("task %d (%s): %w", i, t.ObjectID, err)

@@ -126,7 +126,8 @@ func checkTask(t rebalancer.Task) error {
 }
 
 // checkPayload validates a posted assignment and returns its canonical id.
-func checkPayload(p rebalancer.AssignmentPayload) (string, error) {
+// Sources must be allowed by hosts (nil allows any).
+func checkPayload(p rebalancer.AssignmentPayload, hosts *allowList) (string, error) {
 	id, err := ParseID(p.ID)
 	if err != nil {
 		return "", err
@@ -136,12 +137,73 @@ func checkPayload(p rebalancer.AssignmentPayload) (string, error) {
 		if err := checkTask(t); err != nil {
 			return "", fmt.Errorf("task %d: %w", i, err)
 		}
+		if !hosts.allows(t.Source.MantaStorageID) {
+			return "", fmt.Errorf("task %d: %w", i, notAllowedError(t.Source.MantaStorageID))
+		}
 		if j, dup := seen[t.ObjectID]; dup {
 			return "", fmt.Errorf("tasks %d and %d both copy object_id %s", j, i, t.ObjectID)
 		}
 		seen[t.ObjectID] = i
 	}
 	return id, nil
+}
+
+// allowList is Config.AllowSources, parsed. A nil *allowList allows
+// every source.
+type allowList struct {
+	suffixes []string        // ".stor.us-east.joyent.us", lowercase
+	exact    map[string]bool // "host" or "host:port", lowercase
+}
+
+// parseAllowSources parses an allow-list of sources: entries starting with a
+// dot are domain suffixes, others a host or host:port. An empty list gives
+// nil: any source.
+func parseAllowSources(entries []string) (*allowList, error) {
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	h := &allowList{exact: map[string]bool{}}
+	for _, e := range entries {
+		v := strings.ToLower(strings.TrimSpace(e))
+		if suffix, ok := strings.CutPrefix(v, "."); ok {
+			if suffix == "" || strings.Contains(suffix, ":") || checkStorageID(suffix) != nil {
+				return nil, fmt.Errorf("source host %q: a domain suffix is a dot and a domain, such as .stor.us-east.joyent.us, without a port", e)
+			}
+			h.suffixes = append(h.suffixes, v)
+			continue
+		}
+		if checkStorageID(v) != nil {
+			return nil, fmt.Errorf("source host %q is neither a domain suffix (.stor.example.com) nor a host or host:port", e)
+		}
+		h.exact[v] = true
+	}
+	return h, nil
+}
+
+// allows reports whether the agent may download from the storage id. A
+// suffix only matches ids without a port: sharks serve objects on port 80,
+// and a manager naming another port names something other than a shark.
+func (h *allowList) allows(id string) bool {
+	if h == nil {
+		return true
+	}
+	id = strings.ToLower(id)
+	if h.exact[id] {
+		return true
+	}
+	if strings.Contains(id, ":") {
+		return false
+	}
+	for _, s := range h.suffixes {
+		if len(id) > len(s) && strings.HasSuffix(id, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func notAllowedError(id string) error {
+	return fmt.Errorf("source %q is not one of this agent's allowed sources (Config.AllowSources, --allow-sources)", truncate(id, 80))
 }
 
 // relPath is where t's object lives, relative to the Manta root, and the

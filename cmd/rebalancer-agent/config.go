@@ -30,11 +30,18 @@ type fileConfig struct {
 		DownloadTimeoutSecs  int    `toml:"download_timeout_secs"`
 
 		// New keys.
-		MantaRoot    string   `toml:"manta_root"`
-		DataDir      string   `toml:"data_dir"`
-		MaxBodyBytes int64    `toml:"max_body_bytes"`
-		Retention    duration `toml:"retention"` // e.g. "336h"
-		Token        string   `toml:"token"`
+		MantaRoot            string   `toml:"manta_root"`
+		DataDir              string   `toml:"data_dir"`
+		MaxBodyBytes         int64    `toml:"max_body_bytes"`
+		MaxBodyBytesInFlight int64    `toml:"max_body_bytes_in_flight"`
+		Retention            duration `toml:"retention"` // e.g. "336h"
+		Token                string   `toml:"token"`
+		AllowSources         []string `toml:"allow_sources"`
+		MinSourceRate        int64    `toml:"min_source_rate"`
+		MinSourceRateWindow  duration `toml:"min_source_rate_window"`
+		HeaderTimeout        duration `toml:"header_timeout"`
+		BodyTimeout          duration `toml:"body_timeout"`
+		IdleTimeout          duration `toml:"idle_timeout"`
 	} `toml:"server"`
 	Metrics struct {
 		Host       string `toml:"host"`
@@ -107,7 +114,14 @@ func resolve(c *cli, defaultFile string) (settings, error) {
 		DownloadTimeout:      time.Duration(fc.Server.DownloadTimeoutSecs) * time.Second,
 		Retention:            fc.Server.Retention.Duration,
 		MaxBodyBytes:         fc.Server.MaxBodyBytes,
+		MaxBodyBytesInFlight: fc.Server.MaxBodyBytesInFlight,
 		Token:                or(c.Token, fc.Server.Token),
+		AllowSources:         fc.Server.AllowSources,
+		MinSourceRate:        fc.Server.MinSourceRate,
+		MinSourceRateWindow:  fc.Server.MinSourceRateWindow.Duration,
+		HeaderTimeout:        fc.Server.HeaderTimeout.Duration,
+		BodyTimeout:          fc.Server.BodyTimeout.Duration,
+		IdleTimeout:          fc.Server.IdleTimeout.Duration,
 		ShutdownGrace:        c.ShutdownGrace,
 		Metrics: agent.MetricLabels{
 			Service:    fc.Metrics.Service,
@@ -127,6 +141,33 @@ func resolve(c *cli, defaultFile string) (settings, error) {
 	if c.RetryDelays != nil {
 		cfg.RetryDelays = c.RetryDelays
 	}
+	if c.AllowSources != nil {
+		cfg.AllowSources = c.AllowSources
+	}
+	for _, f := range []struct {
+		flag int64
+		dst  *int64
+	}{
+		{c.MaxBodyBytesInFlight, &cfg.MaxBodyBytesInFlight},
+		{c.MinSourceRate, &cfg.MinSourceRate},
+	} {
+		if f.flag != 0 {
+			*f.dst = f.flag
+		}
+	}
+	for _, f := range []struct {
+		flag time.Duration
+		dst  *time.Duration
+	}{
+		{c.MinSourceRateWindow, &cfg.MinSourceRateWindow},
+		{c.HeaderTimeout, &cfg.HeaderTimeout},
+		{c.BodyTimeout, &cfg.BodyTimeout},
+		{c.IdleTimeout, &cfg.IdleTimeout},
+	} {
+		if f.flag != 0 {
+			*f.dst = f.flag
+		}
+	}
 	if c.SourceProxy != "" {
 		u, err := url.Parse(c.SourceProxy)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -144,6 +185,12 @@ func resolve(c *cli, defaultFile string) (settings, error) {
 		{"download timeout", int64(cfg.DownloadTimeout)},
 		{"retention", int64(cfg.Retention)},
 		{"max body bytes", cfg.MaxBodyBytes},
+		{"max body bytes in flight", cfg.MaxBodyBytesInFlight},
+		{"min source rate", cfg.MinSourceRate},
+		{"min source rate window", int64(cfg.MinSourceRateWindow)},
+		{"header timeout", int64(cfg.HeaderTimeout)},
+		{"body timeout", int64(cfg.BodyTimeout)},
+		{"idle timeout", int64(cfg.IdleTimeout)},
 		{"shutdown grace", int64(cfg.ShutdownGrace)},
 	} {
 		if v.n < 0 {
@@ -151,6 +198,11 @@ func resolve(c *cli, defaultFile string) (settings, error) {
 		}
 	}
 	s.agent = cfg.WithDefaults()
+	// The rest of the checks (the allow-list, the body caps) are the
+	// agent's own, reported here as usage errors rather than at startup.
+	if err := s.agent.Validate(); err != nil {
+		return s, err
+	}
 	return s, nil
 }
 

@@ -45,7 +45,14 @@ type cli struct {
 	RetryDelays          []time.Duration  `help:"Waits between attempts to reach a source that does not answer. Default: 1s,2s,4s (4 attempts)." placeholder:"D" env:"REBALANCER_AGENT_RETRY_DELAYS"`
 	Token                string           `help:"Require \"Authorization: Bearer TOKEN\" on the assignment routes. Off by default: legacy managers send no token." placeholder:"TOKEN" env:"REBALANCER_AGENT_TOKEN"`
 	Retention            time.Duration    `help:"How long completed assignments are kept before they are pruned. Default: 336h (14 days)." placeholder:"DURATION" env:"REBALANCER_AGENT_RETENTION"`
-	MaxBodyBytes         int64            `help:"Largest POST /assignments body accepted. Default: 67108864 (64 MiB)." placeholder:"BYTES" env:"REBALANCER_AGENT_MAX_BODY_BYTES"`
+	AllowSources         []string         `help:"Only download from these sources: a domain suffix such as .stor.us-east.joyent.us (storage ids without a port under it), or an exact host or host:port. A task from any other source is refused (400). Default: [server] allow_sources, else any source (legacy)." placeholder:"HOST" env:"REBALANCER_AGENT_ALLOW_SOURCES"`
+	MinSourceRate        int64            `help:"Slowest a source may send, in bytes a second, measured over each --min-source-rate-window from its response headers; a slower download fails (SourceOtherError). Default: [server] min_source_rate, else 4096." placeholder:"BYTES" env:"REBALANCER_AGENT_MIN_SOURCE_RATE"`
+	MinSourceRateWindow  time.Duration    `help:"Period over which --min-source-rate is measured. Default: [server] min_source_rate_window, else 60s." placeholder:"DURATION" env:"REBALANCER_AGENT_MIN_SOURCE_RATE_WINDOW"`
+	MaxBodyBytes         int64            `help:"Largest POST /assignments body accepted (400 beyond). Default: 67108864 (64 MiB)." placeholder:"BYTES" env:"REBALANCER_AGENT_MAX_BODY_BYTES"`
+	MaxBodyBytesInFlight int64            `help:"Memory all POST bodies being read may take at once; a POST that would go over it gets 503 (managers retry). Default: [server] max_body_bytes_in_flight, else twice --max-body-bytes." placeholder:"BYTES" env:"REBALANCER_AGENT_MAX_BODY_BYTES_IN_FLIGHT"`
+	HeaderTimeout        time.Duration    `help:"Time a client has to send a request's headers before it is disconnected. Default: [server] header_timeout, else 10s." placeholder:"DURATION" env:"REBALANCER_AGENT_HEADER_TIMEOUT"`
+	BodyTimeout          time.Duration    `help:"Time a client has to send a POST body once its headers are in (408 after). Default: [server] body_timeout, else 2m." placeholder:"DURATION" env:"REBALANCER_AGENT_BODY_TIMEOUT"`
+	IdleTimeout          time.Duration    `help:"Time a kept-alive connection may wait for its next request. Default: [server] idle_timeout, else 2m." placeholder:"DURATION" env:"REBALANCER_AGENT_IDLE_TIMEOUT"`
 	ShutdownGrace        time.Duration    `help:"On SIGTERM/SIGINT, how long downloads in flight may run on; the rest are abandoned and redone at the next start. Default: 30s." placeholder:"DURATION" env:"REBALANCER_AGENT_SHUTDOWN_GRACE"`
 	SourceProxy          string           `help:"HTTP proxy for downloads from other sharks (tests, unusual networks); environment proxies are ignored on purpose. Default: none." placeholder:"URL" env:"REBALANCER_AGENT_SOURCE_PROXY"`
 	LogLevel             string           `help:"Log level: debug, info, warn or error." default:"info" enum:"debug,info,warn,error" env:"REBALANCER_AGENT_LOG_LEVEL"`
@@ -115,13 +122,7 @@ func serve(ctx context.Context, s settings, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("agent API: %w", err)
 	}
-	api := &http.Server{
-		Handler:           a.Handler(),
-		ReadHeaderTimeout: 30 * time.Second,
-		ReadTimeout:       10 * time.Minute, // a large assignment body from a slow manager
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	api := a.APIServer(slog.NewLogLogger(log.Handler(), slog.LevelWarn))
 	servers := []*http.Server{api}
 	listeners := []net.Listener{ln}
 	attrs := []any{"addr", ln.Addr().String()}
@@ -131,9 +132,14 @@ func serve(ctx context.Context, s settings, log *slog.Logger) error {
 			ln.Close()
 			return fmt.Errorf("metrics: %w", err)
 		}
+		cfg := a.Config()
 		servers = append(servers, &http.Server{
 			Handler:           a.MetricsHandler(),
-			ReadHeaderTimeout: 30 * time.Second,
+			ReadHeaderTimeout: cfg.HeaderTimeout,
+			ReadTimeout:       cfg.HeaderTimeout,
+			WriteTimeout:      time.Minute,
+			IdleTimeout:       cfg.IdleTimeout,
+			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		})
 		listeners = append(listeners, mln)

@@ -7,6 +7,7 @@ import (
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -111,6 +113,48 @@ func TestResolve(t *testing.T) {
 			}
 		}},
 		{name: "bad source proxy", dflt: missing, c: cli{SourceProxy: "127.0.0.1:3128"}, wantErr: "--source-proxy"},
+		{name: "limits from the file", dflt: writeFile(t, "limits.toml", `[server]
+allow_sources = [".stor.us-east.joyent.us", "10.0.0.9:8080"]
+min_source_rate = 8192
+min_source_rate_window = "30s"
+max_body_bytes = 1048576
+max_body_bytes_in_flight = 4194304
+header_timeout = "5s"
+body_timeout = "1m"
+idle_timeout = "90s"
+`), check: func(t *testing.T, s settings) {
+			a := s.agent
+			if !slices.Equal(a.AllowSources, []string{".stor.us-east.joyent.us", "10.0.0.9:8080"}) || a.MinSourceRate != 8192 ||
+				a.MinSourceRateWindow != 30*time.Second || a.MaxBodyBytes != 1<<20 || a.MaxBodyBytesInFlight != 4<<20 ||
+				a.HeaderTimeout != 5*time.Second || a.BodyTimeout != time.Minute || a.IdleTimeout != 90*time.Second {
+				t.Errorf("agent config %+v", a)
+			}
+			if len(s.unknownKeys) != 0 {
+				t.Errorf("unknown keys %v", s.unknownKeys)
+			}
+		}},
+		{name: "limits from flags", dflt: writeFile(t, "limits2.toml", "[server]\nallow_sources = [\".a.example.com\"]\nmin_source_rate = 1"),
+			c: cli{AllowSources: []string{"127.0.0.1:9"}, MinSourceRate: 100, MinSourceRateWindow: time.Second, MaxBodyBytesInFlight: 1 << 30,
+				HeaderTimeout: time.Second, BodyTimeout: 2 * time.Second, IdleTimeout: 3 * time.Second},
+			check: func(t *testing.T, s settings) {
+				a := s.agent
+				if !slices.Equal(a.AllowSources, []string{"127.0.0.1:9"}) || a.MinSourceRate != 100 || a.MinSourceRateWindow != time.Second ||
+					a.MaxBodyBytesInFlight != 1<<30 || a.HeaderTimeout != time.Second || a.BodyTimeout != 2*time.Second ||
+					a.IdleTimeout != 3*time.Second {
+					t.Errorf("agent config %+v", a)
+				}
+			}},
+		{name: "limit defaults", dflt: missing, check: func(t *testing.T, s settings) {
+			a := s.agent
+			if a.AllowSources != nil || a.MinSourceRate != agent.DefaultMinSourceRate || a.MinSourceRateWindow != time.Minute ||
+				a.MaxBodyBytesInFlight != 2*agent.DefaultMaxBodyBytes || a.HeaderTimeout != 10*time.Second ||
+				a.BodyTimeout != 2*time.Minute || a.IdleTimeout != 2*time.Minute {
+				t.Errorf("agent config %+v", a)
+			}
+		}},
+		{name: "bad allowed source", dflt: missing, c: cli{AllowSources: []string{"http://shark"}}, wantErr: "source host"},
+		{name: "budget below body", dflt: missing, c: cli{MaxBodyBytes: 1000, MaxBodyBytesInFlight: 10}, wantErr: "in flight"},
+		{name: "negative rate", dflt: writeFile(t, "neg2.toml", "[server]\nmin_source_rate = -1"), wantErr: "min source rate"},
 		{name: "new and unknown keys", dflt: writeFile(t, "new.toml",
 			"[server]\nmanta_root = \"/zones/manta\"\ndata_dir = \"/var/db/ra\"\nretention = \"48h\"\nmax_body_bytes = 1024\ncolour = \"blue\""),
 			check: func(t *testing.T, s settings) {
@@ -147,7 +191,8 @@ func TestRunUsage(t *testing.T) {
 	}
 	for _, flag := range []string{"--listen", "--metrics-listen", "--root", "--data-dir", "--config", "--workers",
 		"--workers-per-assignment", "--token", "--retention", "--max-body-bytes", "--download-timeout", "--shutdown-grace",
-		"--source-proxy"} {
+		"--source-proxy", "--allow-sources", "--min-source-rate", "--min-source-rate-window", "--max-body-bytes-in-flight",
+		"--header-timeout", "--body-timeout", "--idle-timeout"} {
 		if !strings.Contains(out.String(), flag+"=") {
 			t.Errorf("--help does not explain %s", flag)
 		}
@@ -448,5 +493,86 @@ func TestSIGKILLMidDownload(t *testing.T) {
 	}
 	if !strings.Contains(log2.String(), `"msg":"agent stopped"`) {
 		t.Fatalf("no clean stop in the log:\n%s", log2)
+	}
+}
+
+// TestSymlinkedOwnerProcess runs the real binary over a root whose owner
+// directory is a symbolic link leading outside it: the task is reported
+// failed, nothing is written outside, the source is never asked, and the
+// log names the link. The source allow-list is on: a task from another
+// source is refused with 400.
+func TestSymlinkedOwnerProcess(t *testing.T) {
+	bin := buildAgent(t)
+	base := t.TempDir()
+	root, data, outside := filepath.Join(base, "manta"), filepath.Join(base, "data"), filepath.Join(base, "outside")
+	for _, d := range []string{root, outside} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	owner, linked, good := uuid.NewString(), uuid.NewString(), uuid.NewString()
+	if err := os.Symlink(outside, filepath.Join(root, owner)); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte("an object")
+	var (
+		mu   sync.Mutex
+		hits = map[string]int{}
+	)
+	src := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits[r.URL.Path]++
+		mu.Unlock()
+		w.Write(body)
+	}))
+	defer src.Close()
+	host := strings.TrimPrefix(src.URL, "http://")
+	sum := md5.Sum(body)
+	task := func(owner, id, host string) rebalancer.Task {
+		return rebalancer.Task{ObjectID: id, Owner: owner, MD5Sum: base64.StdEncoding.EncodeToString(sum[:]),
+			Source: rebalancer.StorageNode{Datacenter: "dc", MantaStorageID: host}}
+	}
+	_, addr, log := startProcess(t, bin, "--root", root, "--data-dir", data, "--listen", "127.0.0.1:0", "--metrics-listen", "off",
+		"--allow-sources", ".stor.example.com,"+host, "--config", writeFile(t, "empty.toml", ""))
+	c := &agent.Client{BaseURL: func(rebalancer.StorageNode) string { return "http://" + addr }}
+
+	other := uuid.NewString()
+	err := c.PostAssignment(context.Background(), rebalancer.StorageNode{},
+		rebalancer.AssignmentPayload{ID: other, Tasks: []rebalancer.Task{task(uuid.NewString(), uuid.NewString(), "127.0.0.2:80")}})
+	var se *agent.StatusError
+	if !errors.As(err, &se) || se.Code != http.StatusBadRequest {
+		t.Fatalf("POST from a source not allowed: %v, want 400", err)
+	}
+
+	id := uuid.NewString()
+	if err := c.PostAssignment(context.Background(), rebalancer.StorageNode{}, rebalancer.AssignmentPayload{ID: id,
+		Tasks: []rebalancer.Task{task(owner, linked, host), task(uuid.NewString(), good, host)}}); err != nil {
+		t.Fatal(err)
+	}
+	a := waitComplete(t, c, id)
+	if a.Stats.Total != 2 || a.Stats.Failed != 1 || len(a.Stats.State.Failed) != 1 ||
+		a.Stats.State.Failed[0].ObjectID != linked ||
+		a.Stats.State.Failed[0].Status != rebalancer.TaskFailedWith(rebalancer.SkipAgentFSError) {
+		t.Fatalf("stats %+v", a.Stats)
+	}
+	if entries, err := os.ReadDir(outside); err != nil || len(entries) != 0 {
+		t.Fatalf("outside the root: %v %v", entries, err)
+	}
+	mu.Lock()
+	n := hits["/"+owner+"/"+linked]
+	mu.Unlock()
+	if n != 0 {
+		t.Fatalf("source asked %d times for the object behind the link", n)
+	}
+	logged := false
+	for line := range strings.SplitSeq(log.String(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["level"] == "ERROR" &&
+			rec["msg"] == "refusing to write through a symbolic link" && rec["path"] == filepath.Join(root, owner) {
+			logged = true
+		}
+	}
+	if !logged {
+		t.Fatalf("the log does not name the link:\n%s", log)
 	}
 }

@@ -195,6 +195,9 @@ func (d *demo) run(ctx context.Context) (bool, error) {
 	}
 	d.say("Starting a small Manta in this process: %d sharks in %d datacenters, %d metadata shards (Moray over Fast), storinfo, an agent per shark.",
 		d.Sharks, d.Datacenters, d.Shards)
+	// The testbed's agents run with the source allow-list on, as
+	// production agents should.
+	d.say("  agents download only from: %s", strings.Join(f.Shark(d.Evacuate).Agent().Config().AllowSources, ", "))
 	d.say("  fleet directory: %s", f.Dir())
 
 	d.pop, err = f.Populate(ctx, testbed.Objects{Count: d.Objects, MinSize: int64(d.MinSize), MaxSize: int64(d.MaxSize),

@@ -47,7 +47,7 @@ func TestDemo(t *testing.T) {
 		args     []string
 		contains []string
 	}{
-		{"clean", []string{"--objects", "300"}, []string{"0 not final"}},
+		{"clean", []string{"--objects", "300"}, []string{"0 not final", "agents download only from: .stor.demo.example"}},
 		{"faults", []string{"--objects", "400", "--dead-source", "2.stor.demo.example", "--corrupt", "2", "--etag-conflicts", "3"},
 			[]string{"md5_mismatch: 2", "could not be moved and are reported as such", "conflicts 3, kept 3, moved 3"}},
 	}

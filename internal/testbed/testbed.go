@@ -48,7 +48,9 @@ type Config struct {
 	// Agent is the template of every shark's agent configuration (workers,
 	// timeouts...). Root, DataDir and SourceClient are set per shark. Zero
 	// fields take the agent's defaults, except that RetryDelays defaults to
-	// 10ms, 20ms and ShutdownGrace to 500ms, so that fault tests are quick.
+	// 10ms, 20ms and ShutdownGrace to 500ms, so that fault tests are quick,
+	// and AllowSources to ".stor.{Domain}", as a production agent would be
+	// configured (an empty non-nil slice allows any source).
 	Agent agent.Config
 
 	// ExternalAgents starts every shark's file server but not its agent:
@@ -113,6 +115,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Agent.ShutdownGrace <= 0 {
 		c.Agent.ShutdownGrace = 500 * time.Millisecond
+	}
+	if c.Agent.AllowSources == nil {
+		c.Agent.AllowSources = []string{".stor." + c.Domain}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

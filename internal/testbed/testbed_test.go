@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/agent"
 	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 	"github.com/TritonDataCenter/rebalancer/moray"
 )
@@ -263,5 +264,31 @@ func TestPopulateIsDeterministicAndSpread(t *testing.T) {
 		if b[k] != v {
 			t.Fatalf("same seed, different object %s:\n%s\n%s", k, v, b[k])
 		}
+	}
+}
+
+// TestAgentsAllowOnlyFleetSources: the fleet's agents run with the source
+// allow-list on, as production agents should: a task whose source is not a
+// shark of the fleet's domain is refused.
+func TestAgentsAllowOnlyFleetSources(t *testing.T) {
+	f := New(t, Config{Sharks: 2})
+	s := f.Shark(shark1)
+	if got := s.Agent().Config().AllowSources; !slices.Equal(got, []string{".stor.demo.example"}) {
+		t.Fatalf("agent allow-list %v", got)
+	}
+	task := func(source string) rebalancer.Task {
+		return rebalancer.Task{ObjectID: "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0", Owner: "d50c4fc4-f408-492f-b8bc-a0dd7c73683f",
+			MD5Sum: "1B2M2Y8AsgTpgAmY7PhCfg==", Source: rebalancer.StorageNode{Datacenter: "dc1", MantaStorageID: source}}
+	}
+	ctx := context.Background()
+	err := f.AgentClient().PostAssignment(ctx, s.Node(), rebalancer.AssignmentPayload{
+		ID: "463ec933-1d31-41f9-8e76-0db3191f6346", Tasks: []rebalancer.Task{task("1.stor.elsewhere.example")}})
+	var se *agent.StatusError
+	if !errors.As(err, &se) || se.Code != http.StatusBadRequest {
+		t.Fatalf("POST from outside the fleet: %v, want 400", err)
+	}
+	if err := f.AgentClient().PostAssignment(ctx, s.Node(), rebalancer.AssignmentPayload{
+		ID: "563ec933-1d31-41f9-8e76-0db3191f6346", Tasks: []rebalancer.Task{task("2.stor.demo.example")}}); err != nil {
+		t.Fatalf("POST from the fleet: %v", err)
 	}
 }
