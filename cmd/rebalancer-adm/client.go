@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/TritonDataCenter/rebalancer/internal/cmdline"
 )
 
 // client talks to the manager's HTTP API.
@@ -90,7 +92,7 @@ func (c *client) do(ctx context.Context, method, path string, body any) (reply, 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("User-Agent", "rebalancer-adm/"+version())
+	req.Header.Set("User-Agent", "rebalancer-adm/"+cmdline.Version())
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}

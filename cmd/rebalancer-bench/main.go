@@ -33,8 +33,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/alecthomas/kong"
-
 	"github.com/TritonDataCenter/rebalancer/internal/cmdline"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
 )
@@ -113,19 +111,10 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
 	var c cli
-	parser, err := cmdline.New(&c, kong.Name("rebalancer-bench"),
-		kong.Description("Measures the rebalancer on this machine; prints each figure with its baseline and target."),
-		kong.Writers(stdout, stderr))
-	if err != nil {
-		fmt.Fprintln(stderr, "rebalancer-bench:", err)
-		return 2
-	}
-	if _, err := parser.Parse(args); err != nil {
-		if code, ok := cmdline.Exited(err); ok {
-			return code
-		}
-		fmt.Fprintln(stderr, "rebalancer-bench:", err)
-		return 2
+	if _, code, ok := (cmdline.Command{Name: "rebalancer-bench", Stdout: stdout, Stderr: stderr,
+		Description: "Measures the rebalancer on this machine; prints each figure with its baseline and target.",
+	}).Parse(&c, args); !ok {
+		return code
 	}
 	if c.RSSChild > 0 {
 		stop, err := startProfile(c.ProfileDir, fmt.Sprintf("rss-%d", c.RSSChild))
@@ -144,6 +133,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	}
 	dir := c.Dir
 	if dir == "" {
+		var err error
 		if dir, err = os.MkdirTemp(testbed.TempDir(), "rebalancer-bench-"); err != nil {
 			fmt.Fprintln(stderr, "rebalancer-bench:", err)
 			return 1

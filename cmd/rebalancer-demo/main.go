@@ -36,7 +36,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/alecthomas/kong"
 	"github.com/dustin/go-humanize"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
@@ -94,19 +93,10 @@ type hooks struct {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, h hooks) (code int) {
 	var c cli
-	parser, err := cmdline.New(&c, kong.Name("rebalancer-demo"),
-		kong.Description("Evacuates a storage node of a small Manta running in this process, through the real manager and agents, then verifies the result from scratch."),
-		kong.Writers(stdout, stderr))
-	if err != nil {
-		fmt.Fprintln(stderr, "rebalancer-demo:", err)
-		return 2
-	}
-	if _, err := parser.Parse(args); err != nil {
-		if code, ok := cmdline.Exited(err); ok {
-			return code
-		}
-		fmt.Fprintln(stderr, "rebalancer-demo:", err)
-		return 2
+	if _, code, ok := (cmdline.Command{Name: "rebalancer-demo", Stdout: stdout, Stderr: stderr,
+		Description: "Evacuates a storage node of a small Manta running in this process, through the real manager and agents, then verifies the result from scratch.",
+	}).Parse(&c, args); !ok {
+		return code
 	}
 	if err := c.validate(); err != nil {
 		fmt.Fprintln(stderr, "rebalancer-demo:", err)
