@@ -53,8 +53,7 @@ type Config struct {
 }
 
 // Engine runs evacuation jobs: any number at once, each in its own
-// goroutines, all sharing the store, the placement and the agents. It
-// implements rebalancer.Evacuator.
+// goroutines, all sharing the store, the placement and the agents.
 type Engine struct {
 	cfg Config
 	log *slog.Logger
@@ -74,8 +73,6 @@ type Engine struct {
 	healthMu sync.Mutex
 	storeErr error // the job store's failure at the last check; nil when it works
 }
-
-var _ rebalancer.Evacuator = (*Engine)(nil)
 
 // Errors the job controls return; the HTTP API maps them to status codes.
 var (
@@ -435,29 +432,6 @@ func (e *Engine) reload(old *runner) (*runner, error) {
 	defer e.mu.Unlock()
 	e.running[j.ID] = r
 	return r, nil
-}
-
-// Run drives a stored job to a terminal state in the calling goroutine
-// (rebalancer.Evacuator). If ctx ends first the job stays resumable.
-func (e *Engine) Run(ctx context.Context, jobID string) (rebalancer.JobState, error) {
-	j, err := e.cfg.Store.GetJob(ctx, jobID)
-	if err != nil {
-		return 0, err
-	}
-	if j.State.Terminal() {
-		return j.State, nil
-	}
-	r, err := e.claim(j)
-	if err != nil {
-		return 0, err
-	}
-	defer e.release(r)
-	// Close cancels e.ctx: make it stop this run too.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(e.ctx, cancel)
-	defer stop()
-	return r.run(ctx)
 }
 
 func (e *Engine) runner(id string) (*runner, error) {
