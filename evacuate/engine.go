@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/retry"
 )
 
 // Config is what an Engine is built from. Store, Metadata, Placement and
@@ -390,15 +391,9 @@ func (e *Engine) launch(r *runner) {
 			}
 			r.setInterrupted(err)
 			e.log.Error("job interrupted by a job store failure; restarting it", "job", j.ID, "in", e.cfg.RestartDelay, "err", err)
-			if !sleep(e.ctx, e.cfg.RestartDelay) {
+			if !e.waitForStore() {
 				e.release(r)
 				return
-			}
-			for e.storeFailure() != nil {
-				if !sleep(e.ctx, e.cfg.StoreCheckInterval) {
-					e.release(r)
-					return
-				}
 			}
 			if r, err = e.reload(r); err != nil {
 				e.log.Error("cannot restart job", "job", j.ID, "err", err)
@@ -409,23 +404,41 @@ func (e *Engine) launch(r *runner) {
 	}()
 }
 
+// waitForStore waits RestartDelay, then until the engine's checks find
+// the job store working. It returns false if the engine closes first.
+func (e *Engine) waitForStore() bool {
+	if !retry.Sleep(e.ctx, e.cfg.RestartDelay) {
+		return false
+	}
+	for e.storeFailure() != nil {
+		if !retry.Sleep(e.ctx, e.cfg.StoreCheckInterval) {
+			return false
+		}
+	}
+	return true
+}
+
 // reload replaces a runner by a fresh one over the job's stored state. It
 // waits for the store as long as it takes: giving up would leave the job
 // Running in the store with nothing driving it until the next restart.
 func (e *Engine) reload(old *runner) (*runner, error) {
-	j, err := e.cfg.Store.GetJob(e.ctx, old.job.ID)
-	for attempt := 1; err != nil; attempt++ {
-		if errors.Is(err, ErrJobNotFound) {
-			return old, err
-		}
-		old.setInterrupted(err)
-		if attempt%10 == 0 {
-			e.log.Error("job store still failing; the job waits for it", "job", old.job.ID, "attempts", attempt, "err", err)
-		}
-		if !sleep(e.ctx, e.cfg.RestartDelay) {
-			return old, e.ctx.Err()
-		}
-		j, err = e.cfg.Store.GetJob(e.ctx, old.job.ID)
+	var j JobRecord
+	err := retry.Do(e.ctx, retry.Policy{
+		Backoff:   retry.Backoff{Initial: e.cfg.RestartDelay, Factor: 1},
+		Retryable: func(err error) bool { return !errors.Is(err, ErrJobNotFound) },
+		OnRetry: func(n int, _ time.Duration, err error) {
+			old.setInterrupted(err)
+			if (n+1)%10 == 0 {
+				e.log.Error("job store still failing; the job waits for it", "job", old.job.ID, "attempts", n+1, "err", err)
+			}
+		},
+	}, func(ctx context.Context) error {
+		var err error
+		j, err = e.cfg.Store.GetJob(ctx, old.job.ID)
+		return err
+	})
+	if err != nil {
+		return old, err
 	}
 	r := newRunner(e, j)
 	e.mu.Lock()

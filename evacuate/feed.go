@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/retry"
 )
 
 // feed is the placement stage: it reads unprocessed objects in discovery
@@ -152,7 +153,7 @@ func (f *feeder) place(ctx context.Context, row *ObjectRow, tick <-chan time.Tim
 		if err := f.commit(ctx); err != nil {
 			return err
 		}
-		if !sleep(ctx, time.Second) {
+		if !retry.Sleep(ctx, time.Second) {
 			return ctx.Err()
 		}
 		if !r.active(ctx) {

@@ -10,6 +10,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/retry"
 )
 
 // statusCoder is implemented by agent client errors that carry the HTTP
@@ -83,7 +84,7 @@ func (r *runner) post(ctx context.Context, a *assignment) {
 				return
 			}
 			r.log.Debug("agent busy; will retry", "assignment", a.id, "dest", a.dest.MantaStorageID, "try", busy)
-			if !sleep(ctx, o.BusyBackoff.Delay(busy)) {
+			if !retry.Sleep(ctx, o.BusyBackoff.Delay(busy)) {
 				return
 			}
 		case isStatus && (code == http.StatusUnauthorized || code == http.StatusForbidden):
@@ -106,7 +107,7 @@ func (r *runner) post(ctx context.Context, a *assignment) {
 				return
 			}
 			r.log.Warn("cannot post assignment; will retry", "assignment", a.id, "dest", a.dest.MantaStorageID, "try", unreachable, "err", err)
-			if !sleep(ctx, o.UnreachableBackoff.Delay(unreachable)) {
+			if !retry.Sleep(ctx, o.UnreachableBackoff.Delay(unreachable)) {
 				return
 			}
 		}

@@ -465,18 +465,6 @@ func (r *runner) wakeFeeder() {
 	}
 }
 
-// sleep waits for d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 // fatal fails the job from a goroutine outside the stage group: the store
 // failed, so going on would lose track of objects.
 func (r *runner) fatal(err error) {
