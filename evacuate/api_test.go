@@ -159,7 +159,7 @@ func TestAPIErrors(t *testing.T) {
 
 func TestAPIUpdateAndControl(t *testing.T) {
 	h := newAPIHarness(t, 200)
-	h.agents.slow = true
+	h.agents.SetSlow(true)
 	code, body, _ := h.do("POST", "/jobs", `{"action":"evacuate","params":{"from_shark":"1.stor.test"}}`)
 	if code != 200 {
 		t.Fatalf("create: %d %s", code, body)
@@ -202,9 +202,7 @@ func TestAPIUpdateAndControl(t *testing.T) {
 	if code, _, _ := h.do("POST", "/jobs/"+id+"/stop", ""); code != 200 {
 		t.Errorf("stop: %d", code)
 	}
-	h.agents.mu.Lock()
-	h.agents.slow = false
-	h.agents.mu.Unlock()
+	h.agents.SetSlow(false)
 	h.wait(id)
 	if code, body, _ := h.do("PUT", "/jobs/"+id, `{"action":"set_metadata_threads","params":3}`); code != 400 || body != "Attempt to update job that is not running" {
 		t.Errorf("PUT on a stopped job: %d %q", code, body)
@@ -287,7 +285,7 @@ func TestAPIJobOptions(t *testing.T) {
 // a Failed job for each refused create).
 func TestRefusedRequestsStoreNothing(t *testing.T) {
 	h := newAPIHarness(t, 50)
-	h.agents.slow = true
+	h.agents.SetSlow(true)
 	code, body, _ := h.do("POST", "/jobs", `{"action":"evacuate","params":{"from_shark":"1.stor"}}`)
 	if code != http.StatusOK {
 		t.Fatalf("create: %d %s", code, body)
@@ -323,9 +321,7 @@ func TestRefusedRequestsStoreNothing(t *testing.T) {
 	if err := h.engine.StopJob(t.Context(), id); err != nil {
 		t.Fatal(err)
 	}
-	h.agents.mu.Lock()
-	h.agents.slow = false
-	h.agents.mu.Unlock()
+	h.agents.SetSlow(false)
 	h.wait(id)
 
 	// A closing engine refuses too, and stores nothing either.

@@ -2,6 +2,7 @@ package evacuate
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/fakes"
 	"github.com/TritonDataCenter/rebalancer/internal/pgtest"
 )
 
@@ -42,10 +44,10 @@ func fastOptions() Options {
 type harness struct {
 	t      *testing.T
 	store  *Store
-	moray  *fakeMoray
-	place  *fakePlacement
-	agents *fakeAgents
-	src    *sliceSource
+	moray  *fakes.Moray
+	place  *fakes.Placement
+	agents *fakes.Agents
+	src    *fakes.Source
 	engine *Engine
 	from   rebalancer.StorageNode
 	objs   []rebalancer.Object
@@ -72,19 +74,19 @@ func newHarness(t *testing.T, dsn string, n int, layout func(i int) []rebalancer
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, store: st, moray: newFakeMoray(), place: newFakePlacement(shark(3), shark(4), shark(5), shark(6)),
-		agents: newFakeAgents(), from: shark(1), keys: map[string]string{}}
+	h := &harness{t: t, store: st, moray: fakes.NewMoray(), place: fakes.NewPlacement(fakes.Shark(3), fakes.Shark(4), fakes.Shark(5), fakes.Shark(6)),
+		agents: fakes.NewAgents(), from: fakes.Shark(1), keys: map[string]string{}}
 	if layout == nil {
-		layout = func(int) []rebalancer.StorageNode { return []rebalancer.StorageNode{shark(1), shark(2)} }
+		layout = func(int) []rebalancer.StorageNode { return []rebalancer.StorageNode{fakes.Shark(1), fakes.Shark(2)} }
 	}
 	for i := 0; i < n; i++ {
 		id := fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
-		o := h.moray.put(i%3, objectValue("acct", id, int64(1000+i), layout(i)...))
+		o := h.moray.Put(i%3, fakes.ObjectValue("acct", id, int64(1000+i), layout(i)...))
 		o.ScanID = int64(i + 1)
 		h.objs = append(h.objs, o)
 		h.keys[id] = o.Key
 	}
-	h.src = &sliceSource{objs: h.objs}
+	h.src = &fakes.Source{Objects: h.objs}
 	h.engine = h.newEngine()
 	t.Cleanup(func() {
 		h.engine.Close()
@@ -101,8 +103,8 @@ func (h *harness) newEngine() *Engine {
 		Placement: h.place,
 		Agent:     h.agents,
 		LookupShark: func(ctx context.Context, id string) (rebalancer.StorageNode, error) {
-			if id == shark(1).MantaStorageID {
-				return shark(1), nil
+			if id == fakes.Shark(1).MantaStorageID {
+				return fakes.Shark(1), nil
 			}
 			return rebalancer.StorageNode{}, fmt.Errorf("no shark %s", id)
 		},
@@ -182,7 +184,7 @@ func (h *harness) check(jobID string) map[string]int64 {
 		}
 	}
 	for _, o := range h.objs {
-		cur, ok := h.moray.get(o.Key)
+		cur, ok := h.moray.Get(o.Shard, o.Key)
 		if !ok {
 			continue
 		}
@@ -194,12 +196,12 @@ func (h *harness) check(jobID string) map[string]int64 {
 			if o.HasShark(s.MantaStorageID) {
 				continue // an original copy
 			}
-			if !h.agents.copied(s.MantaStorageID, o.ID) {
+			if !h.agents.Copied(s.MantaStorageID, o.ID) {
 				h.t.Errorf("object %s: metadata names %s, where no copy was verified", o.ID, s.MantaStorageID)
 			}
 		}
 	}
-	if n := h.place.outstanding(); n != 0 {
+	if n := h.place.Outstanding(); n != 0 {
 		h.t.Errorf("%d bytes of placement reservations not released", n)
 	}
 	return byStatus
@@ -210,11 +212,11 @@ func TestEvacuateMovesEverything(t *testing.T) {
 		h := newHarness(t, dsn, 300, func(i int) []rebalancer.StorageNode {
 			switch {
 			case i%50 == 7:
-				return []rebalancer.StorageNode{shark(1)} // the only copy
+				return []rebalancer.StorageNode{fakes.Shark(1)} // the only copy
 			case i%50 == 9:
-				return []rebalancer.StorageNode{shark(2), shark(7)} // not on shark 1
+				return []rebalancer.StorageNode{fakes.Shark(2), fakes.Shark(7)} // not on shark 1
 			}
-			return []rebalancer.StorageNode{shark(1), shark(2)}
+			return []rebalancer.StorageNode{fakes.Shark(1), fakes.Shark(2)}
 		})
 		j, st := h.run(fastOptions())
 		if j.State != rebalancer.JobComplete || j.Error != "" {
@@ -251,14 +253,12 @@ func TestBatchedUpdates(t *testing.T) {
 		{
 			name: "batches falling back on conflicts and deletions",
 			setup: func(h *harness) {
-				h.moray.mu.Lock()
-				defer h.moray.mu.Unlock()
 				for i, obj := range h.objs {
 					switch {
 					case i%10 == 0:
-						h.moray.conflictOnce[obj.Key] = true
+						h.moray.ConflictOnce(obj.Shard, obj.Key)
 					case i == 1:
-						delete(h.moray.objects, obj.Key)
+						h.moray.Delete(obj.Shard, obj.Key)
 					}
 				}
 			},
@@ -281,15 +281,14 @@ func TestBatchedUpdates(t *testing.T) {
 			if got := h.check(j.ID); !maps.Equal(got, tt.want) {
 				t.Errorf("counts %v, want %v", got, tt.want)
 			}
-			h.moray.mu.Lock()
-			defer h.moray.mu.Unlock()
-			if got := h.moray.batches > 0; got != tt.batched {
-				t.Errorf("%d batches", h.moray.batches)
+			writes, batchWrites, batches := h.moray.Writes()
+			if got := batches > 0; got != tt.batched {
+				t.Errorf("%d batches", batches)
 			}
-			if tt.allBatched && h.moray.batchWrites != h.moray.writes {
-				t.Errorf("%d of %d writes in batches", h.moray.batchWrites, h.moray.writes)
+			if tt.allBatched && batchWrites != writes {
+				t.Errorf("%d of %d writes in batches", batchWrites, writes)
 			}
-			if !tt.allBatched && tt.batched && h.moray.batchWrites == h.moray.writes {
+			if !tt.allBatched && tt.batched && batchWrites == writes {
 				t.Errorf("no object was updated on its own after a failed batch")
 			}
 		})
@@ -299,9 +298,9 @@ func TestBatchedUpdates(t *testing.T) {
 func TestEvacuateFaults(t *testing.T) {
 	threeCopies := func(i int) []rebalancer.StorageNode {
 		if i%2 == 0 {
-			return []rebalancer.StorageNode{shark(1), shark(2), shark(7)}
+			return []rebalancer.StorageNode{fakes.Shark(1), fakes.Shark(2), fakes.Shark(7)}
 		}
-		return []rebalancer.StorageNode{shark(1), shark(2)}
+		return []rebalancer.StorageNode{fakes.Shark(1), fakes.Shark(2)}
 	}
 	tests := []struct {
 		name   string
@@ -312,34 +311,34 @@ func TestEvacuateFaults(t *testing.T) {
 	}{
 		{
 			name:  "agents busy for a while",
-			setup: func(h *harness, o *Options) { h.agents.busyPosts = 15 },
+			setup: func(h *harness, o *Options) { h.agents.SetBusy(15) },
 			want:  map[string]int64{"complete": 100},
 		},
 		{
 			name:   "bad source copy with another copy to read",
 			layout: threeCopies,
 			setup: func(h *harness, o *Options) {
-				h.agents.failTask = func(t rebalancer.Task) rebalancer.SkipReason {
+				h.agents.SetFailTask(func(t rebalancer.Task) rebalancer.SkipReason {
 					if t.Source.MantaStorageID == "2.stor.test" {
 						return rebalancer.SkipSourceObjectNotFound
 					}
 					return 0
-				}
+				})
 			},
 			want: map[string]int64{"complete": 50, "skipped": 50, "skipped/source_object_not_found": 50},
 		},
 		{
 			name: "corrupt source",
 			setup: func(h *harness, o *Options) {
-				h.agents.failTask = func(t rebalancer.Task) rebalancer.SkipReason { return rebalancer.SkipMD5Mismatch }
+				h.agents.SetFailTask(func(t rebalancer.Task) rebalancer.SkipReason { return rebalancer.SkipMD5Mismatch })
 			},
 			want: map[string]int64{"skipped": 100, "skipped/md5_mismatch": 100},
 		},
 		{
 			name: "destination agent down",
 			setup: func(h *harness, o *Options) {
-				h.agents.downDest["3.stor.test"] = true
-				h.agents.downDest["4.stor.test"] = true
+				h.agents.SetDown("3.stor.test", true)
+				h.agents.SetDown("4.stor.test", true)
 			},
 			want: map[string]int64{"complete": 100},
 		},
@@ -348,19 +347,19 @@ func TestEvacuateFaults(t *testing.T) {
 			// placed elsewhere, since a copy may be on the destination.
 			name: "agent loses its assignments",
 			setup: func(h *harness, o *Options) {
-				h.agents.forgetAfter["3.stor.test"] = true
+				h.agents.SetForget("3.stor.test")
 			},
 			want: map[string]int64{"complete": 75, "skipped": 25, "skipped/agent_assignment_no_ent": 25},
 		},
 		{
 			name:  "agent reports complete but lost a task",
-			setup: func(h *harness, o *Options) { h.agents.lie = true },
+			setup: func(h *harness, o *Options) { h.agents.SetLie(true) },
 			want:  map[string]int64{"skipped": 100, "skipped/assignment_mismatch": 100},
 		},
 		{
 			name: "agents never finish",
 			setup: func(h *harness, o *Options) {
-				h.agents.slow = true
+				h.agents.SetSlow(true)
 				o.AssignmentTimeout = Duration(50 * time.Millisecond)
 			},
 			want: map[string]int64{"skipped": 100, "skipped/agent_assignment_timeout": 100},
@@ -370,7 +369,7 @@ func TestEvacuateFaults(t *testing.T) {
 			setup: func(h *harness, o *Options) {
 				for i, obj := range h.objs {
 					if i%3 == 0 {
-						h.moray.conflictOnce[obj.Key] = true
+						h.moray.ConflictOnce(obj.Shard, obj.Key)
 					}
 				}
 			},
@@ -379,32 +378,24 @@ func TestEvacuateFaults(t *testing.T) {
 		{
 			name: "objects deleted before their metadata update",
 			setup: func(h *harness, o *Options) {
-				h.moray.mu.Lock()
-				for i, obj := range h.objs {
-					if i < 10 {
-						delete(h.moray.objects, obj.Key)
-					}
+				for _, obj := range h.objs[:10] {
+					h.moray.Delete(obj.Shard, obj.Key)
 				}
-				h.moray.mu.Unlock()
 			},
 			want: map[string]int64{"complete": 90, "error": 10, "error/moray_object_not_found": 10},
 		},
 		{
 			name: "moray down for a while",
 			setup: func(h *harness, o *Options) {
-				h.moray.down = true
-				time.AfterFunc(300*time.Millisecond, func() {
-					h.moray.mu.Lock()
-					h.moray.down = false
-					h.moray.mu.Unlock()
-				})
+				h.moray.SetDown(true)
+				time.AfterFunc(300*time.Millisecond, func() { h.moray.SetDown(false) })
 			},
 			want: map[string]int64{"complete": 100},
 		},
 		{
 			name: "moray down for good",
 			setup: func(h *harness, o *Options) {
-				h.moray.down = true
+				h.moray.SetDown(true)
 				o.MetadataRetryWindow = Duration(100 * time.Millisecond)
 			},
 			want: map[string]int64{"error": 100, "error/moray_update_failed": 100},
@@ -412,18 +403,14 @@ func TestEvacuateFaults(t *testing.T) {
 		{
 			name: "no capacity information for a while",
 			setup: func(h *harness, o *Options) {
-				h.place.unavailable = true
-				time.AfterFunc(1500*time.Millisecond, func() {
-					h.place.mu.Lock()
-					h.place.unavailable = false
-					h.place.mu.Unlock()
-				})
+				h.place.SetUnavailable(true)
+				time.AfterFunc(1500*time.Millisecond, func() { h.place.SetUnavailable(false) })
 			},
 			want: map[string]int64{"complete": 100},
 		},
 		{
 			name:  "discovery fails midway",
-			setup: func(h *harness, o *Options) { h.src.failAt = 60 },
+			setup: func(h *harness, o *Options) { h.src.FailAt = 60 },
 			want:  map[string]int64{"complete": 60},
 			state: rebalancer.JobFailed,
 		},
@@ -456,7 +443,7 @@ func TestResumeAfterRestart(t *testing.T) {
 	stores(t, func(t *testing.T, dsn string) {
 		h := newHarness(t, dsn, 400, nil)
 		// Slow the agents so the engine is interrupted mid-job.
-		h.agents.slow = true
+		h.agents.SetSlow(true)
 		j, err := h.engine.CreateJob(context.Background(), h.from.MantaStorageID, fastOptions())
 		if err != nil {
 			t.Fatal(err)
@@ -472,9 +459,7 @@ func TestResumeAfterRestart(t *testing.T) {
 		if got, _ := h.store.GetJob(context.Background(), j.ID); got.State != rebalancer.JobRunning {
 			t.Fatalf("interrupted job is %v, want it left running", got.State)
 		}
-		h.agents.mu.Lock()
-		h.agents.slow = false
-		h.agents.mu.Unlock()
+		h.agents.SetSlow(false)
 		h.engine = h.newEngine()
 		if err := h.engine.Start(context.Background()); err != nil {
 			t.Fatal(err)
@@ -492,16 +477,14 @@ func TestResumeAfterRestart(t *testing.T) {
 func TestRetryJob(t *testing.T) {
 	stores(t, func(t *testing.T, dsn string) {
 		h := newHarness(t, dsn, 120, nil)
-		h.moray.down = true
+		h.moray.SetDown(true)
 		o := fastOptions()
 		o.MetadataRetryWindow = Duration(50 * time.Millisecond)
 		j, _ := h.run(o)
 		if got := h.check(j.ID); got["error/moray_update_failed"] != 120 {
 			t.Fatalf("first job counts %v", got)
 		}
-		h.moray.mu.Lock()
-		h.moray.down = false
-		h.moray.mu.Unlock()
+		h.moray.SetDown(false)
 		r, err := h.engine.RetryJob(context.Background(), j.ID, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -531,9 +514,9 @@ func TestRetryJob(t *testing.T) {
 func TestDryRun(t *testing.T) {
 	h := newHarness(t, filepath.Join(t.TempDir(), "jobs.db"), 80, func(i int) []rebalancer.StorageNode {
 		if i < 5 {
-			return []rebalancer.StorageNode{shark(1)}
+			return []rebalancer.StorageNode{fakes.Shark(1)}
 		}
-		return []rebalancer.StorageNode{shark(1), shark(2)}
+		return []rebalancer.StorageNode{fakes.Shark(1), fakes.Shark(2)}
 	})
 	o := fastOptions()
 	o.DryRun = true
@@ -542,8 +525,8 @@ func TestDryRun(t *testing.T) {
 		t.Fatalf("dry run ended %v %q", j.State, j.Error)
 	}
 	h.check(j.ID)
-	if h.moray.writes != 0 || h.agents.posts != 0 {
-		t.Errorf("dry run wrote %d metadata and posted %d assignments", h.moray.writes, h.agents.posts)
+	if writes, _, _ := h.moray.Writes(); writes != 0 || h.agents.Posts() != 0 {
+		t.Errorf("dry run wrote %d metadata and posted %d assignments", writes, h.agents.Posts())
 	}
 	rep := st.DryRun
 	if rep == nil || rep.Objects != 80 || rep.SingleCopy != 5 || len(rep.Destinations) != 4 {
@@ -561,7 +544,7 @@ func TestDryRun(t *testing.T) {
 func TestMaxObjectsAndExclusions(t *testing.T) {
 	h := newHarness(t, filepath.Join(t.TempDir(), "jobs.db"), 100, nil)
 	for i := 0; i < 10; i++ {
-		h.src.objs[i].Key = "/acct/stor/logs/x" + h.src.objs[i].ID
+		h.src.Objects[i].Key = "/acct/stor/logs/x" + h.src.Objects[i].ID
 	}
 	o := fastOptions()
 	o.MaxObjects = 40
@@ -576,9 +559,9 @@ func TestMaxObjectsAndExclusions(t *testing.T) {
 func TestDuplicates(t *testing.T) {
 	h := newHarness(t, filepath.Join(t.TempDir(), "jobs.db"), 20, nil)
 	// The same object id under a second key, on another shard (a snaplink).
-	dup := h.src.objs[3]
+	dup := h.src.Objects[3]
 	dup.Key, dup.Shard, dup.ScanID = "/acct/stor/link", 2, 1000
-	h.src.objs = append(h.src.objs, dup)
+	h.src.Objects = append(h.src.Objects, dup)
 	j, st := h.run(fastOptions())
 	got := h.check(j.ID)
 	if got["complete"] != 20 || st.Duplicates != 1 {
@@ -588,7 +571,7 @@ func TestDuplicates(t *testing.T) {
 	var doc struct {
 		Results map[string]any `json:"results"`
 	}
-	if err := jsonUnmarshal(b, &doc); err != nil || doc.Results["Duplicates"] != 1.0 || doc.Results["Total"] != 21.0 {
+	if err := json.Unmarshal(b, &doc); err != nil || doc.Results["Duplicates"] != 1.0 || doc.Results["Total"] != 21.0 {
 		t.Errorf("status %s", b)
 	}
 }
@@ -611,15 +594,11 @@ func TestPauseResumeStop(t *testing.T) {
 	}
 	// While paused, nothing new is posted.
 	time.Sleep(100 * time.Millisecond)
-	h.agents.mu.Lock()
-	posts := h.agents.posts
-	h.agents.mu.Unlock()
+	posts := h.agents.Posts()
 	time.Sleep(200 * time.Millisecond)
-	h.agents.mu.Lock()
-	if h.agents.posts != posts {
-		t.Errorf("posted %d assignments while paused", h.agents.posts-posts)
+	if n := h.agents.Posts(); n != posts {
+		t.Errorf("posted %d assignments while paused", n-posts)
 	}
-	h.agents.mu.Unlock()
 	if err := h.engine.SetMetadataThreads(ctx, j.ID, 3); err != nil {
 		t.Fatal(err)
 	}
@@ -672,7 +651,7 @@ func waitFor(t *testing.T, cond func() bool) {
 
 func TestOneJobPerShark(t *testing.T) {
 	h := newHarness(t, filepath.Join(t.TempDir(), "jobs.db"), 50, nil)
-	h.agents.slow = true
+	h.agents.SetSlow(true)
 	ctx := context.Background()
 	j, err := h.engine.CreateJob(ctx, h.from.MantaStorageID, fastOptions())
 	if err != nil {
@@ -687,15 +666,13 @@ func TestOneJobPerShark(t *testing.T) {
 	if err := h.engine.StopJob(ctx, j.ID); err != nil {
 		t.Fatal(err)
 	}
-	h.agents.mu.Lock()
-	h.agents.slow = false
-	h.agents.mu.Unlock()
+	h.agents.SetSlow(false)
 	h.wait(j.ID)
 }
 
 func TestUnknownShark(t *testing.T) {
 	h := newHarness(t, filepath.Join(t.TempDir(), "jobs.db"), 5, nil)
-	h.from = shark(99)
+	h.from = fakes.Shark(99)
 	j, _ := h.run(fastOptions())
 	if j.State != rebalancer.JobFailed || j.Error == "" {
 		t.Errorf("job on an unknown shark ended %v %q", j.State, j.Error)

@@ -13,23 +13,24 @@ import (
 	"time"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/fakes"
 )
 
 // fuzzEngine is an engine over the fakes, with a few objects on shark 1,
 // for fuzzing the API; any shark can be looked up.
-func fuzzEngine(f *testing.F, st *Store, agents *fakeAgents) *Engine {
-	m := newFakeMoray()
+func fuzzEngine(f *testing.F, st *Store, agents *fakes.Agents) *Engine {
+	m := fakes.NewMoray()
 	var objs []rebalancer.Object
 	for i := range 5 {
-		o := m.put(1, objectValue("acct", fmt.Sprintf("00000000-0000-4000-8000-%012d", i), 100, shark(1), shark(2)))
+		o := m.Put(1, fakes.ObjectValue("acct", fmt.Sprintf("00000000-0000-4000-8000-%012d", i), 100, fakes.Shark(1), fakes.Shark(2)))
 		o.ScanID = int64(i + 1)
 		objs = append(objs, o)
 	}
 	e, err := NewEngine(Config{
 		Store:     st,
-		Source:    func(JobRecord) (rebalancer.ObjectSource, error) { return &sliceSource{objs: objs}, nil },
+		Source:    func(JobRecord) (rebalancer.ObjectSource, error) { return &fakes.Source{Objects: objs}, nil },
 		Metadata:  m,
-		Placement: newFakePlacement(shark(3), shark(4), shark(5)),
+		Placement: fakes.NewPlacement(fakes.Shark(3), fakes.Shark(4), fakes.Shark(5)),
 		Agent:     agents,
 		LookupShark: func(ctx context.Context, id string) (rebalancer.StorageNode, error) {
 			return rebalancer.StorageNode{Datacenter: "dc1", MantaStorageID: id}, nil
@@ -66,7 +67,7 @@ func FuzzCreateJobBody(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body string) {
 		// A fresh engine per body: a job started by one body does not make
 		// the next one a 409, and closing it ends the job.
-		e := fuzzEngine(f, st, newFakeAgents())
+		e := fuzzEngine(f, st, fakes.NewAgents())
 		defer e.Close()
 		before, err := st.ListJobs(t.Context())
 		if err != nil {
@@ -224,14 +225,14 @@ func FuzzUpdateJobBody(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	agents := newFakeAgents()
-	agents.slow = true // the job never ends
+	agents := fakes.NewAgents()
+	agents.SetSlow(true) // the job never ends
 	e := fuzzEngine(f, st, agents)
 	f.Cleanup(func() {
 		e.Close()
 		st.Close()
 	})
-	j, err := e.CreateJob(context.Background(), shark(1).MantaStorageID, Options{})
+	j, err := e.CreateJob(context.Background(), fakes.Shark(1).MantaStorageID, Options{})
 	if err != nil {
 		f.Fatal(err)
 	}

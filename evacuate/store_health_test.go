@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/fakes"
 	"github.com/TritonDataCenter/rebalancer/internal/pgtest"
 )
 
@@ -24,7 +25,7 @@ func TestStoreMark(t *testing.T) {
 		t.Helper()
 		for range n {
 			j := JobRecord{ID: newID(), Action: rebalancer.JobEvacuate, State: rebalancer.JobComplete,
-				From: shark(1), Options: DefaultOptions()}
+				From: fakes.Shark(1), Options: DefaultOptions()}
 			if err := st.CreateJob(ctx, j); err != nil {
 				t.Fatal(err)
 			}
@@ -166,7 +167,7 @@ func TestStoreFailsMidJob(t *testing.T) {
 	t.Run("sqlite file deleted", func(t *testing.T) {
 		dir := t.TempDir()
 		h := newHarness(t, filepath.Join(dir, "jobs.db"), 200, nil)
-		h.agents.slow = true
+		h.agents.SetSlow(true)
 		j, err := h.engine.CreateJob(t.Context(), h.from.MantaStorageID, fastOptions())
 		if err != nil {
 			t.Fatal(err)
@@ -223,7 +224,7 @@ func TestStoreFailsMidJob(t *testing.T) {
 		t.Run(f.name, func(t *testing.T) {
 			dsn := pgtest.NewDatabase(t)
 			h := newHarness(t, dsn, 300, nil)
-			h.agents.slow = true
+			h.agents.SetSlow(true)
 			j, err := h.engine.CreateJob(t.Context(), h.from.MantaStorageID, fastOptions())
 			if err != nil {
 				t.Fatal(err)
@@ -236,9 +237,7 @@ func TestStoreFailsMidJob(t *testing.T) {
 			h.expectTrouble(j.ID, "")
 			posts := h.agentPosts()
 			f.repair(t, admin, db, name)
-			h.agents.mu.Lock()
-			h.agents.slow = false
-			h.agents.mu.Unlock()
+			h.agents.SetSlow(false)
 			j = h.wait(j.ID)
 			if j.State != rebalancer.JobComplete {
 				t.Fatalf("job ended %v %q after the store came back", j.State, j.Error)
@@ -279,11 +278,7 @@ func (h *harness) expectTrouble(id, want string) {
 	}
 }
 
-func (h *harness) agentPosts() int {
-	h.agents.mu.Lock()
-	defer h.agents.mu.Unlock()
-	return h.agents.posts
-}
+func (h *harness) agentPosts() int { return h.agents.Posts() }
 
 func mustURL(t *testing.T, s string) *url.URL {
 	t.Helper()
