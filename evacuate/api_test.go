@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 )
 
 type apiHarness struct {
@@ -26,7 +27,7 @@ type apiHarness struct {
 func newAPIHarness(t *testing.T, n int) *apiHarness {
 	h := &apiHarness{harness: newHarness(t, filepath.Join(t.TempDir(), "jobs.db"), n, nil)}
 	api := &API{
-		Engine: h.engine, Domain: "test", Version: "9.9.9", Metrics: h.engine.cfg.Metrics, Logger: quietLogger(),
+		Engine: h.engine, Domain: "test", Version: "9.9.9", Metrics: h.engine.cfg.Metrics, Logger: testutil.Discard(),
 		SnaplinkCleanupRequired: h.snaplink.Load,
 	}
 	h.srv = httptest.NewServer(api.Handler())
@@ -166,7 +167,7 @@ func TestAPIUpdateAndControl(t *testing.T) {
 	}
 	id := strings.TrimSpace(body)
 	// Claimed is not enough: PUT wants the job past its setup.
-	waitFor(t, func() bool {
+	testutil.Eventually(t, "the job running", func() bool {
 		j, err := h.store.GetJob(t.Context(), id)
 		return err == nil && j.State == rebalancer.JobRunning && h.engine.isRunning(id)
 	})
@@ -291,7 +292,7 @@ func TestRefusedRequestsStoreNothing(t *testing.T) {
 		t.Fatalf("create: %d %s", code, body)
 	}
 	id := strings.TrimSpace(body)
-	waitFor(t, func() bool {
+	testutil.Eventually(t, "the job running", func() bool {
 		j, err := h.store.GetJob(t.Context(), id)
 		return err == nil && j.State == rebalancer.JobRunning
 	})

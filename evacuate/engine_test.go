@@ -5,18 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
-	"os"
 	"path/filepath"
 	"reflect"
-	"sync/atomic"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/internal/fakes"
 	"github.com/TritonDataCenter/rebalancer/internal/pgtest"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -53,17 +52,6 @@ type harness struct {
 	objs   []rebalancer.Object
 	keys   map[string]string // object id -> key
 }
-
-func quietLogger() *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(discard{}, nil))
-}
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // newHarness builds a fleet: shark 1 is evacuated, sharks 2 and 7 hold the
 // other copies, sharks 3-6 receive. Object i lives on shard i%3.
@@ -109,7 +97,7 @@ func (h *harness) newEngine() *Engine {
 			return rebalancer.StorageNode{}, fmt.Errorf("no shark %s", id)
 		},
 		Defaults:           fastOptions(),
-		Logger:             quietLogger(),
+		Logger:             testutil.Logger(h.t),
 		Metrics:            NewMetrics(MetricLabels{}),
 		RestartDelay:       50 * time.Millisecond,
 		StoreCheckInterval: 50 * time.Millisecond,
@@ -120,28 +108,18 @@ func (h *harness) newEngine() *Engine {
 	return e
 }
 
-// wait polls the store until the job reaches a terminal state.
+// wait waits until the job no longer runs (Engine.Wait) and fails the test
+// unless it ended in a terminal state within testutil.Timeout.
 func (h *harness) wait(id string) JobRecord {
 	h.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		j, err := h.store.GetJob(context.Background(), id)
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		if j.State.Terminal() {
-			// The runner releases its claim just after recording the state.
-			for i := 0; i < 100 && h.engine.isRunning(id); i++ {
-				time.Sleep(10 * time.Millisecond)
-			}
-			return j
-		}
-		time.Sleep(10 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), testutil.Timeout)
+	defer cancel()
+	j, err := h.engine.Wait(ctx, id)
+	if err != nil || !j.State.Terminal() {
+		st, _ := h.engine.JobStatus(context.Background(), id)
+		h.t.Fatalf("job %s did not finish: %v; its status: %+v", id, err, st)
 	}
-	st, _ := h.engine.JobStatus(context.Background(), id)
-	b, _ := st.MarshalJSON()
-	h.t.Fatalf("job %s did not finish: %s", id, b)
-	return JobRecord{}
+	return j
 }
 
 func (h *harness) run(opts Options) (JobRecord, Status) {
@@ -448,13 +426,10 @@ func TestResumeAfterRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			if c, _ := h.store.Counts(context.Background(), j.ID); len(c) > 1 || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		testutil.Eventually(t, "the job to record objects in two statuses", func() bool {
+			c, _ := h.store.Counts(context.Background(), j.ID)
+			return len(c) > 1
+		})
 		h.engine.Close()
 		if got, _ := h.store.GetJob(context.Background(), j.ID); got.State != rebalancer.JobRunning {
 			t.Fatalf("interrupted job is %v, want it left running", got.State)
@@ -577,28 +552,44 @@ func TestDuplicates(t *testing.T) {
 }
 
 func TestPauseResumeStop(t *testing.T) {
-	h := newHarness(t, filepath.Join(t.TempDir(), "jobs.db"), 2000, nil)
+	h := newHarness(t, filepath.Join(t.TempDir(), "jobs.db"), 400, nil)
 	ctx := context.Background()
 	o := fastOptions()
 	o.MaxTasksPerAssignment = 5
+	o.MaxOutstandingPerDest = 1
+	h.agents.SetSlowAt("6.stor.test", true)
 	j, err := h.engine.CreateJob(ctx, h.from.MantaStorageID, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return completeCount(h, j.ID) > 0 })
+	testutil.Eventually(t, "objects to complete", func() bool { return completeCount(h, j.ID) > 0 })
 	if err := h.engine.PauseJob(ctx, j.ID); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := h.store.GetJob(ctx, j.ID); got.State != rebalancer.JobPaused {
 		t.Errorf("state %v, want paused", got.State)
 	}
-	// While paused, nothing new is posted.
-	time.Sleep(100 * time.Millisecond)
+	// While paused, nothing new is posted, although stored assignments
+	// wait for their destinations (one assignment in flight per agent,
+	// and the one on 6.stor.test never finishes). The poll rounds of that
+	// one are the test's clock: 10 rounds for a post begun before the
+	// pause to land, then 20 rounds without a post.
+	const clock = "6.stor.test"
+	rounds := func(n int) {
+		t.Helper()
+		from := h.agents.LeastPolled(clock)
+		testutil.Eventually(t, fmt.Sprintf("%d more poll rounds", n), func() bool { return h.agents.LeastPolled(clock) >= from+n })
+	}
+	rounds(10)
 	posts := h.agents.Posts()
-	time.Sleep(200 * time.Millisecond)
+	rounds(20)
 	if n := h.agents.Posts(); n != posts {
 		t.Errorf("posted %d assignments while paused", n-posts)
 	}
+	if c, _ := h.store.Counts(ctx, j.ID); !slices.ContainsFunc(c, func(c Count) bool { return c.Status == "assigned" && c.N > 5 }) {
+		t.Fatalf("no assignment waits to be posted while paused (counts %v): the check above proves nothing", c)
+	}
+	h.agents.SetSlowAt(clock, false)
 	if err := h.engine.SetMetadataThreads(ctx, j.ID, 3); err != nil {
 		t.Fatal(err)
 	}
@@ -627,25 +618,15 @@ func TestPauseResumeStop(t *testing.T) {
 		t.Error("paused a stopped job")
 	}
 	// What the stopped job recorded but did not move is retried to
-	// completion.
-	r, err := h.engine.RetryJob(ctx, j.ID, nil)
+	// completion (with the usual limit on assignments per agent).
+	ro := fastOptions()
+	r, err := h.engine.RetryJob(ctx, j.ID, &ro)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r = h.wait(r.ID)
 	if got := h.check(r.ID); r.State != rebalancer.JobComplete || got["complete"] != total-int64(completeCount(h, j.ID)) {
 		t.Errorf("retry %v counts %v, want %d complete", r.State, got, total-int64(completeCount(h, j.ID)))
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 30s")
-		}
-		time.Sleep(2 * time.Millisecond)
 	}
 }
 
@@ -678,8 +659,6 @@ func TestUnknownShark(t *testing.T) {
 		t.Errorf("job on an unknown shark ended %v %q", j.State, j.Error)
 	}
 }
-
-var _ atomic.Bool
 
 // completeCount returns the number of complete objects of a job.
 func completeCount(h *harness, id string) int {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/internal/fakes"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 )
 
 // fuzzEngine is an engine over the fakes, with a few objects on shark 1,
@@ -36,7 +37,7 @@ func fuzzEngine(f *testing.F, st *Store, agents *fakes.Agents) *Engine {
 			return rebalancer.StorageNode{Datacenter: "dc1", MantaStorageID: id}, nil
 		},
 		Defaults: fastOptions(),
-		Logger:   quietLogger(),
+		Logger:   testutil.Discard(),
 	})
 	if err != nil {
 		f.Fatal(err)
@@ -73,7 +74,7 @@ func FuzzCreateJobBody(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		api := &API{Engine: e, Domain: "test", Logger: quietLogger()}
+		api := &API{Engine: e, Domain: "test", Logger: testutil.Discard()}
 		w := serve(api.Handler(), http.MethodPost, "/jobs", body)
 		if w.Code >= 500 {
 			t.Fatalf("POST /jobs %q: %d %s", body, w.Code, w.Body)
@@ -236,16 +237,11 @@ func FuzzUpdateJobBody(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+	testutil.Eventually(f, "the job running", func() bool {
 		cur, err := st.GetJob(context.Background(), j.ID)
-		if err == nil && cur.State == rebalancer.JobRunning {
-			break
-		}
-		if time.Now().After(deadline) {
-			f.Fatalf("job never ran: %+v %v", cur, err)
-		}
-	}
-	h := (&API{Engine: e, Logger: quietLogger()}).Handler()
+		return err == nil && cur.State == rebalancer.JobRunning
+	})
+	h := (&API{Engine: e, Logger: testutil.Discard()}).Handler()
 	f.Add(`{"action":"set_metadata_threads","params":30}`)
 	f.Fuzz(func(t *testing.T, body string) {
 		prev, err := st.GetJob(t.Context(), j.ID)

@@ -15,6 +15,7 @@ import (
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/internal/fakes"
 	"github.com/TritonDataCenter/rebalancer/internal/pgtest"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 )
 
 // A store replaced under the manager, by an empty one or by an old copy,
@@ -33,7 +34,7 @@ func TestStoreMark(t *testing.T) {
 	}
 	open := func(t *testing.T, dsn, mark string, accept bool) (*Store, error) {
 		t.Helper()
-		st, err := OpenStoreWith(ctx, dsn, StoreOptions{MarkFile: mark, AcceptEmpty: accept, Logger: quietLogger()})
+		st, err := OpenStoreWith(ctx, dsn, StoreOptions{MarkFile: mark, AcceptEmpty: accept, Logger: testutil.Discard()})
 		if err == nil {
 			t.Cleanup(func() { st.Close() })
 		}
@@ -172,7 +173,7 @@ func TestStoreFailsMidJob(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, func() bool { return h.agentPosts() > 0 })
+		testutil.Eventually(t, "an assignment posted", func() bool { return h.agentPosts() > 0 })
 		for _, f := range []string{"jobs.db", "jobs.db-wal", "jobs.db-shm"} {
 			os.Remove(filepath.Join(dir, f))
 		}
@@ -229,7 +230,7 @@ func TestStoreFailsMidJob(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, func() bool { return h.agentPosts() > 0 })
+			testutil.Eventually(t, "an assignment posted", func() bool { return h.agentPosts() > 0 })
 			admin := pgConnect(t, dsn, "postgres")
 			name := strings.TrimPrefix(mustURL(t, dsn).Path, "/")
 			db := pgConnect(t, dsn, name)
@@ -259,8 +260,8 @@ func TestStoreFailsMidJob(t *testing.T) {
 // job's status all report a store failure containing want.
 func (h *harness) expectTrouble(id, want string) {
 	h.t.Helper()
-	api := (&API{Engine: h.engine, Logger: quietLogger()}).Handler()
-	waitFor(h.t, func() bool {
+	api := (&API{Engine: h.engine, Logger: testutil.Discard()}).Handler()
+	testutil.Eventually(h.t, "the store failure reported", func() bool {
 		err := h.engine.Health(context.Background())
 		if err == nil || !strings.Contains(err.Error(), want) {
 			return false

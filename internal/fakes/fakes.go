@@ -320,6 +320,7 @@ type Agents struct {
 	lie, omit   bool
 	forgetAfter map[string]bool
 	slow        bool
+	slowAt      map[string]bool
 }
 
 var _ rebalancer.Agent = (*Agents)(nil)
@@ -333,7 +334,7 @@ type assignment struct {
 // NewAgents returns agents that copy every task.
 func NewAgents() *Agents {
 	return &Agents{assigns: map[string]*assignment{}, copies: map[string]bool{}, down: map[string]bool{},
-		forgetAfter: map[string]bool{}, taskPosts: map[string]int{}}
+		forgetAfter: map[string]bool{}, slowAt: map[string]bool{}, taskPosts: map[string]int{}}
 }
 
 // SetBusy makes the next n posts answer busy (503).
@@ -406,6 +407,30 @@ func (f *Agents) TaskPosts(objectID string) int {
 	return f.taskPosts[objectID]
 }
 
+// SetSlowAt makes the agent of dest never finish an assignment, or finish
+// them again.
+func (f *Agents) SetSlowAt(dest string, slow bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.slowAt[dest] = slow
+}
+
+// LeastPolled returns the fewest times any assignment the agent of dest
+// holds has been polled, or -1 when it holds none. With SetSlowAt it
+// serves tests as a clock: every assignment polled n more times means n
+// more rounds of the engine's poller.
+func (f *Agents) LeastPolled(dest string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	least := -1
+	for _, a := range f.assigns {
+		if a.dest == dest && (least < 0 || a.polls < least) {
+			least = a.polls
+		}
+	}
+	return least
+}
+
 // Copied reports whether the agent of dest copied the object.
 func (f *Agents) Copied(dest, objectID string) bool {
 	f.mu.Lock()
@@ -467,7 +492,7 @@ func (f *Agents) GetAssignment(ctx context.Context, dest rebalancer.StorageNode,
 	}
 	a.polls++
 	total := len(a.payload.Tasks)
-	if f.slow || a.polls < 2 {
+	if f.slow || f.slowAt[a.dest] || a.polls < 2 {
 		return rebalancer.Assignment{UUID: id, Stats: rebalancer.AssignmentStats{State: rebalancer.AssignmentState{Phase: rebalancer.AssignmentRunning}, Total: total}}, nil
 	}
 	var failed []rebalancer.Task
