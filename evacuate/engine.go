@@ -126,7 +126,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	for _, j := range jobs {
 		switch j.State {
 		case rebalancer.JobRunning, rebalancer.JobSetup, rebalancer.JobPaused, rebalancer.JobInit:
-			if e.isRunning(j.ID) {
+			if e.Running(j.ID) {
 				continue
 			}
 			e.log.Info("resuming job", "job", j.ID, "shark", j.From.MantaStorageID, "state", j.State.String())
@@ -198,7 +198,7 @@ func (e *Engine) RetryJob(ctx context.Context, oldID string, opts *Options) (Job
 	if err != nil {
 		return JobRecord{}, err
 	}
-	if e.isRunning(oldID) {
+	if e.Running(oldID) {
 		return JobRecord{}, fmt.Errorf("job %s: cannot retry a job that is still running: %w", oldID, ErrSharkBusy)
 	}
 	o := old.Options
@@ -221,7 +221,9 @@ func (e *Engine) RetryJob(ctx context.Context, oldID string, opts *Options) (Job
 	})
 }
 
-func (e *Engine) isRunning(id string) bool {
+// Running reports whether the job runs in this engine: started by
+// CreateJob, RetryJob or Start, and not yet ended.
+func (e *Engine) Running(id string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.running[id] != nil
@@ -499,6 +501,55 @@ func (e *Engine) SetMetadataThreads(ctx context.Context, id string, n int) error
 		return err
 	}
 	return r.setMetadataThreads(ctx, n)
+}
+
+// Defaults returns the options a new job gets (Config.Defaults, with
+// DefaultOptions in the fields it left zero).
+func (e *Engine) Defaults() Options { return e.cfg.Defaults }
+
+// ObjectRecord is one object of a job, as the job store keeps it.
+type ObjectRecord struct {
+	ID     string
+	Key    string
+	Shard  int
+	Status rebalancer.ObjectStatus
+	// SkipReason, for a skipped object, and Error, for an object in
+	// error, say why, in their database spellings
+	// (rebalancer.SkipReason, rebalancer.ObjectErrorKind); Detail
+	// explains it for people.
+	SkipReason string
+	Error      string
+	Detail     string
+	// Dest is where the object is, or was to be, copied, and
+	// AssignmentID the assignment that copies it.
+	Dest          rebalancer.StorageNode
+	AssignmentID  string
+	Attempts      int
+	ContentLength int64
+	// Seq is the object's place in the job, by which Objects pages.
+	Seq int64
+}
+
+// Objects returns up to limit objects of a job in status, in the order of
+// their Seq, starting after the object numbered after (0: from the
+// first).
+func (e *Engine) Objects(ctx context.Context, jobID string, status rebalancer.ObjectStatus, after int64, limit int) ([]ObjectRecord, error) {
+	rows, err := e.cfg.Store.ObjectsInStatus(ctx, jobID, status, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ObjectRecord, len(rows))
+	for i, row := range rows {
+		out[i] = ObjectRecord{ID: row.ID, Key: row.Key, Shard: row.Shard, Status: status, Detail: row.Detail,
+			Dest: row.dest(), AssignmentID: row.AssignmentID, Attempts: row.Attempts, ContentLength: row.ContentLength, Seq: row.Seq}
+		if row.SkippedReason != nil {
+			out[i].SkipReason = *row.SkippedReason
+		}
+		if row.Error != nil {
+			out[i].Error = *row.Error
+		}
+	}
+	return out, nil
 }
 
 // Job returns a stored job.

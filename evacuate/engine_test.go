@@ -2,7 +2,6 @@ package evacuate
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -541,13 +540,6 @@ func TestDuplicates(t *testing.T) {
 	got := h.check(j.ID)
 	if got["complete"] != 20 || st.Duplicates != 1 {
 		t.Errorf("counts %v duplicates %d", got, st.Duplicates)
-	}
-	b, _ := st.MarshalJSON()
-	var doc struct {
-		Results map[string]any `json:"results"`
-	}
-	if err := json.Unmarshal(b, &doc); err != nil || doc.Results["Duplicates"] != 1.0 || doc.Results["Total"] != 21.0 {
-		t.Errorf("status %s", b)
 	}
 }
 

@@ -140,7 +140,7 @@ func (a *app) run(ctx context.Context, args []string) (code int) {
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, errInterrupted):
+	case errors.Is(err, errInterrupted), ctx.Err() != nil && errors.Is(err, context.Canceled):
 		return 130
 	case errors.As(err, &exit):
 		if exit.msg != "" {

@@ -22,6 +22,7 @@ import (
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/agent"
 	"github.com/TritonDataCenter/rebalancer/evacuate"
+	"github.com/TritonDataCenter/rebalancer/jobapi"
 	"github.com/TritonDataCenter/rebalancer/moray"
 	"github.com/TritonDataCenter/rebalancer/storinfo"
 )
@@ -71,7 +72,7 @@ type Manager struct {
 	view      *storinfo.View
 	placement *storinfo.Placement
 	metrics   *evacuate.Metrics
-	api       *evacuate.API
+	api       *jobapi.Server
 	closers   []func() error
 
 	tune func(evacuate.Options) evacuate.Options // Deps.JobOptions
@@ -184,7 +185,7 @@ func New(ctx context.Context, cfg *Config, deps Deps) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.api = &evacuate.API{
+	m.api = &jobapi.Server{
 		Engine:                  m.engine,
 		Domain:                  cfg.DomainName,
 		SnaplinkCleanupRequired: func() bool { return m.config().SnaplinkCleanupRequired },
@@ -213,7 +214,7 @@ func (m *Manager) jobOptions(cfg *Config) evacuate.Options {
 	return o
 }
 
-// Handler serves the manager's HTTP API (see evacuate.API).
+// Handler serves the manager's HTTP API (see jobapi.Server).
 func (m *Manager) Handler() http.Handler { return m.api.Handler() }
 
 // MetricsHandler serves the Prometheus metrics.
