@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	_ "modernc.org/sqlite" // SQLite driver (no cgo)
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/sqlitedsn"
 )
 
 // Store keeps evacuation jobs and the fate of every object they touch. It
@@ -96,16 +96,9 @@ func OpenStoreWith(ctx context.Context, dsn string, opts StoreOptions) (*Store, 
 		if s.file, err = os.Stat(s.path); err != nil {
 			return nil, fmt.Errorf("job store: %w", err)
 		}
-		q := url.Values{}
-		// mode=rw: a connection opened after the file was deleted fails
-		// instead of creating an empty store in its place.
-		q.Set("mode", "rw")
-		q.Add("_pragma", "busy_timeout(30000)")
-		q.Add("_pragma", "journal_mode(WAL)")
-		q.Add("_pragma", "synchronous(NORMAL)")
-		q.Add("_pragma", "foreign_keys(ON)")
-		q.Set("_txlock", "immediate")
-		s.db, err = sqlx.Open("sqlite", "file:"+s.path+"?"+q.Encode())
+		// The file must exist: a connection opened after it was deleted
+		// fails instead of creating an empty store in its place.
+		s.db, err = sqlx.Open("sqlite", sqlitedsn.ReadWrite(s.path, true))
 		if err == nil {
 			s.db.SetMaxOpenConns(8)
 		}
