@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/evacuate/internal/jobstore"
 	"github.com/TritonDataCenter/rebalancer/internal/retry"
 )
 
@@ -56,8 +57,9 @@ type Config struct {
 // Engine runs evacuation jobs: any number at once, each in its own
 // goroutines, all sharing the store, the placement and the agents.
 type Engine struct {
-	cfg Config
-	log *slog.Logger
+	cfg   Config
+	store *jobstore.Store // cfg.Store's
+	log   *slog.Logger
 
 	mu      sync.Mutex
 	running map[string]*runner // by job id
@@ -86,7 +88,7 @@ var (
 // process left running.
 func NewEngine(cfg Config) (*Engine, error) {
 	switch {
-	case cfg.Store == nil:
+	case cfg.Store == nil || cfg.Store.s == nil:
 		return nil, errors.New("evacuate: Config.Store is required")
 	case cfg.Metadata == nil:
 		return nil, errors.New("evacuate: Config.Metadata is required")
@@ -110,7 +112,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		log = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Engine{cfg: cfg, log: log, running: map[string]*runner{}, sharks: map[string]string{}, released: make(chan struct{}), ctx: ctx, cancel: cancel}, nil
+	return &Engine{cfg: cfg, store: cfg.Store.s, log: log, running: map[string]*runner{}, sharks: map[string]string{}, released: make(chan struct{}), ctx: ctx, cancel: cancel}, nil
 }
 
 // Start resumes, in the background, every job the store says is running,
@@ -119,7 +121,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 // jobs; Start may then be called again. A job already running here is left
 // as it is, and once Close has begun nothing more is started.
 func (e *Engine) Start(ctx context.Context) error {
-	jobs, err := e.cfg.Store.ListJobs(ctx)
+	jobs, err := e.Jobs(ctx)
 	if err != nil {
 		return err
 	}
@@ -182,19 +184,23 @@ func (e *Engine) createAndStart(ctx context.Context, j JobRecord) (JobRecord, er
 	if err != nil {
 		return JobRecord{}, err
 	}
-	if err := e.cfg.Store.CreateJob(ctx, j); err != nil {
+	stored, err := storedJob(j)
+	if err == nil {
+		err = e.store.CreateJob(ctx, stored)
+	}
+	if err != nil {
 		e.release(r)
 		return JobRecord{}, err
 	}
 	e.launch(r)
-	return e.cfg.Store.GetJob(ctx, j.ID)
+	return e.Job(ctx, j.ID)
 }
 
 // RetryJob creates and starts a job over the objects of an earlier job that
 // did not complete (skipped, error, and anything left unfinished when that
 // job ended). The earlier job may be in any state but running.
 func (e *Engine) RetryJob(ctx context.Context, oldID string, opts *Options) (JobRecord, error) {
-	old, err := e.cfg.Store.GetJob(ctx, oldID)
+	old, err := e.Job(ctx, oldID)
 	if err != nil {
 		return JobRecord{}, err
 	}
@@ -282,7 +288,7 @@ func (e *Engine) Health(ctx context.Context) error {
 	// the store; a store that does not answer in 10s does.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	err := e.cfg.Store.Check(ctx)
+	err := e.store.Check(ctx)
 	if e.ctx.Err() != nil {
 		return err // closing: nothing to hold back
 	}
@@ -356,7 +362,7 @@ func (e *Engine) Wait(ctx context.Context, id string) (JobRecord, error) {
 		woken := e.released
 		e.mu.Unlock()
 		if !running {
-			return e.cfg.Store.GetJob(ctx, id)
+			return e.Job(ctx, id)
 		}
 		select {
 		case <-woken:
@@ -436,7 +442,7 @@ func (e *Engine) reload(old *runner) (*runner, error) {
 		},
 	}, func(ctx context.Context) error {
 		var err error
-		j, err = e.cfg.Store.GetJob(ctx, old.job.ID)
+		j, err = e.Job(ctx, old.job.ID)
 		return err
 	})
 	if err != nil {
@@ -534,14 +540,14 @@ type ObjectRecord struct {
 // their Seq, starting after the object numbered after (0: from the
 // first).
 func (e *Engine) Objects(ctx context.Context, jobID string, status rebalancer.ObjectStatus, after int64, limit int) ([]ObjectRecord, error) {
-	rows, err := e.cfg.Store.ObjectsInStatus(ctx, jobID, status, after, limit)
+	rows, err := e.store.ObjectsInStatus(ctx, jobID, status, after, limit)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]ObjectRecord, len(rows))
 	for i, row := range rows {
 		out[i] = ObjectRecord{ID: row.ID, Key: row.Key, Shard: row.Shard, Status: status, Detail: row.Detail,
-			Dest: row.dest(), AssignmentID: row.AssignmentID, Attempts: row.Attempts, ContentLength: row.ContentLength, Seq: row.Seq}
+			Dest: row.Dest(), AssignmentID: row.AssignmentID, Attempts: row.Attempts, ContentLength: row.ContentLength, Seq: row.Seq}
 		if row.SkippedReason != nil {
 			out[i].SkipReason = *row.SkippedReason
 		}
@@ -554,8 +560,20 @@ func (e *Engine) Objects(ctx context.Context, jobID string, status rebalancer.Ob
 
 // Job returns a stored job.
 func (e *Engine) Job(ctx context.Context, id string) (JobRecord, error) {
-	return e.cfg.Store.GetJob(ctx, id)
+	return getJob(ctx, e.store, id)
 }
 
 // Jobs lists every stored job.
-func (e *Engine) Jobs(ctx context.Context) ([]JobRecord, error) { return e.cfg.Store.ListJobs(ctx) }
+func (e *Engine) Jobs(ctx context.Context) ([]JobRecord, error) {
+	jobs, err := e.store.ListJobs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]JobRecord, len(jobs))
+	for i, j := range jobs {
+		if out[i], err = jobRecord(j); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

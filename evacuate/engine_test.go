@@ -8,16 +8,37 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/evacuate/internal/jobstore"
+	"github.com/TritonDataCenter/rebalancer/evacuate/internal/storetest"
 	"github.com/TritonDataCenter/rebalancer/internal/fakes"
 	"github.com/TritonDataCenter/rebalancer/internal/pgtest"
 	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// openStore opens the job store named by dsn, a postgres:// URL or a SQLite
+// file, as sqlitestore and pgstore do (which this package's tests cannot
+// import).
+func openStore(ctx context.Context, dsn string, opts StoreOptions) (*Store, error) {
+	db := StoreDB{Dialect: SQLite, File: dsn}
+	var err error
+	if strings.HasPrefix(dsn, "postgres") {
+		db = StoreDB{Dialect: PostgreSQL, Name: "test PostgreSQL"}
+		db.DB, err = storetest.Postgres(dsn)
+	} else {
+		db.DB, err = storetest.SQLite(dsn)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return OpenStore(ctx, db, opts)
+}
 
 // stores runs a test against both job store backends.
 func stores(t *testing.T, fn func(t *testing.T, dsn string)) {
@@ -42,6 +63,7 @@ func fastOptions() Options {
 type harness struct {
 	t      *testing.T
 	store  *Store
+	js     *jobstore.Store // store's, for what the engine keeps to itself
 	moray  *fakes.Moray
 	place  *fakes.Placement
 	agents *fakes.Agents
@@ -57,11 +79,11 @@ type harness struct {
 func newHarness(t *testing.T, dsn string, n int, layout func(i int) []rebalancer.StorageNode) *harness {
 	t.Helper()
 	ctx := context.Background()
-	st, err := OpenStoreWith(ctx, dsn, StoreOptions{MarkFile: DefaultMarkFile(dsn)})
+	st, err := openStore(ctx, dsn, StoreOptions{MarkFile: dsn + ".mark"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, store: st, moray: fakes.NewMoray(), place: fakes.NewPlacement(fakes.Shark(3), fakes.Shark(4), fakes.Shark(5), fakes.Shark(6)),
+	h := &harness{t: t, store: st, js: st.s, moray: fakes.NewMoray(), place: fakes.NewPlacement(fakes.Shark(3), fakes.Shark(4), fakes.Shark(5), fakes.Shark(6)),
 		agents: fakes.NewAgents(), from: fakes.Shark(1), keys: map[string]string{}}
 	if layout == nil {
 		layout = func(int) []rebalancer.StorageNode { return []rebalancer.StorageNode{fakes.Shark(1), fakes.Shark(2)} }
@@ -142,11 +164,11 @@ func (h *harness) run(opts Options) (JobRecord, Status) {
 func (h *harness) check(jobID string) map[string]int64 {
 	h.t.Helper()
 	ctx := context.Background()
-	counts, err := h.store.Counts(ctx, jobID)
+	counts, err := h.js.Counts(ctx, jobID)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	recount, err := h.store.Recount(ctx, jobID)
+	recount, err := h.js.Recount(ctx, jobID)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -165,7 +187,7 @@ func (h *harness) check(jobID string) map[string]int64 {
 		if !ok {
 			continue
 		}
-		row, err := h.store.GetObject(ctx, jobID, o.ID)
+		row, err := h.js.GetObject(ctx, jobID, o.ID)
 		if err == nil && row.Status == rebalancer.ObjectComplete.String() && row.DestShark != "" && cur.HasShark(h.from.MantaStorageID) {
 			h.t.Errorf("object %s complete but metadata still lists %s", o.ID, h.from.MantaStorageID)
 		}
@@ -426,11 +448,11 @@ func TestResumeAfterRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		testutil.Eventually(t, "the job to record objects in two statuses", func() bool {
-			c, _ := h.store.Counts(context.Background(), j.ID)
+			c, _ := h.js.Counts(context.Background(), j.ID)
 			return len(c) > 1
 		})
 		h.engine.Close()
-		if got, _ := h.store.GetJob(context.Background(), j.ID); got.State != rebalancer.JobRunning {
+		if got, _ := h.js.GetJob(context.Background(), j.ID); got.State != rebalancer.JobRunning {
 			t.Fatalf("interrupted job is %v, want it left running", got.State)
 		}
 		h.agents.SetSlow(false)
@@ -558,7 +580,7 @@ func TestPauseResumeStop(t *testing.T) {
 	if err := h.engine.PauseJob(ctx, j.ID); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := h.store.GetJob(ctx, j.ID); got.State != rebalancer.JobPaused {
+	if got, _ := h.js.GetJob(ctx, j.ID); got.State != rebalancer.JobPaused {
 		t.Errorf("state %v, want paused", got.State)
 	}
 	// While paused, nothing new is posted, although stored assignments
@@ -578,7 +600,7 @@ func TestPauseResumeStop(t *testing.T) {
 	if n := h.agents.Posts(); n != posts {
 		t.Errorf("posted %d assignments while paused", n-posts)
 	}
-	if c, _ := h.store.Counts(ctx, j.ID); !slices.ContainsFunc(c, func(c Count) bool { return c.Status == "assigned" && c.N > 5 }) {
+	if c, _ := h.js.Counts(ctx, j.ID); !slices.ContainsFunc(c, func(c jobstore.Count) bool { return c.Status == "assigned" && c.N > 5 }) {
 		t.Fatalf("no assignment waits to be posted while paused (counts %v): the check above proves nothing", c)
 	}
 	h.agents.SetSlowAt(clock, false)
@@ -654,7 +676,7 @@ func TestUnknownShark(t *testing.T) {
 
 // completeCount returns the number of complete objects of a job.
 func completeCount(h *harness, id string) int {
-	c, _ := h.store.Counts(context.Background(), id)
+	c, _ := h.js.Counts(context.Background(), id)
 	for _, v := range c {
 		if v.Status == "complete" {
 			return int(v.N)

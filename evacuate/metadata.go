@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/evacuate/internal/jobstore"
 	"github.com/TritonDataCenter/rebalancer/internal/retry"
 )
 
@@ -70,7 +71,7 @@ func (r *runner) updateAssignment(ctx context.Context, id string) error {
 	if err != nil {
 		return err // ctx ended: the objects stay post_processing
 	}
-	if err := r.store.Transition(ctx, r.job.ID, rebalancer.ObjectPostProcessing, changes, nil); err != nil {
+	if err := r.store.Transition(ctx, r.job.ID, rebalancer.ObjectPostProcessing, changes); err != nil {
 		return fmt.Errorf("assignment %s: record metadata updates: %w", id, err)
 	}
 	requeued := false
@@ -90,8 +91,8 @@ func (r *runner) updateAssignment(ctx context.Context, id string) error {
 // go in one atomic batch; a batch that fails writes nothing and its
 // objects are done again one by one, which sorts out conflicts, deleted
 // objects and transient failures per object.
-func (r *runner) updateObjects(ctx context.Context, rows []ObjectRow) ([]Change, error) {
-	changes := make([]Change, len(rows))
+func (r *runner) updateObjects(ctx context.Context, rows []jobstore.ObjectRow) ([]jobstore.Change, error) {
+	changes := make([]jobstore.Change, len(rows))
 	batcher, batched := r.e.cfg.Metadata.(rebalancer.BatchMetadataStore)
 	batched = batched && !r.job.Options.IndividualUpdates && len(rows) > 1
 	byShard := map[int][]int{} // shard -> indexes of rows ready to update
@@ -121,7 +122,7 @@ func (r *runner) updateObjects(ctx context.Context, rows []ObjectRow) ([]Change,
 		reps := make([]rebalancer.SharkReplacement, len(idx))
 		for k, i := range idx {
 			obj, _ := rows[i].Object() // parsed by checkUpdate already
-			reps[k] = rebalancer.SharkReplacement{Object: obj, From: from, To: rows[i].dest()}
+			reps[k] = rebalancer.SharkReplacement{Object: obj, From: from, To: rows[i].Dest()}
 		}
 		_, err := batcher.ReplaceSharks(ctx, shard, reps)
 		if ctx.Err() != nil {
@@ -129,7 +130,7 @@ func (r *runner) updateObjects(ctx context.Context, rows []ObjectRow) ([]Change,
 		}
 		if err == nil {
 			for _, i := range idx {
-				changes[i] = Change{ID: rows[i].ID, Bytes: rows[i].ContentLength, To: rebalancer.ObjectComplete}
+				changes[i] = jobstore.Change{ID: rows[i].ID, Bytes: rows[i].ContentLength, To: rebalancer.ObjectComplete}
 			}
 			continue
 		}
@@ -146,26 +147,21 @@ func (r *runner) updateObjects(ctx context.Context, rows []ObjectRow) ([]Change,
 }
 
 // badObject is what becomes of an object whose stored metadata does not
-// parse (err from ObjectRow.Object): an error of the kind it names.
-func badObject(row *ObjectRow, err error) Change {
+// parse (err from jobstore.ObjectRow.Object): an error of the kind it names.
+func badObject(row *jobstore.ObjectRow, err error) jobstore.Change {
 	kind := rebalancer.ErrorBadMantaObject
 	var bad *rebalancer.BadObjectError
 	if errors.As(err, &bad) {
 		kind = bad.Kind
 	}
-	return Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectError, Error: kind, Detail: err.Error()}
-}
-
-// dest is the destination an object was assigned to.
-func (row *ObjectRow) dest() rebalancer.StorageNode {
-	return rebalancer.StorageNode{Datacenter: row.DestDC, MantaStorageID: row.DestShark}
+	return jobstore.Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectError, Error: kind, Detail: err.Error()}
 }
 
 // checkUpdate parses an object about to be updated and returns it with its
 // destination; ok false means it must not be updated, and c says what
 // becomes of it instead.
-func (r *runner) checkUpdate(row *ObjectRow) (obj rebalancer.Object, dest rebalancer.StorageNode, c Change, ok bool) {
-	dest = row.dest()
+func (r *runner) checkUpdate(row *jobstore.ObjectRow) (obj rebalancer.Object, dest rebalancer.StorageNode, c jobstore.Change, ok bool) {
+	dest = row.Dest()
 	obj, err := row.Object()
 	if err != nil {
 		return obj, dest, badObject(row, err), false
@@ -175,10 +171,10 @@ func (r *runner) checkUpdate(row *ObjectRow) (obj rebalancer.Object, dest rebala
 		// and that job may have scanned past this object already: naming
 		// the destination now could leave the object on it. Place it again
 		// (placement avoids sharks being evacuated).
-		return obj, dest, Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectUnprocessed, Avoid: dest.MantaStorageID,
+		return obj, dest, jobstore.Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectUnprocessed, Avoid: dest.MantaStorageID,
 			Detail: "the destination is being evacuated; placing the object again"}, false
 	}
-	return obj, dest, Change{}, true
+	return obj, dest, jobstore.Change{}, true
 }
 
 // replaceOne points the metadata of one object that checkUpdate passed at
@@ -193,12 +189,12 @@ func (r *runner) checkUpdate(row *ObjectRow) (obj rebalancer.Object, dest rebala
 // or deleted, the copy is not used. Other failures (Moray unreachable,
 // overloaded, timing out) are retried with backoff for
 // MetadataRetryWindow, then left to a retry job.
-func (r *runner) replaceOne(ctx context.Context, row *ObjectRow, obj rebalancer.Object, dest rebalancer.StorageNode) (Change, error) {
+func (r *runner) replaceOne(ctx context.Context, row *jobstore.ObjectRow, obj rebalancer.Object, dest rebalancer.StorageNode) (jobstore.Change, error) {
 	o := r.job.Options
 	from := r.job.From.MantaStorageID
-	var c Change // the outcome, once op decides it
+	var c jobstore.Change // the outcome, once op decides it
 	done := func(to rebalancer.ObjectStatus, kind rebalancer.ObjectErrorKind, detail string) error {
-		c = Change{ID: row.ID, Bytes: row.ContentLength, To: to, Error: kind, Detail: detail}
+		c = jobstore.Change{ID: row.ID, Bytes: row.ContentLength, To: to, Error: kind, Detail: detail}
 		return nil
 	}
 	var refreshed *rebalancer.Object
@@ -247,7 +243,7 @@ func (r *runner) replaceOne(ctx context.Context, row *ObjectRow, obj rebalancer.
 				// that one). The object must still leave the evacuated
 				// shark: place it again, elsewhere, while attempts remain.
 				if row.Attempts+1 < o.MaxAttempts {
-					c = Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectUnprocessed, Avoid: dest.MantaStorageID,
+					c = jobstore.Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectUnprocessed, Avoid: dest.MantaStorageID,
 						Refresh: &cur, Detail: "metadata already lists the destination; placing the object again"}
 					return nil
 				}
@@ -273,7 +269,7 @@ func (r *runner) replaceOne(ctx context.Context, row *ObjectRow, obj rebalancer.
 	case err == nil:
 		return c, nil
 	case ctx.Err() != nil:
-		return Change{}, ctx.Err()
+		return jobstore.Change{}, ctx.Err()
 	}
 	// The retry window passed.
 	var re *retry.Error

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/evacuate/internal/jobstore"
 	"github.com/TritonDataCenter/rebalancer/internal/retry"
 )
 
@@ -15,7 +16,7 @@ import (
 // metadata again, so that objects moved, deleted or rewritten since are not
 // copied for nothing and etags are fresh.
 type retrySource struct {
-	store    *Store
+	store    *jobstore.Store
 	jobID    string
 	metadata rebalancer.MetadataStore
 	log      *slog.Logger
@@ -63,7 +64,7 @@ func (s *retrySource) Discover(ctx context.Context, req rebalancer.DiscoverReque
 
 // current returns the object's metadata as it is now, and false when there
 // is nothing left to move.
-func (s *retrySource) current(ctx context.Context, row *ObjectRow, shark string) (rebalancer.Object, bool) {
+func (s *retrySource) current(ctx context.Context, row *jobstore.ObjectRow, shark string) (rebalancer.Object, bool) {
 	stored, err := row.Object()
 	if err != nil {
 		// Not parseable then, not parseable now: let the new job record it.

@@ -127,15 +127,15 @@ func (r *runner) lastStatus(err error) Status {
 
 // storedStatus reads a job's status from the store.
 func (e *Engine) storedStatus(ctx context.Context, id string) (Status, error) {
-	j, err := e.cfg.Store.GetJob(ctx, id)
+	j, err := e.Job(ctx, id)
 	if err != nil {
 		return Status{}, err
 	}
-	counts, err := e.cfg.Store.Counts(ctx, id)
+	counts, err := getCounts(ctx, e.store, id)
 	if err != nil {
 		return Status{}, err
 	}
-	dups, _, err := e.cfg.Store.Duplicates(ctx, id, 0)
+	dups, _, err := e.store.Duplicates(ctx, id, 0)
 	if err != nil {
 		return Status{}, err
 	}
@@ -163,7 +163,7 @@ func (e *Engine) storedStatus(ctx context.Context, id string) (Status, error) {
 				}
 			}
 		}
-		dests, err := e.cfg.Store.Destinations(ctx, id, rebalancer.ObjectUnprocessed)
+		dests, err := e.store.Destinations(ctx, id, rebalancer.ObjectUnprocessed)
 		if err != nil {
 			return Status{}, err
 		}

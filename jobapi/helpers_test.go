@@ -13,6 +13,7 @@ import (
 
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/evacuate"
+	"github.com/TritonDataCenter/rebalancer/evacuate/sqlitestore"
 	"github.com/TritonDataCenter/rebalancer/internal/fakes"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
 	"github.com/TritonDataCenter/rebalancer/internal/testutil"
@@ -69,7 +70,7 @@ func (f *fleet) engine(tb testing.TB, st *evacuate.Store, lookup func(context.Co
 // openStore opens a SQLite job store in a temporary directory.
 func openStore(tb testing.TB) *evacuate.Store {
 	tb.Helper()
-	st, err := evacuate.OpenStore(context.Background(), filepath.Join(tb.TempDir(), "jobs.db"))
+	st, err := sqlitestore.Open(context.Background(), filepath.Join(tb.TempDir(), "jobs.db"), evacuate.StoreOptions{})
 	if err != nil {
 		tb.Fatal(err)
 	}

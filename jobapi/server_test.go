@@ -17,6 +17,7 @@ import (
 
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/evacuate"
+	"github.com/TritonDataCenter/rebalancer/evacuate/sqlitestore"
 	"github.com/TritonDataCenter/rebalancer/internal/fakes"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
 	"github.com/TritonDataCenter/rebalancer/internal/testutil"
@@ -378,7 +379,7 @@ func TestResultsCountEveryStatus(t *testing.T) {
 // job's status says it is held up; both through the Client too.
 func TestStoreFailureShown(t *testing.T) {
 	dir := t.TempDir()
-	st, err := evacuate.OpenStore(t.Context(), filepath.Join(dir, "jobs.db"))
+	st, err := sqlitestore.Open(t.Context(), filepath.Join(dir, "jobs.db"), evacuate.StoreOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/agent"
 	"github.com/TritonDataCenter/rebalancer/evacuate"
+	"github.com/TritonDataCenter/rebalancer/internal/storedsn"
 	"github.com/TritonDataCenter/rebalancer/jobapi"
 	"github.com/TritonDataCenter/rebalancer/moray"
 	"github.com/TritonDataCenter/rebalancer/storinfo"
@@ -98,7 +99,7 @@ func New(ctx context.Context, cfg *Config, deps Deps) (*Manager, error) {
 	if dsn == "" {
 		dsn = DefaultDatabase
 	}
-	store, err := evacuate.OpenStoreWith(ctx, dsn, evacuate.StoreOptions{
+	store, err := storedsn.Open(ctx, dsn, evacuate.StoreOptions{
 		MarkFile: cfg.markFile(dsn), AcceptEmpty: cfg.AcceptEmptyStore, Logger: m.log,
 	})
 	switch {
