@@ -16,15 +16,10 @@ import (
 	"github.com/TritonDataCenter/rebalancer/evacuate/internal/jobstore"
 )
 
-// A runner drives one job. Its stages run in their own goroutines and talk
-// through the store and a few in-memory structures:
-//
-//	discover ─► store (unprocessed) ─► feed: place, group per destination ─► post
-//	   ─► poll ─► store (post_processing) ─► metadata ─► store (complete)
-//
-// The store is the queue between stages, so memory stays flat however many
-// objects a shark holds, and a restarted manager finds every object where
-// it was. The monitor ends the job when the counters say nothing is left.
+// A runner drives one job: its stages (the package documentation draws
+// them) run in their own goroutines and talk through the store and a few
+// in-memory structures. The monitor ends the job when the counters say
+// nothing is left.
 type runner struct {
 	e     *Engine
 	job   JobRecord
