@@ -12,10 +12,12 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
+	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/internal/manager"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
+	"github.com/TritonDataCenter/rebalancer/jobapi"
 )
 
 // syncBuffer is a bytes.Buffer safe for the server's goroutines.
@@ -127,57 +129,44 @@ func TestServeReloadAndShutdown(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	type doc struct {
-		State   string `json:"state"`
-		Options struct {
-			MetadataThreads int `json:"metadata_threads"`
-		} `json:"options"`
+	c, err := jobapi.NewClient(api)
+	if err != nil {
+		t.Fatal(err)
 	}
-	get := func(id string) doc {
+	get := func(id string) *jobapi.JobStatus {
 		t.Helper()
-		code, body := call("GET", api+"/jobs/"+id, "")
-		var d doc
-		if code != http.StatusOK || json.Unmarshal([]byte(body), &d) != nil {
-			t.Fatalf("GET job: %d %s", code, body)
+		st, err := c.JobStatus(ctx, id)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return d
+		return st
 	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(60 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("waited too long for %s; log:\n%s", what, out.String())
-			}
-		}
+	id, err := c.CreateJob(ctx, jobapi.CreateParams{FromShark: "1.stor"})
+	if err != nil {
+		t.Fatalf("create: %v", err)
 	}
-
-	code, body := call("POST", api+"/jobs", `{"action":"evacuate","params":{"from_shark":"1.stor"}}`)
-	if code != http.StatusOK {
-		t.Fatalf("create: %d %s", code, body)
-	}
-	id := strings.TrimSpace(body)
-	if code, body := call("POST", api+"/jobs/"+id+"/pause", ""); code != http.StatusOK {
-		t.Fatalf("pause: %d %s", code, body)
+	if err := c.PauseJob(ctx, id); err != nil {
+		t.Fatalf("pause: %v", err)
 	}
 
 	cfg["options"].(map[string]any)["max_metadata_update_threads"] = 4
 	cfg["log_level"] = "error"
 	writeConfig(t, cfgPath, cfg)
 	reload <- syscall.SIGUSR1
-	waitFor("the reload to reach the paused job", func() bool { return get(id).Options.MetadataThreads == 4 })
+	testutil.Eventually(t, "the reload to reach the paused job", func() bool { return get(id).Options.MetadataThreads == 4 })
 
 	if err := os.WriteFile(cfgPath, []byte(`{"domain_name": 7}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	reload <- syscall.SIGUSR1
-	waitFor("the broken file to be reported", func() bool {
+	testutil.Eventually(t, "the broken file to be reported", func() bool {
 		return strings.Contains(out.String(), "error parsing config after signal received; not updating")
 	})
 
-	if code, body := call("POST", api+"/jobs/"+id+"/resume", ""); code != http.StatusOK {
-		t.Fatalf("resume: %d %s", code, body)
+	if err := c.ResumeJob(ctx, id); err != nil {
+		t.Fatalf("resume: %v", err)
 	}
-	waitFor("the job to complete", func() bool { return get(id).State == "Complete" })
+	testutil.Eventually(t, "the job to complete", func() bool { return get(id).State == rebalancer.JobComplete })
 	if d := get(id); d.Options.MetadataThreads != 4 {
 		t.Errorf("metadata threads after a bad reload = %d, want 4", d.Options.MetadataThreads)
 	}
@@ -193,13 +182,8 @@ func TestServeReloadAndShutdown(t *testing.T) {
 	}
 
 	cancel()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Errorf("exit %d after cancellation; stderr:\n%s", code, errOut.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("did not stop within 30s of cancellation")
+	if code := testutil.Receive(t, "the manager to stop once cancelled", done); code != 0 {
+		t.Errorf("exit %d after cancellation; stderr:\n%s", code, errOut.String())
 	}
 	// Logs are JSON lines. After the reload to log_level "error", info
 	// lines (such as the resume's) are no longer written.
