@@ -19,7 +19,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,7 +29,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -43,6 +41,7 @@ import (
 	"github.com/TritonDataCenter/rebalancer/internal/cmdline"
 	"github.com/TritonDataCenter/rebalancer/internal/manager"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
+	"github.com/TritonDataCenter/rebalancer/jobapi"
 )
 
 type cli struct {
@@ -155,7 +154,8 @@ type demo struct {
 
 	fleet *testbed.Fleet
 	pop   testbed.Population
-	api   string // the manager's base URL
+	api   string         // the manager's base URL
+	jobs  *jobapi.Client // its job API
 
 	// Injected faults, for the verdict.
 	corrupted map[string]string // object id -> shark holding the corrupt copy
@@ -239,6 +239,9 @@ func (d *demo) run(ctx context.Context) (bool, error) {
 		wg.Wait()
 	}()
 	d.api = "http://" + ln.Addr().String()
+	if d.jobs, err = jobapi.NewClient(d.api); err != nil {
+		return false, err
+	}
 	d.say("The manager is listening at %s (try: rebalancer-adm --manager %s job list).", d.api, d.api)
 
 	id, err := d.createJob(ctx)
@@ -278,40 +281,11 @@ func (d *demo) run(ctx context.Context) (bool, error) {
 // createJob posts the evacuation through the manager's HTTP API, as an
 // operator's rebalancer-adm would.
 func (d *demo) createJob(ctx context.Context) (string, error) {
-	body := fmt.Sprintf(`{"action":"evacuate","params":{"from_shark":%q}}`, d.Evacuate)
-	req, err := http.NewRequestWithContext(ctx, "POST", d.api+"/jobs", strings.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	id, err := d.jobs.CreateJob(ctx, jobapi.CreateParams{FromShark: d.Evacuate})
 	if err != nil {
 		return "", fmt.Errorf("create job: %w", err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("create job: %s: %s", resp.Status, bytes.TrimSpace(b))
-	}
-	return strings.TrimSpace(string(b)), nil
-}
-
-// jobDoc is the part of GET /jobs/{id} the progress display needs.
-type jobDoc struct {
-	State    string `json:"state"`
-	Progress struct {
-		Objects         int64   `json:"objects"`
-		ObjectsDone     int64   `json:"objects_done"`
-		ObjectsComplete int64   `json:"objects_complete"`
-		BytesComplete   int64   `json:"bytes_complete"`
-		ObjectsPerSec   float64 `json:"objects_per_second"`
-		BytesPerSec     float64 `json:"bytes_per_second"`
-		DiscoveryDone   bool    `json:"discovery_done"`
-	} `json:"progress"`
-}
-
-func (j jobDoc) terminal() bool {
-	return slices.Contains([]string{"Complete", "Failed", "Stopped"}, j.State)
+	return id, nil
 }
 
 // watch polls the job through the API until it ends: a progress bar on a
@@ -326,20 +300,20 @@ func (d *demo) watch(ctx context.Context, id string) error {
 	}
 	var lastLine time.Time
 	for {
-		doc, err := d.getJob(ctx, id)
+		doc, err := d.jobs.JobStatus(ctx, id)
 		if err != nil {
-			return err
+			return fmt.Errorf("job %s: %w", id, err)
 		}
 		p := doc.Progress
 		if bar != nil {
 			bar.Set64(p.ObjectsDone)
-		} else if time.Since(lastLine) >= time.Second || doc.terminal() {
+		} else if time.Since(lastLine) >= time.Second || doc.State.Terminal() {
 			lastLine = time.Now()
 			d.say("  %s: %s of %s objects done, %s moved (%s), %.0f objects/s",
-				doc.State, humanize.Comma(p.ObjectsDone), humanize.Comma(int64(d.pop.Pinned)),
-				humanize.Comma(p.ObjectsComplete), humanize.IBytes(uint64(p.BytesComplete)), p.ObjectsPerSec)
+				doc.State.Title(), humanize.Comma(p.ObjectsDone), humanize.Comma(int64(d.pop.Pinned)),
+				humanize.Comma(p.ObjectsComplete), humanize.IBytes(uint64(p.BytesComplete)), p.ObjectsPerSecond)
 		}
-		if doc.terminal() {
+		if doc.State.Terminal() {
 			if bar != nil {
 				bar.Finish()
 				fmt.Fprintln(d.out)
@@ -352,27 +326,6 @@ func (d *demo) watch(ctx context.Context, id string) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-func (d *demo) getJob(ctx context.Context, id string) (jobDoc, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", d.api+"/jobs/"+id, nil)
-	if err != nil {
-		return jobDoc{}, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return jobDoc{}, fmt.Errorf("job %s: %w", id, err)
-	}
-	defer resp.Body.Close()
-	var doc jobDoc
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		return doc, fmt.Errorf("job %s: %s: %s", id, resp.Status, bytes.TrimSpace(b))
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
-		return doc, fmt.Errorf("job %s: %w", id, err)
-	}
-	return doc, nil
 }
 
 func isTerminal(w io.Writer) bool {
