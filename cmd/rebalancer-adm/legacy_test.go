@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -108,7 +109,7 @@ func TestWatchWaitsOutAnUnreachableManager(t *testing.T) {
 	complete := strings.Replace(legacyStatus, `"Running"`, `"Complete"`, 1)
 	url := legacyManager(t, func() string { return complete })
 	for _, tty := range []bool{false, true} {
-		var out, errb syncBuffer
+		var out, errb testutil.Buffer
 		a := newApp(&out, &errb)
 		a.isTerminal = func(io.Writer) bool { return tty }
 		a.width = func(io.Writer) int { return 200 }

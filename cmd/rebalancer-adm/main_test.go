@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/uuid"
@@ -22,24 +20,6 @@ import (
 )
 
 const shark1 = "1.stor.demo.example"
-
-// syncBuffer is an io.Writer tests can read while a command writes to it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // manager is an in-process rebalancer manager: the real API handler over a
 // real engine driving a testbed fleet.
@@ -98,7 +78,7 @@ func (m *manager) cmd(t *testing.T, args ...string) result {
 
 func runWith(t *testing.T, tty bool, args ...string) result {
 	t.Helper()
-	var out, errb syncBuffer
+	var out, errb testutil.Buffer
 	a := newApp(&out, &errb)
 	a.isTerminal = func(io.Writer) bool { return tty }
 	a.width = func(io.Writer) int { return 100 }
@@ -338,7 +318,7 @@ func TestWatchOnTerminal(t *testing.T) {
 	m.holdDownloads()
 	id := m.create(t, "--shark", shark1, "--dry-run=false")
 
-	var out, errb syncBuffer
+	var out, errb testutil.Buffer
 	a := newApp(&out, &errb)
 	a.isTerminal = func(io.Writer) bool { return true }
 	a.width = func(io.Writer) int { return 100 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
@@ -19,24 +17,6 @@ import (
 	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 	"github.com/TritonDataCenter/rebalancer/jobapi"
 )
-
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func writeConfig(t *testing.T, path string, cfg any) {
 	t.Helper()
@@ -75,7 +55,7 @@ func TestUsageAndConfigErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var out, errOut syncBuffer
+			var out, errOut testutil.Buffer
 			code := run(context.Background(), tt.args, &out, &errOut, nil, manager.Deps{}, nil)
 			all := out.String() + errOut.String()
 			if code != tt.code {
@@ -103,7 +83,7 @@ func TestServeReloadAndShutdown(t *testing.T) {
 	defer cancel()
 	reload := make(chan os.Signal, 1)
 	addrs := make(chan [2]string, 1)
-	var out, errOut syncBuffer
+	var out, errOut testutil.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"--config", cfgPath, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"},
@@ -215,7 +195,7 @@ func TestStopAtAnyMoment(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	addr := make(chan string, 1)
-	var out syncBuffer
+	var out testutil.Buffer
 	go func() {
 		done <- run(ctx, args, &out, &out, nil, deps, func(api, _ string) { addr <- api })
 	}()
@@ -245,7 +225,7 @@ func TestStopAtAnyMoment(t *testing.T) {
 			if when == "before starting" {
 				cancel()
 			}
-			var out syncBuffer
+			var out testutil.Buffer
 			code := run(ctx, args, &out, &out, nil, deps, func(string, string) { cancel() })
 			cancel()
 			if code != 0 {
@@ -267,7 +247,7 @@ func TestStoreReplacedExit(t *testing.T) {
 	deps := manager.Deps{Shards: f.Shards(), AgentClient: f.AgentClient(), JobOptions: testbed.FastTimers}
 	args := []string{"--config", cfgPath, "--listen", "127.0.0.1:0", "--metrics-listen", "off"}
 	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuffer
+	var out testutil.Buffer
 	code := run(ctx, args, &out, &out, nil, deps, func(api, _ string) {
 		resp, err := http.Post("http://"+api+"/jobs", "application/json", strings.NewReader(`{"action":"evacuate","params":{"from_shark":"2.stor"}}`))
 		if err == nil {
@@ -281,7 +261,7 @@ func TestStoreReplacedExit(t *testing.T) {
 	for _, name := range []string{"jobs.db", "jobs.db-wal", "jobs.db-shm"} {
 		os.Remove(filepath.Join(dir, name))
 	}
-	var errOut syncBuffer
+	var errOut testutil.Buffer
 	code = run(context.Background(), args, &out, &errOut, nil, deps, func(string, string) { t.Error("listened on a replaced store") })
 	if code != 2 || !strings.Contains(errOut.String(), "--accept-empty-store") || !strings.Contains(errOut.String(), "with 1 jobs") {
 		t.Fatalf("on a replaced store: exit %d, stderr %q", code, errOut.String())
