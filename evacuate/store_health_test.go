@@ -10,14 +10,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/uuid"
-
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/internal/pgtest"
 	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 )
-
-func newID() string { return uuid.NewString() }
 
 // A job whose store fails while it runs says so in its status, /health
 // answers 503 with the reason, and the job does nothing until the store
