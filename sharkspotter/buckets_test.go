@@ -293,9 +293,11 @@ var bucketsKinds = []bucketsKind{
 		scanner: func(f *bucketsFixture, o Options) rebalancer.ObjectSource {
 			return &BucketsPostgresScanner{Options: o, DSNs: f.dsns, Chunk: 7}
 		},
-		transient:   pgTransient,
-		cut:         func(f *bucketsFixture, shard int) { f.proxies[shard].armed.Store(true) },
-		unreachable: func(f *bucketsFixture, shard int) { f.dsns[shard] = "postgres://postgres@127.0.0.1:1/x?sslmode=disable" },
+		transient: pgTransient,
+		cut:       func(f *bucketsFixture, shard int) { f.proxies[shard].armed.Store(true) },
+		unreachable: func(f *bucketsFixture, shard int) {
+			f.dsns[shard] = "postgres://postgres@127.0.0.1:1/x?sslmode=disable"
+		},
 	},
 	{
 		name: "mdapi",
