@@ -131,8 +131,6 @@ func (f *mpuFleet) record(t *testing.T, up mdapi.Upload) mdapitest.Object {
 	return o
 }
 
-func ctx(t *testing.T) context.Context { return ctxT(t) }
-
 // moved is what the parts' copies on from that went to to look like.
 func moved(keys []string, from string, to rebalancer.StorageNode) []mdapi.PartMove {
 	var out []mdapi.PartMove
@@ -237,18 +235,17 @@ func TestFixUploadNothingToDo(t *testing.T) {
 		t.Errorf("finished upload: %+v %v", res, err)
 	}
 
-	up, keys = f.upload(t, 1, stor2, stor3)
+	_, keys = f.upload(t, 1, stor2, stor3)
 	part, _ = mdapi.ParseKey(keys[0])
 	if res, err := f.fixer().Fix(ctxT(t), part, stor1.MantaStorageID, stor4); err != nil || res.Outcome != mdapi.UploadNotListed {
 		t.Errorf("record not naming the shark: %+v %v", res, err)
 	}
 	// No preallocated sharks at all.
-	up, keys = f.upload(t, 1)
+	_, keys = f.upload(t, 1)
 	part, _ = mdapi.ParseKey(keys[0])
 	if res, err := f.fixer().Fix(ctxT(t), part, stor1.MantaStorageID, stor4); err != nil || res.Outcome != mdapi.UploadNotListed {
 		t.Errorf("record without preallocated sharks: %+v %v", res, err)
 	}
-	_ = up
 }
 
 // The fix is conditional: a record changed by another writer between the
@@ -290,7 +287,7 @@ func TestFixUploadConflicts(t *testing.T) {
 	// upload, matching ErrEtagConflict; the record as it was.
 	up, keys = f.upload(t, 1, stor1, stor2)
 	part, _ = mdapi.ParseKey(keys[0])
-	v, srv = f.at(t, up.RecordName())
+	_, srv = f.at(t, up.RecordName())
 	before := f.record(t, up)
 	stop := srv.ConflictStorm(func(_, _, name string) bool { return name == up.RecordName() })
 	fx := f.fixer()
@@ -307,7 +304,6 @@ func TestFixUploadConflicts(t *testing.T) {
 	if now := f.record(t, up); !now.Modified.Equal(before.Modified) {
 		t.Error("the record was written during the storm")
 	}
-	_ = v
 }
 
 // What the fix refuses, and why.
