@@ -175,7 +175,11 @@ const DefaultUploadRetries = 5
 //
 // Call it after the parts' metadata names their new shark, whichever way
 // it was written (one object at a time or in batches: the record does not
-// depend on it). Fix is safe for concurrent use.
+// depend on it). Fix is safe for concurrent use; but buckets-mdapi checks
+// an update's conditions without locking the row, so two fixes made from
+// one read of a record can both be written. That is harmless when they
+// write the same, and the parts of an upload leaving a shark must all go
+// to one new shark anyway (see FixMoved).
 type UploadFixer struct {
 	Shards ShardClients
 	Ring   Ring
