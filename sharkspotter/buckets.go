@@ -92,7 +92,7 @@ type bucketsStream struct {
 	cur     any   // the pager's cursor in it
 }
 
-func (s *bucketsStream) column() string { return "vnodes" }
+func (s *bucketsStream) column() string { return "objects" }
 
 // start finds where a scan resuming after a ScanID begins.
 func (s *bucketsStream) start(after int64) (vi int, base int64) {
