@@ -71,4 +71,13 @@
 // object still has the id (if-match) and modification time
 // (if-unmodified-since) it was read with: buckets-mdapi compares if-match
 // with the object id only, which an update of its metadata does not change.
+//
+// # Placement and multipart uploads
+//
+// [Ring] computes the vnode buckets-api places a key in, and [VnodeMap]
+// records which shard holds each vnode, as discovery finds them. They serve
+// one purpose: [UploadFixer], which after the parts of a multipart upload
+// moved off a shark rewrites the upload's record (.mpu-uploads/<id>, whose
+// headers list the sharks every later part goes to and where the upload is
+// assembled) to name their new shark, conditionally, changing nothing else.
 package mdapi

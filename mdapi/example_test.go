@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"strings"
 
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/internal/pgtest"
@@ -99,4 +100,52 @@ func ExampleClient_WalkObjects() {
 	}
 	// Output:
 	// photos/cat.jpg 11 [1.stor.example.com 2.stor.example.com]
+}
+
+// After the parts of a multipart upload moved off a shark, the upload's
+// record must name their new shark: buckets-api sends later parts to it,
+// and assembles the object there. The ring and the vnode map find the
+// record; here one shard holds all 4 vnodes.
+func ExampleUploadFixer() {
+	srv, stop := exampleServer("ExampleUploadFixer")
+	defer stop()
+	ctx := context.Background()
+	owner, bucket := "6e3c1f0e-7b5e-4b0c-9a51-2f6a3d1c9e01", "b0c4e7a2-31f5-4d6e-8a90-7c1d2e3f4a05"
+	uploadID := "0f3c2b8e-8a4f-4d1e-9b7a-5c6d7e8f9a0b"
+	old := rebalancer.StorageNode{Datacenter: "dc1", MantaStorageID: "1.stor.example.com"}
+	other := rebalancer.StorageNode{Datacenter: "dc1", MantaStorageID: "2.stor.example.com"}
+
+	var vnodes mdapi.VnodeMap
+	vnodes.Add(1, srv.Vnodes()...)
+	ring, err := vnodes.Ring()
+	if err != nil {
+		log.Fatal(err)
+	}
+	// The upload's record and part 1, where buckets-api puts them.
+	rv, _ := ring.ObjectVnode(owner, bucket, mdapi.UploadRecordName(uploadID))
+	if _, _, err := srv.PutUpload(ctx, mdapitest.Upload{Vnode: rv, Owner: owner, BucketID: bucket, BucketName: "b", Key: "big",
+		UploadID: uploadID, PreAllocatedSharks: []rebalancer.StorageNode{old, other}}); err != nil {
+		log.Fatal(err)
+	}
+	part := mdapi.Locator{Owner: owner, BucketID: bucket, Name: mdapitest.PartName(uploadID, 1)}
+	part.Vnode, _ = ring.ObjectVnode(owner, bucket, part.Name)
+
+	shards := mdapi.NewShards(mdapi.StaticShards{1: srv.Addr()}, mdapi.Options{})
+	defer shards.Close()
+	fixer := &mdapi.UploadFixer{Shards: shards, Ring: ring, Vnodes: &vnodes}
+	to := rebalancer.StorageNode{Datacenter: "dc2", MantaStorageID: "3.stor.example.com"}
+	for range 2 {
+		res, err := fixer.Fix(ctx, part, old.MantaStorageID, to)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(res.Upload.ID, res.Outcome)
+	}
+	rec, _ := srv.GetObject(ctx, rv, owner, bucket, mdapi.UploadRecordName(uploadID))
+	fmt.Println(strings.Count(*rec.Headers["x-preallocated-sharks"], "3.stor.example.com"),
+		strings.Count(*rec.Headers["x-upload-record"], "1.stor.example.com"))
+	// Output:
+	// 0f3c2b8e-8a4f-4d1e-9b7a-5c6d7e8f9a0b fixed
+	// 0f3c2b8e-8a4f-4d1e-9b7a-5c6d7e8f9a0b already_fixed
+	// 1 0
 }

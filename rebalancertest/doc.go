@@ -25,8 +25,9 @@
 // deleting an object behind the store's back, stalling downloads). A check
 // whose harness field is not set is skipped, saying which field it needs.
 //
-// The module runs every suite against every implementation it has: both
-// sharkspotter scanners, moray.MetadataStore, storinfo.Placement,
+// The module runs every suite against every implementation it has: the
+// sharkspotter scanners of both kinds and their combination (Multi),
+// moray.MetadataStore, storinfo.Placement,
 // agent.Client over a real agent, the examples' KeyListSource and Pinned,
 // and the test fakes. An embedder's implementation of a root interface
 // (a v2 metadata store, a custom source or placement) should pass the same

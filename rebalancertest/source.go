@@ -2,6 +2,7 @@ package rebalancertest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -29,13 +30,56 @@ type SourceHarness struct {
 	// DiscoverRequest.After and visit objects again (consumers deduplicate
 	// them). The resume checks then only require that nothing is lost.
 	IgnoresAfter bool
+	// Rescans says the source resumes by scanning again, from its start,
+	// the part of a shard its checkpoint is in (a buckets-mdapi vnode,
+	// whose rows have no id to resume after): objects visited before the
+	// checkpoint may be visited again, with ScanIDs above it (consumers
+	// deduplicate them), but nothing is visited at or below it.
+	Rescans bool
+	// Visited, when set, says what the object visited for a stored record
+	// looks like, for a source whose backend keeps records in a form of its
+	// own (buckets-mdapi rows, which the harness makes from the v1 values
+	// it is given): its Key and Metadata. Without it they are the record's
+	// Key and Value. The other fields checked (ID, Owner, Sharks, length)
+	// are rebalancer.ParseObject's of that Metadata.
+	Visited func(shard int, stored StoredObject) (key string, metadata json.RawMessage)
+	// CheckpointKey, when set, is the key under which the source expects
+	// an object's checkpoint in DiscoverRequest.After, for a source whose
+	// objects of different kinds share shard numbers
+	// (sharkspotter.CheckpointShard). Without it the key is Object.Shard.
+	// ScanIDs must ascend per key.
+	CheckpointKey func(rebalancer.Object) int
+}
+
+// checkpoint returns the checkpoint key of o.
+func (h SourceHarness) checkpoint(o rebalancer.Object) int {
+	if h.CheckpointKey != nil {
+		return h.CheckpointKey(o)
+	}
+	return o.Shard
+}
+
+// expected returns, keyed by where each is visited, the objects of want as
+// the source visits them.
+func (h SourceHarness) expected(want map[place]StoredObject) map[place]StoredObject {
+	if h.Visited == nil {
+		return want
+	}
+	out := make(map[place]StoredObject, len(want))
+	for p, so := range want {
+		key, meta := h.Visited(p.shard, so)
+		out[place{p.shard, key}] = StoredObject{Key: key, Value: meta, Malformed: so.Malformed}
+	}
+	return out
 }
 
 // TestObjectSource checks a rebalancer.ObjectSource against the
 // interface's contract. newSource stores the given shards' records in a
 // fresh backend and returns the source over them; it is called a few
 // times, once per fixture. Every record's value is a v1 object's metadata
-// (see ObjectValue); the suite discovers Shark.
+// (see ObjectValue), which a harness for another kind of metadata stores
+// in its own form, saying with Visited what the source makes of it; the
+// suite discovers Shark.
 //
 // The checks, each a subtest:
 //
@@ -46,7 +90,9 @@ type SourceHarness struct {
 //   - visit is never called concurrently, and each shard's ScanIDs ascend;
 //   - a scan stopped part way resumes from the highest ScanID visited per
 //     shard (DiscoverRequest.After): nothing lost, nothing at or below the
-//     checkpoint visited again;
+//     checkpoint visited again (a harness sets Rescans for a source that
+//     visits again, above the checkpoint, what it visited below it, and
+//     CheckpointKey for one whose checkpoints are not keyed by shard);
 //   - an error from visit ends Discover, which returns it (errors.Is), and
 //     visit is not called again;
 //   - a cancelled context ends Discover with an error matching ctx.Err(),
@@ -79,6 +125,9 @@ func TestObjectSource(t *testing.T, newSource func(t *testing.T, shards []Shard)
 	ctx := context.Background()
 	req := rebalancer.DiscoverRequest{Shark: Shark}
 
+	newVisits := func(t *testing.T) *visits { return &visits{t: t, lastID: map[int]int64{}, key: h.checkpoint} }
+	want = h.expected(want)
+
 	t.Run("visits every object on the shark once", func(t *testing.T) {
 		c := newVisits(t)
 		if err := h.Source.Discover(ctx, req, c.visit); err != nil {
@@ -99,14 +148,15 @@ func TestObjectSource(t *testing.T, newSource func(t *testing.T, shards []Shard)
 				t.Fatalf("Discover stopping after %d objects: %v", n, err)
 			}
 			for _, o := range c.objs {
-				if !h.IgnoresAfter && o.ScanID <= after[o.Shard] {
-					t.Errorf("shard %d: %s (ScanID %d) visited again after resuming from %d", o.Shard, o.Key, o.ScanID, after[o.Shard])
+				k := h.checkpoint(o)
+				if !h.IgnoresAfter && o.ScanID <= after[k] {
+					t.Errorf("shard %d: %s (ScanID %d) visited again after resuming from %d", o.Shard, o.Key, o.ScanID, after[k])
 				}
-				after[o.Shard] = max(after[o.Shard], o.ScanID)
+				after[k] = max(after[k], o.ScanID)
 			}
 			all = append(all, c.objs...)
 		}
-		if h.IgnoresAfter {
+		if h.IgnoresAfter || h.Rescans {
 			all = dedupe(all)
 		}
 		c := newVisits(t)
@@ -118,7 +168,19 @@ func TestObjectSource(t *testing.T, newSource func(t *testing.T, shards []Shard)
 		if err := h.Source.Discover(ctx, rebalancer.DiscoverRequest{Shark: Shark, After: after}, c.visit); err != nil {
 			t.Fatalf("Discover after the last objects: %v", err)
 		}
-		if len(c.objs) > 0 && !h.IgnoresAfter {
+		switch {
+		case len(c.objs) == 0 || h.IgnoresAfter:
+		case h.Rescans:
+			seen := map[place]bool{}
+			for _, o := range all {
+				seen[place{o.Shard, o.Key}] = true
+			}
+			for _, o := range c.objs {
+				if !seen[place{o.Shard, o.Key}] {
+					t.Errorf("shard %d: %s visited only after the last checkpoints", o.Shard, o.Key)
+				}
+			}
+		default:
 			t.Errorf("%d objects visited after the last checkpoints, e.g. shard %d %s", len(c.objs), c.objs[0].Shard, c.objs[0].Key)
 		}
 	})
@@ -160,6 +222,7 @@ func TestObjectSource(t *testing.T, newSource func(t *testing.T, shards []Shard)
 
 	t.Run("an unreadable shard is reported by number", func(t *testing.T) {
 		h := newSource(t, shards)
+		newVisits := func(t *testing.T) *visits { return &visits{t: t, lastID: map[int]int64{}, key: h.checkpoint} }
 		if h.Break == nil {
 			t.Skip("the harness has no Break")
 		}
@@ -188,7 +251,7 @@ func TestObjectSource(t *testing.T, newSource func(t *testing.T, shards []Shard)
 		last := len(bad) - 1
 		bad[last].Objects = append(slices.Clone(bad[last].Objects), StoredObject{Key: key, Value: []byte(value), Malformed: true})
 		h := newSource(t, bad)
-		c := newVisits(t)
+		c := &visits{t: t, lastID: map[int]int64{}, key: h.checkpoint}
 		err := h.Source.Discover(ctx, req, c.visit)
 		if err == nil {
 			t.Fatalf("Discover succeeded over %s, which names the shark but has no objectId", key)
@@ -258,15 +321,14 @@ func sourceFixture() ([]Shard, map[place]StoredObject) {
 type visits struct {
 	t       *testing.T
 	in      atomic.Bool
-	lastID  map[int]int64
+	key     func(rebalancer.Object) int // the checkpoint key
+	lastID  map[int]int64               // by checkpoint key
 	objs    []rebalancer.Object
 	stopAt  int   // > 0: visit returns stopErr on this call
 	stopErr error // and is not to be called again
 	onVisit func(n int)
 	done    bool
 }
-
-func newVisits(t *testing.T) *visits { return &visits{t: t, lastID: map[int]int64{}} }
 
 func (c *visits) visit(o rebalancer.Object) error {
 	if !c.in.CompareAndSwap(false, true) {
@@ -276,10 +338,11 @@ func (c *visits) visit(o rebalancer.Object) error {
 	if c.done {
 		c.t.Errorf("visit called again (shard %d %s) after it returned an error", o.Shard, o.Key)
 	}
-	if prev, ok := c.lastID[o.Shard]; ok && o.ScanID <= prev {
+	k := c.key(o)
+	if prev, ok := c.lastID[k]; ok && o.ScanID <= prev {
 		c.t.Errorf("shard %d: ScanID %d (%s) visited after ScanID %d", o.Shard, o.ScanID, o.Key, prev)
 	}
-	c.lastID[o.Shard] = o.ScanID
+	c.lastID[k] = o.ScanID
 	c.objs = append(c.objs, o)
 	if c.onVisit != nil {
 		c.onVisit(len(c.objs))

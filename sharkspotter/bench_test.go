@@ -15,10 +15,13 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/lib/pq"
 
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/internal/pgtest"
 	"github.com/TritonDataCenter/rebalancer/internal/testutil"
+	"github.com/TritonDataCenter/rebalancer/mdapi"
+	"github.com/TritonDataCenter/rebalancer/mdapi/mdapitest"
 )
 
 // BenchmarkPostgresScan measures PostgresScanner against the fastest way
@@ -297,4 +300,113 @@ func sampleHeap() (stop func() uint64) {
 		wg.Wait()
 		return peak
 	}
+}
+
+// BenchmarkBucketsScan measures the buckets scanners against psql COPY of
+// the same rows (every vnode's manta_bucket_object in key order) off the
+// same server. The shards hold n objects over 64 vnodes and 12 buckets, each
+// object on two of 20 sharks (testShark holds one in ten), with headers and
+// properties as buckets-api writes them.
+//
+//	./scripts/test.sh -run '^$' -bench BucketsScan -benchtime 3x ./sharkspotter/
+func BenchmarkBucketsScan(b *testing.B) {
+	if os.Getenv(pgtest.EnvURL) == "" {
+		b.Skipf("%s is not set: this benchmark needs a PostgreSQL server (run it through ./scripts/test.sh)", pgtest.EnvURL)
+	}
+	const n, vnodes = 100_000, 64
+	dsn := pgtest.NewDatabase(b)
+	ctx := context.Background()
+	var vs []uint64
+	for v := range uint64(vnodes) {
+		vs = append(vs, v)
+	}
+	srv, err := mdapitest.New(ctx, mdapitest.Options{DSN: dsn, Vnodes: vs})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	var buckets []string
+	for i := range 12 {
+		bk, err := srv.CreateBucket(ctx, mdapitest.Bucket{Vnode: uint64(i * 5), Owner: v2Owner, Name: fmt.Sprintf("b%d", i)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		buckets = append(buckets, bk.ID)
+	}
+	var selects []string
+	for v := range vnodes {
+		// Rows g of vnode v: g ≡ v (mod vnodes), in bucket g mod 12.
+		q := fmt.Sprintf(`INSERT INTO manta_bucket_%[1]d.manta_bucket_object (id, name, owner, bucket_id, created, modified,
+				content_length, content_md5, content_type, headers, sharks, properties)
+			SELECT gen_random_uuid(), 'logs/2019/10/' || g || '.log', $1::uuid, ($2::uuid[])[g %% 12 + 1], now(), now(),
+				9099176 + g, decode('2fd36b2195d3637ec061564df7e819ef', 'hex'), 'text/plain', 'm-custom=>value'::hstore,
+				ARRAY['us-east-' || (g %% 3) || ':' || (g %% 20 + 1) || '.stor.example.com',
+				      'us-east-' || ((g + 10) %% 3) || ':' || ((g + 10) %% 20 + 1) || '.stor.example.com'],
+				'{"roles":[],"tags":{"env":"prod"}}'::jsonb
+			FROM generate_series(%[1]d, %[2]d, %[3]d) g`, v, n-1, vnodes)
+		if _, err := srv.DB().Exec(q, v2Owner, pq.Array(buckets)); err != nil {
+			b.Fatal(err)
+		}
+		selects = append(selects, fmt.Sprintf("(SELECT * FROM manta_bucket_%d.manta_bucket_object ORDER BY owner, bucket_id, name)", v))
+	}
+	if _, err := srv.DB().Exec("ANALYZE"); err != nil {
+		b.Fatal(err)
+	}
+	copyRate := measureCopyQuery(b, dsn, n, strings.Join(selects, " UNION ALL "))
+	b.Logf("%d rows in %d vnodes: psql COPY reads %.0f rows/s", n, vnodes, copyRate)
+	clients := mdapi.NewShards(mdapi.StaticShards{1: srv.Addr()}, mdapi.Options{})
+	defer clients.Close()
+	for _, mode := range []struct {
+		name string
+		s    rebalancer.ObjectSource
+	}{
+		{"postgres/pushdown", &BucketsPostgresScanner{DSNs: map[int]string{1: dsn}, Options: Options{Shards: []int{1}, Logger: testutil.Discard()}}},
+		{"postgres/exhaustive", &BucketsPostgresScanner{DSNs: map[int]string{1: dsn}, Options: Options{Shards: []int{1}, Exhaustive: true, Logger: testutil.Discard()}}},
+		{"mdapi", &BucketsMdapiScanner{Clients: clients, Options: Options{Shards: []int{1}, Logger: testutil.Discard()}}},
+	} {
+		b.Run(mode.name, func(b *testing.B) {
+			b.ReportAllocs()
+			stop := sampleHeap()
+			start := time.Now()
+			for range b.N {
+				found := 0
+				err := mode.s.Discover(ctx, rebalancer.DiscoverRequest{Shark: testShark}, func(rebalancer.Object) error {
+					found++
+					return nil
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if found != n/10 {
+					b.Fatalf("found %d objects, want %d", found, n/10)
+				}
+			}
+			rate := float64(n) * float64(b.N) / time.Since(start).Seconds()
+			b.ReportMetric(rate, "rows/s")
+			b.ReportMetric(rate/copyRate, "ratio_vs_copy")
+			b.ReportMetric(float64(stop())/(1<<20), "peak_heap_MB")
+		})
+	}
+}
+
+// measureCopyQuery is measureCopy for any query.
+func measureCopyQuery(b *testing.B, dsn string, n int, query string) float64 {
+	b.Helper()
+	psql, err := exec.LookPath("psql")
+	if err != nil {
+		b.Skipf("no psql binary for the COPY baseline: %v", err)
+	}
+	var best time.Duration
+	for range 3 {
+		cmd := exec.Command(psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", dsn, "-c", "COPY ("+query+") TO STDOUT")
+		cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+		start := time.Now()
+		if err := cmd.Run(); err != nil {
+			b.Fatalf("psql COPY: %v", err)
+		}
+		if d := time.Since(start); best == 0 || d < best {
+			best = d
+		}
+	}
+	return float64(n) / best.Seconds()
 }

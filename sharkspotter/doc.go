@@ -1,7 +1,8 @@
 // Package sharkspotter finds every object that has a copy on a given shark
 // (storage node): the discovery step of an evacuation. It provides two
 // implementations of rebalancer.ObjectSource that scan the "manta" bucket of
-// each metadata shard:
+// each metadata shard (v1 objects), two for buckets (v2) objects, and a way
+// to run both kinds as one source (see Buckets below). For v1 objects:
 //
 //   - MorayScanner reads through each shard's Moray with the sql RPC, in
 //     fixed windows of ids, exactly the statements the legacy sharkspotter
@@ -53,4 +54,29 @@
 // shard was scanned: silently skipping it would leave an object on a shark
 // about to be retired. Transient failures (a dropped connection, Moray's
 // NoDatabasePeersError) are retried from where the scan stopped.
+//
+// # Buckets
+//
+// Buckets (v2) objects live in buckets-mdapi shards, a PostgreSQL schema per
+// vnode (docs/buckets-mdapi.md says what the code rests on):
+//
+//   - BucketsPostgresScanner reads each vnode's object table straight from
+//     the buckets shards' read-only PostgreSQL copies
+//     ({N}.rebalancer-buckets-postgres.{domain}), with the shark filter in
+//     SQL;
+//   - BucketsMdapiScanner lists them through buckets-mdapi's RPCs (a server
+//     with listvnodes and listowners), bucket by bucket and vnode by vnode:
+//     much slower, for where the copies are not reachable.
+//
+// Both make objects with mdapi.ObjectFromRecord (Key "v2/<vnode>/...",
+// Shard the buckets shard), report the vnodes they find (OnVnodes, for
+// mdapi.VnodeMap), refuse a vnode found on two shards, and number objects
+// vnode<<40 + n: rows have no id, so a scan resumed from a checkpoint scans
+// the checkpoint's vnode again, visiting again above the checkpoint what it
+// visited below it, rather than trust a position that writes in between
+// could shift.
+//
+// Multi runs a v1 and a v2 scanner as one source for a job. Both kinds number
+// their shards from 1, so objects keep their own tier's Shard and are told
+// apart by Key (KindOf), while checkpoints are keyed by CheckpointShard.
 package sharkspotter

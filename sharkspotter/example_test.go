@@ -8,6 +8,7 @@ import (
 	"log/slog"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/mdapi"
 	"github.com/TritonDataCenter/rebalancer/moray"
 	"github.com/TritonDataCenter/rebalancer/moray/moraytest"
 	"github.com/TritonDataCenter/rebalancer/sharkspotter"
@@ -79,5 +80,36 @@ func ExamplePostgresScanner() {
 	var se *sharkspotter.ShardError
 	if errors.As(err, &se) {
 		log.Printf("shard %d (and maybe others) not fully scanned: %v", se.Shard, err)
+	}
+}
+
+// One job discovers v1 and v2 objects: Multi runs a Moray-bucket scanner
+// and a buckets scanner at once. Both number their shards from 1, so the
+// checkpoints an interrupted job resumes from are kept by CheckpointShard,
+// while each object keeps its own tier's shard for its metadata store.
+func ExampleMulti() {
+	var vnodes mdapi.VnodeMap // for the multipart upload record fix
+	source := sharkspotter.Multi(
+		sharkspotter.Part{Kind: sharkspotter.V1, Source: &sharkspotter.PostgresScanner{
+			Domain:  "us-east.example.com", // N.rebalancer-postgres.us-east.example.com
+			Options: sharkspotter.Options{Shards: []int{1, 2, 3}},
+		}},
+		sharkspotter.Part{Kind: sharkspotter.V2, Source: &sharkspotter.BucketsPostgresScanner{
+			Domain:   "us-east.example.com", // N.rebalancer-buckets-postgres.us-east.example.com
+			Options:  sharkspotter.Options{Shards: []int{1, 2}},
+			OnVnodes: func(shard int, vs []uint64) { vnodes.Add(shard, vs...) },
+		}},
+	)
+	after := map[int]int64{} // checkpoints, by CheckpointShard
+	err := source.Discover(context.Background(), rebalancer.DiscoverRequest{Shark: "1.stor.us-east.example.com", After: after},
+		func(o rebalancer.Object) error {
+			k := sharkspotter.CheckpointShard(o)
+			after[k] = max(after[k], o.ScanID)
+			// For a v2 object (KindOf), o.Shard is a buckets-mdapi shard:
+			// mdapi.MetadataStore's, not moray.MetadataStore's.
+			return nil
+		})
+	if err != nil {
+		log.Print(err)
 	}
 }

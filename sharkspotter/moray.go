@@ -34,10 +34,13 @@ const (
 //	SELECT * FROM manta WHERE _id >= lo AND _id <= hi AND type = 'object' LIMIT n;
 //
 // for consecutive windows of Window ids up to that maximum, and the same
-// over _idx on shards that have Moray's extended-id column. There, one more
-// query (SELECT * FROM manta WHERE _idx >= 0 AND _idx <= <MAX(_id)> LIMIT 1)
-// tells whether the _idx windows can start above the last _id rather than at
-// 1, as the legacy's do. Rows come back in no particular order; each window's
+// over _idx on shards that have Moray's extended-id column. Whether a shard
+// has it is asked of information_schema.columns rather than found
+// out, as the legacy does, by a SELECT MAX(_idx) that fails and leaves an
+// ERROR in the shard's PostgreSQL log at every scan. Where it has one, one
+// more query (SELECT * FROM manta WHERE _idx >= 0 AND _idx <= <MAX(_id)>
+// LIMIT 1) tells whether the _idx windows can start above the last _id
+// rather than at 1, as the legacy's do. Rows come back in no particular order; each window's
 // matches are sorted by id before they are visited.
 //
 // The fields configure the scan and must not change during Discover; several
@@ -80,6 +83,10 @@ func (s *MorayScanner) Discover(ctx context.Context, req rebalancer.DiscoverRequ
 	return c.discover(ctx, b, req.After, visit)
 }
 
+// idxColumnQuery asks whether the manta table has Moray's extended-id
+// column _idx: one row if it has, none otherwise, and no error either way.
+const idxColumnQuery = "SELECT column_name FROM information_schema.columns WHERE table_name = 'manta' AND column_name = '_idx';"
+
 type morayBackend struct {
 	clients moray.ShardClients
 	window  int64
@@ -89,7 +96,7 @@ type morayBackend struct {
 func (b *morayBackend) open(ctx context.Context, c *common, shard int) (shardSource, error) {
 	cl := b.clients.Client(shard)
 	var maxID, maxIdx int64
-	hasIdx := true
+	var hasIdx bool
 	err := c.retry(ctx, shard, "max _id", func() (err error) {
 		maxID, err = b.max(ctx, cl, "_id")
 		return err
@@ -97,15 +104,28 @@ func (b *morayBackend) open(ctx context.Context, c *common, shard int) (shardSou
 	if err != nil {
 		return shardSource{}, err
 	}
-	err = c.retry(ctx, shard, "max _idx", func() (err error) {
-		maxIdx, err = b.max(ctx, cl, "_idx")
-		if isMissingColumn(err, "_idx") {
-			hasIdx, err = false, nil
-		}
-		return err
+	err = c.retry(ctx, shard, "has _idx", func() error {
+		hasIdx = false
+		return cl.SQL(ctx, idxColumnQuery, nil, b.opts, func(map[string]json.RawMessage) error {
+			hasIdx = true
+			return nil
+		})
 	})
 	if err != nil {
 		return shardSource{}, err
+	}
+	if hasIdx {
+		err = c.retry(ctx, shard, "max _idx", func() (err error) {
+			maxIdx, err = b.max(ctx, cl, "_idx")
+			if isMissingColumn(err, "_idx") {
+				// information_schema saw another schema's manta table.
+				hasIdx, err = false, nil
+			}
+			return err
+		})
+		if err != nil {
+			return shardSource{}, err
+		}
 	}
 	limit := func(n int64) int64 {
 		if c.endID > 0 {

@@ -2,6 +2,7 @@ package sharkspotter
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"regexp"
@@ -10,7 +11,10 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/lib/pq"
+
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/pgtest"
 	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 	"github.com/TritonDataCenter/rebalancer/moray"
 	"github.com/TritonDataCenter/rebalancer/moray/fast"
@@ -100,22 +104,26 @@ func loadMoray(t *testing.T, specs map[int]shardSpec) (*scanFixture, map[int]*mo
 	return f, servers, clients
 }
 
-// Every statement is one the legacy sharkspotter sends, and the _idx
-// windows start above the last _id rather than at 1.
+// Every statement is one the legacy sharkspotter sends, or the question to
+// information_schema that replaces its failing SELECT MAX(_idx) on shards
+// without the column; the _idx windows start above the last _id rather
+// than at 1.
 func TestMorayLegacyStatements(t *testing.T) {
 	f, servers, _ := loadMoray(t, map[int]shardSpec{1: {rows: 1200}, 4: {rows: 1500, extendedIDs: 901}})
 	legacy := regexp.MustCompile(`^SELECT MAX\((_id|_idx)\) FROM manta;$|` +
 		`^SELECT \* FROM manta WHERE (_id|_idx) >= \d+ AND (_id|_idx) <= \d+( AND type = 'object')? LIMIT \d+;$`)
-	var statements sync.Map
-	for _, srv := range servers {
+	statements := map[int]*sync.Map{}
+	for shard, srv := range servers {
+		sent := &sync.Map{}
+		statements[shard] = sent
 		srv.SetHook(func(r moraytest.Request) moraytest.Action {
 			if r.Method == "sql" {
 				var stmt string
 				json.Unmarshal(r.Args[0], &stmt)
-				if !legacy.MatchString(stmt) {
+				if !legacy.MatchString(stmt) && stmt != idxColumnQuery {
 					t.Errorf("statement %q is not of the legacy shapes", stmt)
 				}
-				statements.Store(stmt, true)
+				sent.Store(stmt, true)
 			}
 			return moraytest.Action{}
 		})
@@ -126,16 +134,68 @@ func TestMorayLegacyStatements(t *testing.T) {
 	}
 	f.check(t, col.objs, false)
 	for _, stmt := range []string{
+		idxColumnQuery,
 		"SELECT MAX(_idx) FROM manta;",
 		"SELECT * FROM manta WHERE _idx >= 901 AND _idx <= 1000 AND type = 'object' LIMIT 100;",
 		"SELECT * FROM manta WHERE _id >= 801 AND _id <= 900 AND type = 'object' LIMIT 100;",
 	} {
-		if _, ok := statements.Load(stmt); !ok {
-			t.Errorf("statement %q not sent", stmt)
+		if _, ok := statements[4].Load(stmt); !ok {
+			t.Errorf("statement %q not sent to the shard with _idx", stmt)
 		}
 	}
-	if _, ok := statements.Load("SELECT * FROM manta WHERE _idx >= 1 AND _idx <= 100 AND type = 'object' LIMIT 100;"); ok {
+	if _, ok := statements[4].Load("SELECT * FROM manta WHERE _idx >= 1 AND _idx <= 100 AND type = 'object' LIMIT 100;"); ok {
 		t.Error("_idx windows scanned below the first extended id")
+	}
+	// The shard without the column is asked about it, and sent nothing
+	// that names it: no statement fails, so none leaves an ERROR in its
+	// PostgreSQL's log.
+	if _, ok := statements[1].Load(idxColumnQuery); !ok {
+		t.Error("the shard without _idx was not asked whether it has it")
+	}
+	statements[1].Range(func(k, _ any) bool {
+		if stmt := k.(string); stmt != idxColumnQuery && strings.Contains(stmt, "_idx") {
+			t.Errorf("statement %q sent to the shard without _idx", stmt)
+		}
+		return true
+	})
+}
+
+// The question about _idx is valid PostgreSQL that fails on neither shape
+// of the manta table, and tells them apart; the legacy's way of asking
+// fails on the table without the column.
+func TestIdxColumnQueryOnPostgres(t *testing.T) {
+	for _, extended := range []bool{false, true} {
+		db, err := sql.Open("postgres", pgtest.NewDatabase(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if err := createMantaTable(db, false, extended); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := db.Query(idxColumnQuery)
+		if err != nil {
+			t.Fatalf("extended %v: %v", extended, err)
+		}
+		var cols []string
+		for rows.Next() {
+			var c string
+			if err := rows.Scan(&c); err != nil {
+				t.Fatal(err)
+			}
+			cols = append(cols, c)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]int{false: 0, true: 1}[extended]; len(cols) != want || want == 1 && cols[0] != "_idx" {
+			t.Errorf("extended %v: rows %q", extended, cols)
+		}
+		_, err = db.Exec("SELECT MAX(_idx) FROM manta;")
+		var pqErr *pq.Error
+		if gotErr := errors.As(err, &pqErr) && pqErr.Code == "42703"; gotErr == extended {
+			t.Errorf("extended %v: SELECT MAX(_idx): %v", extended, err)
+		}
 	}
 }
 

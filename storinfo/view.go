@@ -63,6 +63,13 @@ type ViewConfig struct {
 	// Interval is the time between the end of one refresh and the start of
 	// the next in Run (default 10 s, the legacy's fixed interval).
 	Interval time.Duration
+	// RetryInterval, when shorter than Interval, replaces it while the view
+	// has no storage node at all (no listing has succeeded yet, or the last
+	// one was empty), so that placement resumes soon after storinfo lists
+	// sharks again. The manager's shark_list_retry_delay_ms sets it: the
+	// legacy waited that long before looking again at an empty list of
+	// destinations. Zero means Interval.
+	RetryInterval time.Duration
 	// Logger receives refresh failures and recoveries (default: discarded).
 	Logger *slog.Logger
 	// Now is the clock (default time.Now); tests set it.
@@ -79,6 +86,7 @@ type ViewConfig struct {
 type View struct {
 	src      Lister
 	interval time.Duration
+	retry    time.Duration // RetryInterval, when shorter than interval
 	log      *slog.Logger
 	now      func() time.Time
 
@@ -99,6 +107,9 @@ func NewView(cfg ViewConfig) *View {
 	if v.interval <= 0 {
 		v.interval = DefaultInterval
 	}
+	if cfg.RetryInterval > 0 && cfg.RetryInterval < v.interval {
+		v.retry = cfg.RetryInterval
+	}
 	if v.log == nil {
 		v.log = slog.New(slog.DiscardHandler)
 	}
@@ -108,9 +119,10 @@ func NewView(cfg ViewConfig) *View {
 	return v
 }
 
-// Run refreshes the view now and then every Interval until ctx ends, when
-// it returns nil. Failures are recorded (see Status) and logged, never
-// returned: the next tick tries again.
+// Run refreshes the view now and then every Interval (RetryInterval while
+// it has no storage node) until ctx ends, when it returns nil. Failures are
+// recorded (see Status) and logged, never returned: the next tick tries
+// again.
 func (v *View) Run(ctx context.Context) error {
 	t := time.NewTimer(0)
 	defer t.Stop()
@@ -121,7 +133,11 @@ func (v *View) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		_ = v.Refresh(ctx)
-		t.Reset(v.interval)
+		next := v.interval
+		if s := v.snap.Load(); v.retry > 0 && (s == nil || len(s.Nodes) == 0) {
+			next = v.retry
+		}
+		t.Reset(next)
 	}
 }
 

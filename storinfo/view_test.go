@@ -222,3 +222,34 @@ func TestViewSet(t *testing.T) {
 	}
 	<-v.Ready()
 }
+
+// While the view has no storage node (storinfo failing before any listing,
+// then listing none), Run asks again after RetryInterval rather than
+// Interval; once it has nodes, after Interval.
+func TestViewRetryInterval(t *testing.T) {
+	src := &scripted{}
+	src.set(nil, errors.New("storinfo down"))
+	// An hour between polls: only the retry interval can make the
+	// listings below happen within the test's deadline.
+	v := storinfo.NewView(storinfo.ViewConfig{Source: src, Interval: time.Hour, RetryInterval: time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- v.Run(ctx) }()
+	testutil.Eventually(t, "retries while storinfo fails", func() bool { return src.count() >= 3 })
+	src.set([]storinfo.Node{}, nil)
+	n := src.count()
+	testutil.Eventually(t, "retries while storinfo lists no node", func() bool {
+		return src.count() >= n+3 && v.Snapshot() != nil && len(v.Snapshot().Nodes) == 0
+	})
+	src.set([]storinfo.Node{node("1.stor", "dc0", 10, 1)}, nil)
+	testutil.Eventually(t, "a snapshot with a node", func() bool { s := v.Snapshot(); return s != nil && len(s.Nodes) == 1 })
+	n = src.count()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	// With a node, the next poll was an hour away: none happened since.
+	if got := src.count(); got != n {
+		t.Errorf("%d listings after the view had a node, want none before Interval", got-n)
+	}
+}

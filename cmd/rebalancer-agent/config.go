@@ -116,13 +116,15 @@ func resolve(c *cli, defaultFile string) (settings, error) {
 		MaxBodyBytes:         fc.Server.MaxBodyBytes,
 		MaxBodyBytesInFlight: fc.Server.MaxBodyBytesInFlight,
 		Token:                or(c.Token, fc.Server.Token),
-		AllowSources:         fc.Server.AllowSources,
-		MinSourceRate:        fc.Server.MinSourceRate,
-		MinSourceRateWindow:  fc.Server.MinSourceRateWindow.Duration,
-		HeaderTimeout:        fc.Server.HeaderTimeout.Duration,
-		BodyTimeout:          fc.Server.BodyTimeout.Duration,
-		IdleTimeout:          fc.Server.IdleTimeout.Duration,
-		ShutdownGrace:        c.ShutdownGrace,
+		// An empty list means any source, as no list does; the SAPI
+		// template writes one whether or not the metadata has entries.
+		AllowSources:        nilIfEmpty(fc.Server.AllowSources),
+		MinSourceRate:       fc.Server.MinSourceRate,
+		MinSourceRateWindow: fc.Server.MinSourceRateWindow.Duration,
+		HeaderTimeout:       fc.Server.HeaderTimeout.Duration,
+		BodyTimeout:         fc.Server.BodyTimeout.Duration,
+		IdleTimeout:         fc.Server.IdleTimeout.Duration,
+		ShutdownGrace:       c.ShutdownGrace,
 		Metrics: agent.MetricLabels{
 			Service:    fc.Metrics.Service,
 			Server:     fc.Metrics.Server,
@@ -218,4 +220,11 @@ func orInt(a, b int) int {
 		return a
 	}
 	return b
+}
+
+func nilIfEmpty(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
 }

@@ -62,6 +62,8 @@ func TestSAPITemplateRendersReadableConfig(t *testing.T) {
 	allKeys := agent.Config{
 		Workers: 8, WorkersPerAssignment: 2, DownloadTimeout: 300 * time.Second,
 		Token: "5pV2Qx9-kJ3mN_7rT1wYz8aBcD4eFgHi", MaxBodyBytes: 134217728, Retention: 168 * time.Hour,
+		AllowSources:  []string{".stor.us-east.example.com", "10.66.0.9:8080"},
+		MinSourceRate: 8192, MinSourceRateWindow: 2 * time.Minute, MaxBodyBytesInFlight: 268435456,
 		Metrics: agent.MetricLabels{
 			Datacenter: "us-east-2", Service: "stor.us-east.example.com", Server: "44454c4c-3300-1052-8048-b4c04f383499",
 		},
@@ -104,6 +106,8 @@ func TestSAPITemplateMatchesLegacy(t *testing.T) {
 				// The keys the legacy template lacks.
 				legacy.agent.Token, legacy.agent.MaxBodyBytes, legacy.agent.Retention = ours.agent.Token, ours.agent.MaxBodyBytes, ours.agent.Retention
 				legacy.agent.PruneInterval = ours.agent.PruneInterval
+				legacy.agent.AllowSources, legacy.agent.MinSourceRate = ours.agent.AllowSources, ours.agent.MinSourceRate
+				legacy.agent.MinSourceRateWindow, legacy.agent.MaxBodyBytesInFlight = ours.agent.MinSourceRateWindow, ours.agent.MaxBodyBytesInFlight
 			}
 			if !reflect.DeepEqual(legacy.agent, ours.agent) || legacy.listen != ours.listen || legacy.metricsListen != ours.metricsListen {
 				t.Errorf("legacy rendering gives %s %s %+v\nnew one gives %s %s %+v",

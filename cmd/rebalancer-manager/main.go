@@ -8,7 +8,9 @@
 // override the listen addresses and the job store. SIGUSR1 re-reads the
 // file and applies what can change at runtime (placement limits, the
 // snaplink gate, the options of new jobs, metadata threads of running
-// jobs, the log level); the rest is logged as needing a restart.
+// jobs, the log level); the rest is logged as needing a restart. Unknown
+// keys are warned about, or refused with --strict; "rebalancer-manager
+// check-config FILE" checks a file without starting anything.
 // SIGTERM or SIGINT stops it gracefully at any moment, leaving running jobs
 // resumable, and exits 0.
 // Logs are JSON on stdout, as bunyan logs are in Manta.
@@ -44,11 +46,12 @@ type cli struct {
 	Listen        string           `help:"Address of the job API. Default: 0.0.0.0:<listen_port from the config> (80)." placeholder:"ADDR" env:"REBALANCER_LISTEN"`
 	MetricsListen string           `help:"Address of the Prometheus metrics; \"off\" disables them. Default: 0.0.0.0:<metrics_port> (8878)." placeholder:"ADDR" env:"REBALANCER_METRICS_LISTEN"`
 	Database      string           `help:"Job store: a postgres:// URL, or a SQLite file or directory. Default: the config's \"database\", else ${default_database}." placeholder:"URL-OR-PATH" env:"REBALANCER_DATABASE"`
-	LogLevel      string           `help:"Log level (debug, info, warn, error), overriding the config's log_level." enum:"debug,info,warn,error," default:"" env:"REBALANCER_LOG_LEVEL"`
+	LogLevel      string           `help:"Log level (debug, info, warn, error), overriding the config's log_level, also on SIGUSR1." enum:"debug,info,warn,error," default:"" env:"REBALANCER_LOG_LEVEL"`
 	AgentProxy    string           `help:"HTTP proxy for requests to the agents (tests, unusual networks); environment proxies are ignored on purpose. Default: none." placeholder:"URL" env:"REBALANCER_AGENT_PROXY"`
 	AgentToken    string           `help:"Bearer token sent to every agent (the agents' --token), overriding the config's agent_token. Prefer the environment variable: flags show in ps. Default: none, as the legacy." placeholder:"TOKEN" env:"REBALANCER_AGENT_TOKEN"`
 	APIToken      string           `name:"api-token" help:"Bearer token the job API requires on every route but GET /health, overriding the config's api_token. Default: none (anyone who reaches the port can drive jobs)." placeholder:"TOKEN" env:"REBALANCER_API_TOKEN"`
 	AcceptEmpty   bool             `name:"accept-empty-store" help:"Start on a job store that does not match the manager's record of it (replaced by an empty one, restored from an old copy, a recreated database), forgetting the jobs it lost. Without it such a store is refused."`
+	Strict        bool             `help:"Refuse a config file with unknown keys: exit 2 at start, keep the running config on SIGUSR1. Without it they are logged as warnings and ignored, as the legacy ignored them." env:"REBALANCER_STRICT_CONFIG"`
 	Version       kong.VersionFlag `help:"Print the version and exit."`
 }
 
@@ -67,6 +70,9 @@ func main() {
 // It returns 0 after a clean stop, 2 for a usage or configuration error
 // and 1 for anything else.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, reload <-chan os.Signal, deps manager.Deps, ready func(api, metrics string)) (code int) {
+	if len(args) > 0 && args[0] == checkConfigCommand {
+		return checkConfig(args[1:], stdout, stderr)
+	}
 	var c cli
 	if _, code, ok := (cmdline.Command{
 		Name: "rebalancer-manager",
@@ -74,7 +80,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, reload <-
 			"SIGUSR1 re-reads the config file and applies placement limits, the snaplink gate, job options, " +
 			"metadata threads of running jobs and the log level; other keys need a restart. " +
 			"SIGTERM stops gracefully at any moment: running jobs resume at the next start. GET /health answers 503 " +
-			"while the job store fails. API reference: docs/api.md; securing a deployment: README.",
+			"while the job store fails. API reference: docs/api.md; securing a deployment: README.\n\n" +
+			"rebalancer-manager check-config [FILE] checks a config file without starting anything (see its --help).",
 		Stdout:  stdout,
 		Stderr:  stderr,
 		Options: []kong.Option{kong.Vars{"default_config": DefaultConfigFile, "default_database": manager.DefaultDatabase}},
@@ -96,9 +103,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, reload <-
 	}
 	level := new(slog.LevelVar)
 	setLevel(level, &c, cfg)
+	if c.LogLevel == "" {
+		deps.LogLevel = level // log_level applies, and SIGUSR1 changes it
+	}
 	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: level})).With("name", "rebalancer")
 	deps.Logger, deps.Version = log, cmdline.Version()
-	err = serve(ctx, &c, cfg, deps, level, reload, ready)
+	err = serve(ctx, &c, cfg, deps, reload, ready)
 	switch {
 	case err == nil:
 		return 0
@@ -132,6 +142,11 @@ func load(c *cli) (*manager.Config, error) {
 		cfg.APIToken = c.APIToken
 	}
 	cfg.AcceptEmptyStore = c.AcceptEmpty
+	if c.Strict {
+		if err := cfg.UnknownKeysError(); err != nil {
+			return nil, fmt.Errorf("%s: %w", c.Config, err)
+		}
+	}
 	return cfg, nil
 }
 
@@ -146,7 +161,7 @@ func setLevel(v *slog.LevelVar, c *cli, cfg *manager.Config) {
 	}
 }
 
-func serve(ctx context.Context, c *cli, cfg *manager.Config, deps manager.Deps, level *slog.LevelVar, reload <-chan os.Signal, ready func(string, string)) error {
+func serve(ctx context.Context, c *cli, cfg *manager.Config, deps manager.Deps, reload <-chan os.Signal, ready func(string, string)) error {
 	log := deps.Logger
 	m, err := manager.New(ctx, cfg, deps)
 	if err != nil {
@@ -208,7 +223,6 @@ loop:
 				log.Error("error parsing config after signal received; not updating", "err", err)
 				continue
 			}
-			setLevel(level, c, next)
 			if _, err := m.Reload(ctx, next); err != nil {
 				log.Error("reload failed", "err", err)
 			}

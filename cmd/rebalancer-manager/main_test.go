@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -45,7 +47,7 @@ func TestUsageAndConfigErrors(t *testing.T) {
 		code     int
 		contains []string
 	}{
-		{"help", []string{"--help"}, 0, []string{"--config", "--listen", "--metrics-listen", "--database", "--agent-proxy", "SIGUSR1",
+		{"help", []string{"--help"}, 0, []string{"--config", "--listen", "--metrics-listen", "--database", "--agent-proxy", "SIGUSR1", "--strict", "check-config",
 			"--agent-token", "REBALANCER_AGENT_TOKEN", "--api-token", "REBALANCER_API_TOKEN", "--accept-empty-store", "503"}},
 		{"missing file", []string{"-c", filepath.Join(dir, "none.json")}, 2, []string{"error parsing config file", "none.json"}},
 		{"invalid values", []string{"--config", bad}, 2, []string{"domain_name is required", "at least one shard", "max_fill_percentage must be in 1..100"}},
@@ -71,12 +73,14 @@ func TestUsageAndConfigErrors(t *testing.T) {
 }
 
 // The binary's whole life: serve the API and metrics, run a job, apply
-// SIGUSR1 reloads (a tunable of the running job changes; a broken file
-// changes nothing), and stop cleanly on cancellation.
+// SIGUSR1 reloads (a tunable of the running job and the log level change;
+// a broken file changes nothing), warn of unknown keys at start and at
+// each reload, and stop cleanly on cancellation.
 func TestServeReloadAndShutdown(t *testing.T) {
 	f := testbed.New(t, testbed.Config{Sharks: 4, Objects: testbed.Objects{Count: 200, Pin: "1.stor.demo.example", PinFraction: 1}})
 	cfgPath := filepath.Join(t.TempDir(), "config.json")
 	cfg := f.ManagerConfig()
+	cfg["max_fill_percentag"] = 90 // a typo: warned about, ignored
 	writeConfig(t, cfgPath, cfg)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -130,6 +134,7 @@ func TestServeReloadAndShutdown(t *testing.T) {
 	}
 
 	cfg["options"].(map[string]any)["max_metadata_update_threads"] = 4
+	cfg["options"].(map[string]any)["max_sharkz"] = 2
 	cfg["log_level"] = "error"
 	writeConfig(t, cfgPath, cfg)
 	reload <- syscall.SIGUSR1
@@ -167,7 +172,11 @@ func TestServeReloadAndShutdown(t *testing.T) {
 	}
 	// Logs are JSON lines. After the reload to log_level "error", info
 	// lines (such as the resume's) are no longer written.
-	var paused, resumed bool
+	var (
+		paused, resumed bool
+		unknown         []string
+		applied         any
+	)
 	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
 		var rec map[string]any
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
@@ -175,9 +184,23 @@ func TestServeReloadAndShutdown(t *testing.T) {
 		}
 		paused = paused || rec["msg"] == "job paused"
 		resumed = resumed || rec["msg"] == "job resumed"
+		if rec["msg"] == "unknown configuration key; ignored" && rec["level"] == "WARN" {
+			unknown = append(unknown, fmt.Sprint(rec["key"], " ", rec["did_you_mean"]))
+		}
+		if rec["msg"] == "configuration reloaded" {
+			applied = rec["applied"]
+		}
 	}
 	if !paused || resumed {
 		t.Errorf("info lines before/after the reload to log_level error: paused %v, resumed %v", paused, resumed)
+	}
+	want := []string{"max_fill_percentag max_fill_percentage", // at start
+		"max_fill_percentag max_fill_percentage", "options.max_sharkz options.max_sharks"} // at the reload
+	if !slices.Equal(unknown, want) {
+		t.Errorf("unknown key warnings %q, want %q", unknown, want)
+	}
+	if a, _ := applied.([]any); !slices.Contains(a, any("log_level")) || !slices.Contains(a, any("max_metadata_update_threads")) {
+		t.Errorf("the reload applied %v, want log_level and max_metadata_update_threads among them", applied)
 	}
 }
 

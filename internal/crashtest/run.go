@@ -287,6 +287,8 @@ func (r *run) startAgent(id string) error {
 		"--root", s.Root(), "--data-dir", s.DataDir(),
 		"--listen", "127.0.0.1:0", "--metrics-listen", "off",
 		"--source-proxy", r.proxies[id].url, "--shutdown-grace", "2s",
+		// As production agents should: only the fleet's sharks are sources.
+		"--allow-sources", ".stor." + r.fleet.Domain(),
 	}, filepath.Join(r.dir, "logs", "agent-"+id+".log"))
 	if err != nil {
 		return err

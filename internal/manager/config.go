@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -21,7 +23,10 @@ import (
 // Config is the manager's configuration file: the legacy JSON that
 // config-agent renders from the SAPI template at
 // /opt/smartdc/rebalancer/config.json, every key of it, plus keys the legacy
-// lacks (marked "new"). Unknown keys are ignored, as in the legacy.
+// lacks (marked "new"). Unknown keys are ignored, as in the legacy, but
+// listed by UnknownKeys, so that a typo does not pass silently.
+// docs/compatibility.md says for every legacy key what the manager does
+// with it.
 type Config struct {
 	DomainName              string      `json:"domain_name"`
 	Shards                  []ShardHost `json:"shards"`
@@ -64,6 +69,8 @@ type Config struct {
 	// AcceptEmptyStore opens a job store that does not match its mark
 	// (--accept-empty-store; never from the file).
 	AcceptEmptyStore bool `json:"-"`
+
+	unknown []UnknownKey // the file's keys that no field has
 }
 
 // DefaultPostgresMark is the mark file of a PostgreSQL job store when
@@ -99,15 +106,27 @@ func (s ShardHost) Number() int {
 
 // Options are the legacy "options" block.
 type Options struct {
-	MaxTasksPerAssignment     int      `json:"max_tasks_per_assignment"`
-	MaxMetadataUpdateThreads  int      `json:"max_metadata_update_threads"`
-	MaxSharks                 int      `json:"max_sharks"`
-	UseStaticMdUpdateThreads  bool     `json:"use_static_md_update_threads"`
-	StaticQueueDepth          int      `json:"static_queue_depth"`
-	MaxAssignmentAge          int      `json:"max_assignment_age"`
-	UseBatchedUpdates         bool     `json:"use_batched_updates"`
-	MdReadChunkSize           int      `json:"md_read_chunk_size"`
-	MaxMdReadThreads          int      `json:"max_md_read_threads"`
+	MaxTasksPerAssignment    int `json:"max_tasks_per_assignment"`
+	MaxMetadataUpdateThreads int `json:"max_metadata_update_threads"`
+	MaxSharks                int `json:"max_sharks"`
+	// UseStaticMdUpdateThreads is the legacy's static metadata mode: each
+	// job updates metadata with a fixed pool of max_metadata_update_threads
+	// workers fed through a queue of StaticQueueDepth assignments, and
+	// PUT /jobs/{uuid} cannot change it (400). The engine does not have
+	// that mode yet: ParseConfig validates both keys and the manager warns
+	// while the mode is asked for (see NotApplied); the engine reads them
+	// from here when it gets the mode.
+	UseStaticMdUpdateThreads bool `json:"use_static_md_update_threads"`
+	StaticQueueDepth         int  `json:"static_queue_depth"`
+	MaxAssignmentAge         int  `json:"max_assignment_age"`
+	UseBatchedUpdates        bool `json:"use_batched_updates"`
+	MdReadChunkSize          int  `json:"md_read_chunk_size"`
+	MaxMdReadThreads         int  `json:"max_md_read_threads"`
+	// SharkListRetryDelayMillis is how often storinfo is asked while it has
+	// listed no storage node (no listing yet, or an empty one), instead of
+	// every storinfo_poll_interval_ms (storinfo.ViewConfig.RetryInterval).
+	// The legacy waited this long between its three looks at an empty list
+	// of destinations, then failed the job.
 	SharkListRetryDelayMillis int      `json:"shark_list_retry_delay_ms"`
 	ExcludeKeyPrefixes        []string `json:"exclude_key_prefixes"`
 }
@@ -134,49 +153,94 @@ var logLevels = map[string]string{
 	"info": "info", "debug": "debug", "trace": "debug",
 }
 
-// ParseConfig parses and validates a configuration, filling defaults.
+// defaultConfig is the configuration of an empty file: the legacy
+// defaults and those of the new keys.
+func defaultConfig() *Config {
+	t := true
+	return &Config{
+		ListenPort: 80, MetricsPort: 8878, AgentPort: 7878, MaxFillPercentage: 100, LogLevel: "debug", DirectDB: &t,
+		Options: Options{
+			MaxTasksPerAssignment: 50, MaxMetadataUpdateThreads: 10, MaxSharks: 5, StaticQueueDepth: 10,
+			MaxAssignmentAge: 3600, MdReadChunkSize: 10000, MaxMdReadThreads: 10, SharkListRetryDelayMillis: 500,
+			ExcludeKeyPrefixes: defaultExcludeKeyPrefixes(),
+		},
+		Mdapi: MdapiConfig{ConnectionTimeoutMS: 5000, MaxBatchSize: 100, OperationTimeoutMS: 30000, MaxRetries: 3, InitialBackoffMS: 100, MaxBackoffMS: 5000},
+	}
+}
+
+// ParseConfig parses and validates a configuration, filling defaults. Keys
+// it does not know are ignored, as by the legacy, and listed by
+// UnknownKeys; keys are matched exactly, case included, as the legacy's
+// serde matched them.
 func ParseConfig(b []byte) (*Config, error) {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return nil, fmt.Errorf("config is not a JSON object: %w", err)
-	}
-	c := &Config{ListenPort: 80, MetricsPort: 8878, AgentPort: 7878, MaxFillPercentage: 100, LogLevel: "debug"}
-	c.Options = Options{
-		MaxTasksPerAssignment: 50, MaxMetadataUpdateThreads: 10, MaxSharks: 5, StaticQueueDepth: 10,
-		MaxAssignmentAge: 3600, MdReadChunkSize: 10000, MaxMdReadThreads: 10, SharkListRetryDelayMillis: 500,
-	}
-	c.Mdapi = MdapiConfig{ConnectionTimeoutMS: 5000, MaxBatchSize: 100, OperationTimeoutMS: 30000, MaxRetries: 3, InitialBackoffMS: 100, MaxBackoffMS: 5000}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(c); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	// The SAPI template misspells max_fill_percentage; honour the typo so
-	// that MUSKIE_MAX_UTILIZATION_PCT takes effect (legacy bug 11.2 #5).
-	if typo, ok := raw["max_fill_precentage"]; ok {
-		if _, right := raw["max_fill_percentage"]; !right {
-			if err := json.Unmarshal(typo, &c.MaxFillPercentage); err != nil {
-				return nil, fmt.Errorf("config: max_fill_precentage: %w", err)
-			}
-		}
-	}
-	if _, ok := raw["options"]; ok {
-		var opts map[string]json.RawMessage
-		json.Unmarshal(raw["options"], &opts)
-		if _, ok := opts["exclude_key_prefixes"]; !ok {
-			c.Options.ExcludeKeyPrefixes = defaultExcludeKeyPrefixes()
-		}
-	} else {
-		c.Options.ExcludeKeyPrefixes = defaultExcludeKeyPrefixes()
-	}
-	if c.DirectDB == nil {
-		t := true
-		c.DirectDB = &t
+	c, err := decodeConfig(b)
+	if err != nil {
+		return nil, err
 	}
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
+	return c, nil
+}
+
+// decodeConfig parses a configuration and fills defaults, without
+// validating it.
+func decodeConfig(b []byte) (*Config, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var doc any
+	err := dec.Decode(&doc)
+	if err == nil && dec.More() {
+		err = errors.New("data after the top-level object")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("config is not a JSON object: %w", err)
+	}
+	raw, ok := doc.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("config is not a JSON object but %s", jsonKind(doc))
+	}
+	clean, unknown := checkKeys(raw, reflect.TypeFor[Config]())
+	cleaned, err := json.Marshal(clean)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c := defaultConfig()
+	if err := json.Unmarshal(cleaned, c); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c.unknown = unknown
+	// The SAPI template misspells max_fill_percentage; honour the typo so
+	// that MUSKIE_MAX_UTILIZATION_PCT takes effect (legacy bug 11.2 #5).
+	if typo, ok := raw["max_fill_precentage"]; ok {
+		if _, right := raw["max_fill_percentage"]; !right {
+			b, _ := json.Marshal(typo)
+			if err := json.Unmarshal(b, &c.MaxFillPercentage); err != nil {
+				return nil, fmt.Errorf("config: max_fill_precentage: %w", err)
+			}
+		}
+	}
+	if c.DirectDB == nil { // "direct_db": null
+		t := true
+		c.DirectDB = &t
+	}
 	sort.SliceStable(c.Shards, func(i, j int) bool { return c.Shards[i].Number() < c.Shards[j].Number() })
 	return c, nil
+}
+
+// jsonKind names the JSON type of a decoded value, for messages.
+func jsonKind(v any) string {
+	switch v.(type) {
+	case []any:
+		return "an array"
+	case string:
+		return "a string"
+	case json.Number:
+		return "a number"
+	case bool:
+		return "a boolean"
+	}
+	return "null"
 }
 
 // LoadConfig reads and parses a configuration file.
@@ -192,7 +256,11 @@ func LoadConfig(path string) (*Config, error) {
 	return c, nil
 }
 
-func (c *Config) validate() error {
+func (c *Config) validate() error { return errors.Join(c.problems()...) }
+
+// problems returns everything wrong with the values of the configuration,
+// one error each.
+func (c *Config) problems() []error {
 	var errs []error
 	if c.DomainName == "" {
 		errs = append(errs, errors.New("domain_name is required"))
@@ -258,6 +326,27 @@ func (c *Config) validate() error {
 	if o.MdReadChunkSize < 1 || o.MaxMdReadThreads < 1 {
 		errs = append(errs, errors.New("options.md_read_chunk_size and max_md_read_threads must be positive"))
 	}
+	if o.StaticQueueDepth < 1 || o.StaticQueueDepth > maxStaticQueueDepth {
+		errs = append(errs, fmt.Errorf("options.static_queue_depth must be in 1..%d (assignments waiting for a static metadata thread), got %d",
+			maxStaticQueueDepth, o.StaticQueueDepth))
+	}
+	if o.SharkListRetryDelayMillis < 1 || o.SharkListRetryDelayMillis > maxSharkListRetryDelay {
+		errs = append(errs, fmt.Errorf("options.shark_list_retry_delay_ms must be in 1..%d, got %d", maxSharkListRetryDelay, o.SharkListRetryDelayMillis))
+	}
+	// The legacy's types for these are unsigned: it refused negative values
+	// as a parse error.
+	for _, k := range []struct {
+		key string
+		v   int
+	}{
+		{"connection_timeout_ms", c.Mdapi.ConnectionTimeoutMS}, {"max_batch_size", c.Mdapi.MaxBatchSize},
+		{"operation_timeout_ms", c.Mdapi.OperationTimeoutMS}, {"max_retries", c.Mdapi.MaxRetries},
+		{"initial_backoff_ms", c.Mdapi.InitialBackoffMS}, {"max_backoff_ms", c.Mdapi.MaxBackoffMS},
+	} {
+		if k.v < 0 {
+			errs = append(errs, fmt.Errorf("mdapi.%s must not be negative, got %d", k.key, k.v))
+		}
+	}
 	// What the engine, the placement and the storinfo client would refuse
 	// must fail here, not at startup or, after a reload, on every new job
 	// (found by FuzzParseConfig); the options of new jobs are held to the
@@ -267,14 +356,29 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("options: %w", err))
 		}
 	}
-	if err := c.Tunables().Validate(); err != nil {
-		errs = append(errs, err)
+	// Those the checks above did not already refuse (each problem once).
+	if c.MaxFillPercentage >= 1 && c.MaxFillPercentage <= 100 && c.MinAvailMB >= 0 && o.MaxSharks >= 1 {
+		if err := c.Tunables().Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	if _, err := storinfo.NewClient(storinfo.ClientConfig{BaseURL: c.StorinfoURL, Domain: c.DomainName}); err != nil {
-		errs = append(errs, fmt.Errorf("storinfo_url: %w", err))
+	if c.StorinfoURL != "" || c.DomainName != "" { // else domain_name is required, above
+		if _, err := storinfo.NewClient(storinfo.ClientConfig{BaseURL: c.StorinfoURL, Domain: c.DomainName}); err != nil {
+			errs = append(errs, fmt.Errorf("storinfo_url: %w", err))
+		}
 	}
-	return errors.Join(errs...)
+	return errs
 }
+
+// The ranges of the legacy keys the engine does not read yet or that the
+// legacy left unbounded.
+const (
+	// maxStaticQueueDepth bounds static_queue_depth: each entry holds an
+	// assignment waiting for a metadata thread.
+	maxStaticQueueDepth = 10000
+	// maxSharkListRetryDelay bounds shark_list_retry_delay_ms (an hour).
+	maxSharkListRetryDelay = 3600 * 1000
+)
 
 // The range of max_assignment_age (seconds): twice it is the job option
 // assignment_timeout, whose range is 1m..720h.
@@ -320,3 +424,21 @@ func (c *Config) Tunables() storinfo.Tunables {
 
 // SlogLevel maps log_level to a slog level name.
 func (c *Config) SlogLevel() string { return logLevels[strings.ToLower(c.LogLevel)] }
+
+// slogLevel is SlogLevel as a slog.Level.
+func (c *Config) slogLevel() slog.Level {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(c.SlogLevel())) // validated: one of slog's names
+	return l
+}
+
+// NotApplied says, for each setting of the configuration that the manager
+// accepts but does not apply yet, what happens instead.
+func (c *Config) NotApplied() []string {
+	var notes []string
+	if c.Options.UseStaticMdUpdateThreads {
+		notes = append(notes, "options.use_static_md_update_threads is true, but static metadata threads are not implemented yet: "+
+			"each job's metadata threads stay adjustable with PUT /jobs/{uuid}, and options.static_queue_depth is not used")
+	}
+	return notes
+}

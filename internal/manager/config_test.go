@@ -1,8 +1,12 @@
 package manager
 
 import (
+	"fmt"
 	"log/slog"
+	"os"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -137,6 +141,14 @@ func TestConfigRejects(t *testing.T) {
 		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"min_avail_mb":9000000000000}`, "min available"},
 		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"storinfo_url":"ftp://storinfo.d"}`, "storinfo_url"},
 		{`{"domain_name":"d d","shards":[{"host":"1.moray.d"}]}`, "storinfo_url"},
+		// Legacy keys the engine does not read yet are held to ranges too;
+		// the legacy's unsigned ones refuse negative values, as serde did.
+		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"options":{"static_queue_depth":0}}`, "options.static_queue_depth must be in 1..10000"},
+		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"options":{"shark_list_retry_delay_ms":0}}`, "options.shark_list_retry_delay_ms must be in 1..3600000"},
+		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"mdapi":{"max_retries":-1}}`, "mdapi.max_retries must not be negative"},
+		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"shard_databases":{"1":"postgres://h:port/moray"}}`, "shard_databases: shard 1: not a PostgreSQL connection string"},
+		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"shard_databases":{"1":"host='h"}}`, "shard_databases: shard 1: not a PostgreSQL connection string"},
+		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}]} {}`, "not a JSON object"},
 	} {
 		if _, err := ParseConfig([]byte(tt.config)); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: error %v, want one mentioning %q", tt.config, err, tt.want)
@@ -159,7 +171,7 @@ func TestDefaultSource(t *testing.T) {
 			if !ok {
 				t.Fatalf("source %T, want *sharkspotter.PostgresScanner", src)
 			}
-			if !reflect.DeepEqual(s.Shards, []int{1, 2, 3}) || s.DSNs[2] != "postgres://h/moray" || s.Domain != "us-east.joyent.us" ||
+			if !reflect.DeepEqual(s.Shards, []int{1, 2, 3}) || s.DSNs[2] != "postgres://h/moray?sslmode=disable" || s.Domain != "us-east.joyent.us" ||
 				s.Chunk != 10000 || s.Workers != 10 || !reflect.DeepEqual(s.ExcludeKeyPrefixes, []string{"/stor/logs/"}) {
 				t.Errorf("scanner %+v", s)
 			}
@@ -182,7 +194,7 @@ func TestDefaultSource(t *testing.T) {
 				t.Fatal(err)
 			}
 			job := evacuate.JobRecord{ID: "j", Options: evacuate.Options{ExcludeKeyPrefixes: []string{"/stor/logs/"}}}
-			src, err := defaultSource(c, nil, slog.Default())(job)
+			src, err := defaultSource(func() *Config { return c }, nil, slog.Default())(job)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -192,5 +204,138 @@ func TestDefaultSource(t *testing.T) {
 	if _, err := ParseConfig([]byte(`{"domain_name": "x", "shards": [{"host": "1.moray.x"}], "shard_databases": {"one": "postgres://h"}}`)); err == nil ||
 		!strings.Contains(err.Error(), `"one" is not a shard number`) {
 		t.Errorf("bad shard_databases key: %v", err)
+	}
+}
+
+// Unknown keys, at any depth, are listed with the key most likely meant,
+// and take no effect: keys match exactly, case included, as serde matched
+// them for the legacy. The SAPI template's misspelling is not unknown.
+func TestUnknownKeys(t *testing.T) {
+	tests := []struct {
+		extra string
+		want  []string
+	}{
+		{`"max_fill_precentage": 92, "options": {}, "mdapi": {"shards": []}`, nil},
+		{`"max_fill_percentag": 92`, []string{"unknown key max_fill_percentag (did you mean max_fill_percentage?)"}},
+		{`"storinfo_ulr": "http://s"`, []string{"unknown key storinfo_ulr (did you mean storinfo_url?)"}},
+		{`"options": {"max_sharkz": 3, "Max_Sharks": 4}`, []string{
+			"unknown key options.Max_Sharks (did you mean options.max_sharks?)",
+			"unknown key options.max_sharkz (did you mean options.max_sharks?)"}},
+		{`"mdapi": {"shards": [{"host": "1.b.d"}, {"host": "2.b.d", "hots": "3.b.d"}]}`, []string{"unknown key mdapi.shards[1].hots (did you mean mdapi.shards[1].host?)"}},
+		{`"max_sharks": 3`, []string{"unknown key max_sharks (did you mean options.max_sharks?)"}},
+		{`"LISTEN_PORT": 81`, []string{"unknown key LISTEN_PORT (did you mean listen_port?)"}},
+		{`"zzz": {"a": 1}`, []string{"unknown key zzz"}},
+		// Map keys are values, not keys of the schema.
+		{`"shard_databases": {"1": "host=h"}, "moray_endpoints": {"1": "h:2020"}`, nil},
+	}
+	for _, tt := range tests {
+		c, err := ParseConfig([]byte(`{"domain_name": "d", "shards": [{"host": "1.moray.d"}], ` + tt.extra + `}`))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.extra, err)
+		}
+		var got []string
+		for _, u := range c.UnknownKeys() {
+			got = append(got, u.String())
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s: unknown keys %q, want %q", tt.extra, got, tt.want)
+		}
+		if err := c.UnknownKeysError(); (err != nil) != (len(tt.want) > 0) || err != nil && !strings.Contains(err.Error(), "--strict") {
+			t.Errorf("%s: UnknownKeysError %v", tt.extra, err)
+		}
+		if c.ListenPort != 80 || c.Options.MaxSharks != 5 {
+			t.Errorf("%s: an unknown key took effect: listen_port %d, max_sharks %d", tt.extra, c.ListenPort, c.Options.MaxSharks)
+		}
+	}
+}
+
+// An override of a shard's PostgreSQL copy gets the sslmode=disable of the
+// built-in connection, unless it or PGSSLMODE sets an sslmode.
+func TestShardDatabasesSSLMode(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"postgres://postgres@10.0.0.7:5432/moray", "postgres://postgres@10.0.0.7:5432/moray?sslmode=disable"},
+		{"postgresql://u:p%40ss@h/moray?connect_timeout=5", "postgresql://u:p%40ss@h/moray?connect_timeout=5&sslmode=disable"},
+		{"postgres://h/moray?sslmode=require", "postgres://h/moray?sslmode=require"},
+		{"host=h dbname=moray", "host=h dbname=moray sslmode=disable"},
+		{"host=h sslmode = 'verify-full' dbname=moray", "host=h sslmode = 'verify-full' dbname=moray"},
+		{"host=h password='sslmode=require'", "host=h password='sslmode=require' sslmode=disable"},
+	}
+	t.Setenv("PGSSLMODE", "") // restored at the end
+	os.Unsetenv("PGSSLMODE")
+	for _, tt := range tests {
+		c, err := ParseConfig([]byte(`{"domain_name": "d", "shards": [{"host": "1.moray.d"}], "shard_databases": {"7": ` + strconv.Quote(tt.in) + `}}`))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.in, err)
+		}
+		dsns, err := c.shardDSNs()
+		if err != nil || dsns[7] != tt.want {
+			t.Errorf("%s: %q, %v; want %q", tt.in, dsns[7], err, tt.want)
+		}
+	}
+	t.Setenv("PGSSLMODE", "require")
+	c, _ := ParseConfig([]byte(`{"domain_name": "d", "shards": [{"host": "1.moray.d"}], "shard_databases": {"1": "postgres://h/moray"}}`))
+	if dsns, _ := c.shardDSNs(); dsns[1] != "postgres://h/moray" {
+		t.Errorf("with PGSSLMODE set: %q", dsns[1])
+	}
+}
+
+// check-config's view: every problem at once, the settings in effect with
+// their defaults, and no secret in clear.
+func TestCheckConfig(t *testing.T) {
+	cfg, problems := CheckConfig([]byte(`{"domain_name": "d", "shards": [{"host": "2.moray.d"}],
+		"max_fill_percentage": 120, "max_fill_percentag": 90, "agent_token": "s3cret-token",
+		"database": "postgres://rb:hunter2@db/rebalancer", "shard_databases": {"2": "host=h password=hunter2"}}`))
+	if cfg == nil {
+		t.Fatal(problems)
+	}
+	want := []string{"max_fill_percentage must be in 1..100, got 120", "unknown key max_fill_percentag (did you mean max_fill_percentage?)"}
+	if !slices.Equal(problems, want) {
+		t.Errorf("problems %q, want %q", problems, want)
+	}
+	settings := map[string]Setting{}
+	for _, s := range cfg.Settings() {
+		settings[s.Key] = s
+		if strings.Contains(s.Value, "hunter2") || strings.Contains(s.Value, "s3cret") {
+			t.Errorf("%s shows a secret: %s", s.Key, s.Value)
+		}
+	}
+	for key, want := range map[string]Setting{
+		"domain_name":               {Value: `"d"`},
+		"max_fill_percentage":       {Value: "120", Default: "100"},
+		"options.max_sharks":        {Value: "5", Default: "5"},
+		"storinfo_url":              {Value: `"http://storinfo.d"`, Default: `"http://storinfo.d"`},
+		"storinfo_poll_interval_ms": {Value: "10000", Default: "10000"},
+		"min_avail_mb":              {Value: "1000", Default: "1000"},
+		"agent_token":               {Value: `"(set, 12 characters)"`, Default: `""`},
+		"database":                  {Value: `"postgres://rb:xxxxx@db/rebalancer"`, Default: `"/var/tmp/rebalancer-manager"`},
+		"store_mark":                {Value: `"/var/tmp/rebalancer-manager-postgres.mark"`, Default: `"/var/tmp/rebalancer-manager.mark"`},
+		"shard_databases.2":         {Value: `"host=h password=xxxxx sslmode=disable"`, Default: strconv.Quote(sharkspotter.DefaultDSN(2, "d"))},
+		"moray_endpoints.2":         {Value: `"(DNS) 2.moray.d"`, Default: `"(DNS) 2.moray.d"`},
+	} {
+		want.Key = key
+		if got := settings[key]; got != want {
+			t.Errorf("setting %+v, want %+v", got, want)
+		}
+	}
+	if !settings["options.max_sharks"].IsDefault() || settings["max_fill_percentage"].IsDefault() {
+		t.Error("IsDefault")
+	}
+	if cfg, problems := CheckConfig([]byte(`{"domain_name": `)); cfg != nil || len(problems) != 1 || !strings.Contains(problems[0], "not a JSON object") {
+		t.Errorf("broken JSON: %v, %q", cfg, problems)
+	}
+}
+
+// A job's discovery settings are those in effect when it starts.
+func TestDefaultSourceFollowsReload(t *testing.T) {
+	text := `{"domain_name": "d", "shards": [{"host": "1.moray.d"}], "options": {"md_read_chunk_size": %d, "max_md_read_threads": %d}}`
+	cur, _ := ParseConfig(fmt.Appendf(nil, text, 100, 2))
+	src := defaultSource(func() *Config { return cur }, nil, slog.Default())
+	cur, _ = ParseConfig(fmt.Appendf(nil, text, 300, 4))
+	s, err := src(evacuate.JobRecord{ID: "j"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := s.(*sharkspotter.PostgresScanner); p.Chunk != 300 || p.Workers != 4 {
+		t.Errorf("chunk %d, workers %d; want the reloaded 300 and 4", p.Chunk, p.Workers)
 	}
 }

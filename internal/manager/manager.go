@@ -55,6 +55,10 @@ type Deps struct {
 	AgentProxy *url.URL
 	// Logger receives everything the manager logs (default slog.Default).
 	Logger *slog.Logger
+	// LogLevel, when set, is the level Logger's handler logs at: New sets
+	// it to the configuration's log_level and Reload to the new one. Leave
+	// it nil when something else fixes the level (a --log-level flag).
+	LogLevel *slog.LevelVar
 	// MetricLabels are the constant labels of every metric.
 	MetricLabels evacuate.MetricLabels
 	// Version goes in the API's Server header.
@@ -68,6 +72,7 @@ type Deps struct {
 // with Run, and apply a new configuration with Reload.
 type Manager struct {
 	log       *slog.Logger
+	level     *slog.LevelVar // Deps.LogLevel
 	store     *evacuate.Store
 	engine    *evacuate.Engine
 	view      *storinfo.View
@@ -84,10 +89,14 @@ type Manager struct {
 
 // New builds a manager from a parsed configuration. Nothing runs until Run.
 func New(ctx context.Context, cfg *Config, deps Deps) (*Manager, error) {
-	m := &Manager{cfg: cfg, log: deps.Logger, tune: deps.JobOptions}
+	m := &Manager{cfg: cfg, log: deps.Logger, level: deps.LogLevel, tune: deps.JobOptions}
 	if m.log == nil {
 		m.log = slog.Default()
 	}
+	if m.level != nil {
+		m.level.Set(cfg.slogLevel())
+	}
+	m.warnIgnored(cfg)
 	ok := false
 	defer func() {
 		if !ok {
@@ -125,7 +134,7 @@ func New(ctx context.Context, cfg *Config, deps Deps) (*Manager, error) {
 			m.closers = append(m.closers, s.Close)
 			scan = s
 		}
-		source = defaultSource(cfg, scan, m.log)
+		source = defaultSource(m.config, scan, m.log)
 	}
 
 	lister := deps.Storinfo
@@ -137,8 +146,12 @@ func New(ctx context.Context, cfg *Config, deps Deps) (*Manager, error) {
 			return nil, err
 		}
 	}
-	interval := time.Duration(cfg.StorinfoPollInterval) * time.Millisecond
-	m.view = storinfo.NewView(storinfo.ViewConfig{Source: lister, Interval: interval, Logger: m.log.With("component", "storinfo")})
+	m.view = storinfo.NewView(storinfo.ViewConfig{
+		Source:        lister,
+		Interval:      time.Duration(cfg.StorinfoPollInterval) * time.Millisecond,
+		RetryInterval: time.Duration(cfg.Options.SharkListRetryDelayMillis) * time.Millisecond,
+		Logger:        m.log.With("component", "storinfo"),
+	})
 	m.placement, err = storinfo.NewPlacement(storinfo.PlacementConfig{
 		Tunables: cfg.Tunables(), Snapshots: m.view, Logger: m.log.With("component", "placement"),
 	})
@@ -263,19 +276,34 @@ func (m *Manager) Run(ctx context.Context) error {
 const RetryInterval = 5 * time.Second
 
 // Reload applies a new configuration to the running manager: placement
-// limits, the snaplink gate, log-visible options of new jobs, and metadata
-// threads of running jobs when max_metadata_update_threads changed. Keys
-// that need a restart are logged and otherwise ignored. It returns the
-// names of the keys it applied.
+// limits, the snaplink gate, the options and discovery settings of new
+// jobs, metadata threads of running jobs when max_metadata_update_threads
+// changed, and the log level (through Deps.LogLevel). Keys that need a
+// restart are logged and otherwise ignored, and so are the file's unknown
+// keys. It returns the names of what it applied.
 func (m *Manager) Reload(ctx context.Context, next *Config) ([]string, error) {
 	m.mu.Lock()
 	prev := m.cfg
 	m.mu.Unlock()
 
+	m.warnIgnored(next)
 	for _, k := range restartOnly(prev, next) {
 		m.log.Warn("configuration change needs a restart; keeping the running value", "key", k)
 	}
 	var applied []string
+	if l := next.slogLevel(); l != prev.slogLevel() {
+		if m.level != nil {
+			// The reload's own lines are written at the more verbose of
+			// the two levels: a new one at once, an old one until the end.
+			if l < m.level.Level() {
+				m.level.Set(l)
+			}
+			defer m.level.Set(l)
+			applied = append(applied, "log_level")
+		} else {
+			m.log.Warn("log_level changed, but the log level is fixed by --log-level or REBALANCER_LOG_LEVEL; keeping it", "log_level", next.LogLevel)
+		}
+	}
 	if !tunablesEqual(prev.Tunables(), next.Tunables()) {
 		if err := m.placement.SetTunables(next.Tunables()); err != nil {
 			return nil, fmt.Errorf("placement limits: %w", err)
@@ -288,12 +316,16 @@ func (m *Manager) Reload(ctx context.Context, next *Config) ([]string, error) {
 	if !optionsEqual(prev.JobOptions(), next.JobOptions()) {
 		applied = append(applied, "options")
 	}
+	if prev.Options.MdReadChunkSize != next.Options.MdReadChunkSize || prev.Options.MaxMdReadThreads != next.Options.MaxMdReadThreads {
+		applied = append(applied, "discovery") // read by defaultSource when a job starts
+	}
 	// Keep the running values of what cannot change.
 	merged := *next
 	merged.DomainName, merged.Shards, merged.Database = prev.DomainName, prev.Shards, prev.Database
 	merged.ListenPort, merged.MetricsPort, merged.AgentPort = prev.ListenPort, prev.MetricsPort, prev.AgentPort
 	merged.StorinfoURL, merged.DirectDB, merged.ShardDatabases = prev.StorinfoURL, prev.DirectDB, prev.ShardDatabases
-	merged.MorayEndpoints = prev.MorayEndpoints
+	merged.MorayEndpoints, merged.StorinfoPollInterval = prev.MorayEndpoints, prev.StorinfoPollInterval
+	merged.Options.SharkListRetryDelayMillis = prev.Options.SharkListRetryDelayMillis
 	merged.AgentToken, merged.APIToken, merged.StoreMark = prev.AgentToken, prev.APIToken, prev.StoreMark
 	merged.AcceptEmptyStore = prev.AcceptEmptyStore
 	m.mu.Lock()
@@ -317,7 +349,23 @@ func (m *Manager) Reload(ctx context.Context, next *Config) ([]string, error) {
 		applied = append(applied, "max_metadata_update_threads")
 	}
 	m.log.Info("configuration reloaded", "applied", applied)
+	m.log.Debug("configuration in effect", "settings", settingsAttr(&merged))
 	return applied, nil
+}
+
+// warnIgnored logs what the manager ignores in a configuration it is
+// given: unknown keys, and settings it does not apply yet.
+func (m *Manager) warnIgnored(cfg *Config) {
+	for _, u := range cfg.unknown {
+		args := []any{"key", u.Path}
+		if u.Suggestion != "" {
+			args = append(args, "did_you_mean", u.Suggestion)
+		}
+		m.log.Warn("unknown configuration key; ignored", args...)
+	}
+	for _, n := range cfg.NotApplied() {
+		m.log.Warn("configuration setting not applied", "why", n)
+	}
 }
 
 // restartOnly names the keys that differ and cannot change while running.
@@ -341,6 +389,8 @@ func restartOnly(a, b *Config) []string {
 	add(a.AgentToken != b.AgentToken, "agent_token")
 	add(a.APIToken != b.APIToken, "api_token")
 	add(a.StoreMark != b.StoreMark, "store_mark")
+	add(a.StorinfoPollInterval != b.StorinfoPollInterval, "storinfo_poll_interval_ms")
+	add(a.Options.SharkListRetryDelayMillis != b.Options.SharkListRetryDelayMillis, "options.shark_list_retry_delay_ms")
 	return keys
 }
 

@@ -4,8 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"slices"
 	"strconv"
+	"strings"
+
+	"github.com/lib/pq"
 
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/evacuate"
@@ -26,9 +30,46 @@ func (c *Config) ShardNumbers() []int {
 	return slices.Compact(ns)
 }
 
-// shardDSNs parses shard_databases: shard number -> PostgreSQL URL.
+// shardDSNs parses shard_databases: shard number -> PostgreSQL connection
+// string (a postgres:// URL or key=value pairs), each given sslmode=disable
+// when neither it nor PGSSLMODE sets an sslmode. The built-in connection
+// (sharkspotter.DefaultDSN) has sslmode=disable, as the legacy's, because
+// the shards' read-only copies serve no TLS; lib/pq's own default would
+// ask for TLS and fail there with "pq: SSL is not enabled on the server".
 func (c *Config) shardDSNs() (map[int]string, error) {
-	return shardMap("shard_databases", c.ShardDatabases)
+	m, err := shardMap("shard_databases", c.ShardDatabases)
+	if err != nil {
+		return nil, err
+	}
+	for n, dsn := range m {
+		if m[n], err = withSSLModeDefault(dsn); err != nil {
+			return nil, fmt.Errorf("shard_databases: shard %d: %w", n, err)
+		}
+	}
+	return m, nil
+}
+
+// withSSLModeDefault checks a lib/pq connection string and adds
+// sslmode=disable to it unless it, or PGSSLMODE, sets an sslmode.
+func withSSLModeDefault(dsn string) (string, error) {
+	cfg, err := pq.NewConfig(dsn)
+	if err != nil {
+		return "", fmt.Errorf("not a PostgreSQL connection string (postgres://user@host:port/database, or host=... dbname=...): %w", err)
+	}
+	if cfg.SSLMode != "" {
+		return dsn, nil
+	}
+	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
+		return dsn + " sslmode=disable", nil
+	}
+	u, err := url.Parse(dsn)
+	if err != nil { // lib/pq parsed it: cannot happen
+		return "", err
+	}
+	q := u.Query()
+	q.Set("sslmode", "disable")
+	u.RawQuery = q.Encode()
+	return u.String(), nil
 }
 
 // morayEndpoints parses moray_endpoints: shard number -> host:port.
@@ -79,20 +120,23 @@ func (c *Config) shardResolver() moray.ShardResolver {
 // is the caller's), so that long scans do not queue ahead of metadata
 // updates on shared connections. Key prefixes the job excludes are pushed
 // down into the scan; the engine applies them again, whatever the source.
-func defaultSource(cfg *Config, scan moray.ShardClients, log *slog.Logger) func(evacuate.JobRecord) (rebalancer.ObjectSource, error) {
-	shards := cfg.ShardNumbers()
-	direct := cfg.DirectDB == nil || *cfg.DirectDB
-	o := cfg.Options
+// The configuration in effect when a job starts (cfg) gives its discovery
+// settings, so that a reload of md_read_chunk_size or max_md_read_threads
+// applies to the next job.
+func defaultSource(cfg func() *Config, scan moray.ShardClients, log *slog.Logger) func(evacuate.JobRecord) (rebalancer.ObjectSource, error) {
 	return func(job evacuate.JobRecord) (rebalancer.ObjectSource, error) {
+		c := cfg()
+		shards := c.ShardNumbers()
+		o := c.Options
 		exclude := job.Options.Exclusions()
 		logger := log.With("component", "sharkspotter", "job", job.ID)
-		if direct {
-			dsns, err := cfg.shardDSNs()
+		if c.DirectDB == nil || *c.DirectDB {
+			dsns, err := c.shardDSNs()
 			if err != nil {
 				return nil, err
 			}
 			return &sharkspotter.PostgresScanner{
-				Domain: cfg.DomainName, DSNs: dsns, Options: sharkspotter.Options{Shards: shards,
+				Domain: c.DomainName, DSNs: dsns, Options: sharkspotter.Options{Shards: shards,
 					Workers: o.MaxMdReadThreads, ExcludeKeyPrefixes: exclude, Logger: logger},
 				Chunk: o.MdReadChunkSize,
 			}, nil

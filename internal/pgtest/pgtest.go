@@ -52,12 +52,20 @@ func server() (string, error) {
 // as: func TestMain(m *testing.M) { pgtest.Main(m) }.
 func Main(m *testing.M) {
 	code := m.Run()
+	Stop()
+	os.Exit(code)
+}
+
+// Stop stops and removes a cluster the process started, as Main does after
+// the tests; for a TestMain that does more than Main (a leak check that
+// must see the cluster's goroutine gone first).
+func Stop() {
 	mu.Lock()
+	defer mu.Unlock()
 	if started != nil {
 		started.Stop()
+		started = nil
 	}
-	mu.Unlock()
-	os.Exit(code)
 }
 
 // NewDatabase creates an empty database for t and returns its URL. The

@@ -103,6 +103,7 @@ var listSections = map[string]bool{
 	"REBALANCER_BLOCKLIST_DATACENTERS": true,
 	"REBALANCER_SHARD_DATABASES":       true,
 	"REBALANCER_MORAY_ENDPOINTS":       true,
+	"REBALANCER_AGENT_ALLOW_SOURCES":   true,
 }
 
 // decode reads metadata JSON with numbers as JavaScript would hold them.

@@ -10,7 +10,14 @@
 //   - sharks named as in Manta ("1.stor.demo.example", datacenters "dc1",
 //     "dc2"...), each a directory standing for its /manta, a file server
 //     answering like mako, and a real agent.Server writing into that
-//     directory.
+//     directory;
+//   - on request (Config.Buckets, which needs PostgreSQL), a buckets (v2)
+//     tier: one in-process buckets-mdapi per buckets shard (mdapitest), its
+//     data in a PostgreSQL database laid out as buckets-mdapi's, holding the
+//     vnodes of a placement ring; PopulateBuckets writes objects where
+//     buckets-api would put them and multipart uploads in progress, and the
+//     mdapitest servers (Mdapi, SetMdapiHook, MdapiOffline...) are its
+//     faults.
 //
 // Every server listens on a loopback port, but the code under test never
 // sees one: Fleet.HTTPClient dials "{storage id}:80" to the shark's file
@@ -27,7 +34,8 @@
 //
 // Populate writes objects quickly and reproducibly (content, base64 MD5 and
 // metadata exactly as muskie would leave them), Verify checks the whole
-// fleet from scratch after an evacuation, Shark methods inject faults (a
+// fleet from scratch after an evacuation (v2 objects and upload records
+// too), Shark methods inject faults (a
 // file server answering 500, a corrupt copy, an agent killed and
 // restarted), and EngineConfig wires an evacuate.Engine to the fleet.
 //

@@ -45,6 +45,10 @@ type Config struct {
 	// Objects, when Count is positive, are written before Start returns.
 	Objects Objects
 
+	// Buckets adds a buckets (v2) tier, with its objects (see Buckets).
+	// It needs PostgreSQL.
+	Buckets Buckets
+
 	// Agent is the template of every shark's agent configuration (workers,
 	// timeouts...). Root, DataDir and SourceClient are set per shark. Zero
 	// fields take the agent's defaults, except that RetryDelays defaults to
@@ -140,6 +144,7 @@ type Fleet struct {
 	client    *http.Client
 
 	morays   []*moraytest.Server // shard n at n-1
+	buckets  *bucketsTier        // nil without Config.Buckets
 	shards   *moray.Shards
 	resolve  moray.ShardFunc
 	storinfo *storinfotest.Server
@@ -251,8 +256,17 @@ func Start(ctx context.Context, cfg Config) (_ *Fleet, err error) {
 		}
 	}
 
+	if err := f.startBuckets(ctx); err != nil {
+		return nil, err
+	}
+
 	if cfg.Objects.Count > 0 {
 		if _, err := f.Populate(ctx, cfg.Objects); err != nil {
+			return nil, err
+		}
+	}
+	if bo := cfg.Buckets.Objects; f.buckets != nil && (bo.Count > 0 || bo.Uploads > 0) {
+		if _, err := f.PopulateBuckets(ctx, bo); err != nil {
 			return nil, err
 		}
 	}
@@ -319,6 +333,7 @@ func (f *Fleet) Close() {
 	for _, m := range f.morays {
 		m.Close()
 	}
+	f.buckets.close()
 	f.transport.CloseIdleConnections()
 	if f.ownDir {
 		os.RemoveAll(f.dir)

@@ -49,6 +49,14 @@ const (
 	// ProblemTempFile: a partial download left in an agent's temp
 	// directory.
 	ProblemTempFile ProblemKind = "temp_file"
+	// ProblemUploadOnEvacuated: a multipart upload's record still names
+	// the evacuated shark among its preallocated sharks although none of
+	// its parts is left there: new parts would go to a retired shark.
+	ProblemUploadOnEvacuated ProblemKind = "upload_on_evacuated"
+	// ProblemUploadPartMissing: a part of a multipart upload has no copy
+	// on one of the upload's preallocated sharks, which buckets-api asks
+	// to assemble the object from the parts it holds.
+	ProblemUploadPartMissing ProblemKind = "upload_part_missing"
 )
 
 // Problem is one thing Verify found wrong.
@@ -100,6 +108,15 @@ type Report struct {
 	NoDestination int // every valid destination already holds a copy
 	// Skipped lists their keys (up to MaxProblems).
 	Skipped []string
+
+	// The buckets (v2) tier, when the fleet has one: its objects (parts of
+	// multipart uploads included) and their contentLength summed, and its
+	// uploads in progress (upload records), of which UploadsSkipped still
+	// name the evacuated shark because some of their parts could not move.
+	V2Objects      int
+	V2Bytes        int64
+	Uploads        int
+	UploadsSkipped int
 
 	// Unreferenced counts, per shark, the files that no metadata names:
 	// the evacuated shark's old copies, or copies an agent made whose
@@ -165,9 +182,15 @@ func (r Report) sortedProblems() []Problem {
 // String summarises the report in a line or two.
 func (r Report) String() string {
 	s := fmt.Sprintf("%d objects (%d bytes), %d/%d copies ok", r.Objects, r.Bytes, r.CopiesOK, r.Copies)
+	if r.V2Objects > 0 || r.Uploads > 0 {
+		s += fmt.Sprintf(", of which v2 %d objects (%d bytes), %d uploads", r.V2Objects, r.V2Bytes, r.Uploads)
+	}
 	if r.Evacuated != "" {
 		s += fmt.Sprintf("; off %s: skipped %d (single copy %d, no destination %d)",
 			r.Evacuated, r.SingleCopy+r.NoDestination, r.SingleCopy, r.NoDestination)
+		if r.UploadsSkipped > 0 {
+			s += fmt.Sprintf(", %d uploads with parts left there", r.UploadsSkipped)
+		}
 	}
 	if !r.OK() {
 		s += "; problems: " + r.countsString()
@@ -193,14 +216,18 @@ type copyCheck struct {
 }
 
 // Verify checks the fleet from scratch, trusting nothing but what is in
-// Moray and on disk: every object record in every shard's manta bucket
-// parses; no record names the evacuated shark ("" checks none) unless the
-// object could not have moved (its only copy is there, or every valid
-// destination already has one; such objects are counted, not reported);
-// every listed copy is a regular file on that shark with contentLength
-// bytes and the base64 MD5 contentMD5; no shark lists twice; and no agent
-// left a partial download in its temp directory. Call it when no job is
-// running. The error is for a failure to verify, not for what was found.
+// Moray, in the buckets tier's databases and on disk: every object record
+// in every shard's manta bucket parses; no record, v1 or v2, names the
+// evacuated shark ("" checks none) unless the object could not have moved
+// (its only copy is there, or every valid destination already has one;
+// such objects are counted, not reported); every listed copy is a regular
+// file on that shark, at its v1 or v2 path, with contentLength bytes and
+// the base64 MD5 contentMD5; no shark lists twice; no multipart upload's
+// record names the evacuated shark unless some of its parts are still
+// there, and every part has a copy on each of its upload's preallocated
+// sharks; and no agent left a partial download in its temp directory.
+// Call it when no job is running. The error is for a failure to verify,
+// not for what was found.
 func (f *Fleet) Verify(ctx context.Context, evacuated string) (Report, error) {
 	rep := Report{Evacuated: evacuated, ByShark: map[string]int{}, Unreferenced: map[string]int{}}
 	var evac *Shark
@@ -231,39 +258,12 @@ func (f *Fleet) Verify(ctx context.Context, evacuated string) (Report, error) {
 			}
 			o.Shard = shard + 1
 			rep.Bytes += o.ContentLength
-			obj := &o
-			seen := map[string]bool{}
-			for _, n := range o.Sharks {
-				id := n.MantaStorageID
-				if seen[id] {
-					rep.add(Problem{Kind: ProblemDuplicateShark, Shard: o.Shard, Key: o.Key, ObjectID: o.ID, Shark: id})
-					continue
-				}
-				seen[id] = true
-				s := f.byID[id]
-				if s == nil {
-					rep.add(Problem{Kind: ProblemUnknownShark, Shard: o.Shard, Key: o.Key, ObjectID: o.ID, Shark: id})
-					continue
-				}
-				p := filepath.Join(s.root, filepath.FromSlash(copyPath(obj)))
-				rep.Copies++
-				rep.ByShark[id]++
-				referenced[p] = true
-				checks = append(checks, copyCheck{obj: obj, shark: id, path: p})
-			}
-			if evac != nil && seen[evacuated] {
-				switch {
-				case len(seen) == 1:
-					rep.SingleCopy++
-					rep.skipped(o.Key)
-				case !f.hasDestination(obj, evac):
-					rep.NoDestination++
-					rep.skipped(o.Key)
-				default:
-					rep.add(Problem{Kind: ProblemStillOnEvacuated, Shard: o.Shard, Key: o.Key, ObjectID: o.ID, Shark: evacuated})
-				}
-			}
+			checks = f.verifyObject(&rep, &o, evac, referenced, checks)
 		}
+	}
+	checks, err := f.verifyBuckets(ctx, &rep, evac, referenced, checks)
+	if err != nil {
+		return rep, err
 	}
 
 	problems, err := checkCopies(ctx, checks)
@@ -293,6 +293,44 @@ func (f *Fleet) Verify(ctx context.Context, evacuated string) (Report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// verifyObject checks the sharks an object lists, v1 or v2, counts it as a
+// skip or reports it if it still names the evacuated shark, and queues its
+// copies for checkCopies.
+func (f *Fleet) verifyObject(rep *Report, obj *rebalancer.Object, evac *Shark, referenced map[string]bool, checks []copyCheck) []copyCheck {
+	seen := map[string]bool{}
+	for _, n := range obj.Sharks {
+		id := n.MantaStorageID
+		if seen[id] {
+			rep.add(Problem{Kind: ProblemDuplicateShark, Shard: obj.Shard, Key: obj.Key, ObjectID: obj.ID, Shark: id})
+			continue
+		}
+		seen[id] = true
+		s := f.byID[id]
+		if s == nil {
+			rep.add(Problem{Kind: ProblemUnknownShark, Shard: obj.Shard, Key: obj.Key, ObjectID: obj.ID, Shark: id})
+			continue
+		}
+		p := filepath.Join(s.root, filepath.FromSlash(copyPath(obj)))
+		rep.Copies++
+		rep.ByShark[id]++
+		referenced[p] = true
+		checks = append(checks, copyCheck{obj: obj, shark: id, path: p})
+	}
+	if evac != nil && seen[evac.ID()] {
+		switch {
+		case len(seen) == 1:
+			rep.SingleCopy++
+			rep.skipped(obj.Key)
+		case !f.hasDestination(obj, evac):
+			rep.NoDestination++
+			rep.skipped(obj.Key)
+		default:
+			rep.add(Problem{Kind: ProblemStillOnEvacuated, Shard: obj.Shard, Key: obj.Key, ObjectID: obj.ID, Shark: evac.ID()})
+		}
+	}
+	return checks
 }
 
 func (r *Report) skipped(key string) {

@@ -89,13 +89,32 @@ func scanObject(r scanner, vnode uint64) (Object, error) {
 		}
 	}
 	for _, s := range sharks {
-		dc, id, _ := strings.Cut(s, ":")
-		o.Sharks = append(o.Sharks, rebalancer.StorageNode{Datacenter: dc, MantaStorageID: id})
+		// As the server reads them: split at every ':', keep the first two
+		// parts. It panics on an element without one.
+		parts := strings.Split(s, ":")
+		if len(parts) < 2 {
+			return Object{}, &BadRowError{Vnode: vnode, Name: o.Name, Shark: s}
+		}
+		o.Sharks = append(o.Sharks, rebalancer.StorageNode{Datacenter: parts[0], MantaStorageID: parts[1]})
 	}
 	if props != nil {
 		o.Properties = json.RawMessage(props)
 	}
 	return o, nil
+}
+
+// BadRowError reports a row the real server cannot read: a sharks element
+// without a ':' makes its row decoding panic (buckets-mdapi src/object.rs,
+// StorageNodeIdentifier). The RPCs answer it with a FastError.
+type BadRowError struct {
+	Vnode uint64
+	Name  string
+	Shark string
+}
+
+func (e *BadRowError) Error() string {
+	return fmt.Sprintf("mdapitest: object %q in vnode %d has the shark %q without a ':', which buckets-mdapi cannot read",
+		e.Name, e.Vnode, e.Shark)
 }
 
 func headersValue(h map[string]*string) hstore.Hstore {

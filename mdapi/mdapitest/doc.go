@@ -58,7 +58,8 @@
 //     not implemented; tests populate through the direct API instead
 //     (CreateBucket, PutObject, PutUpload, Modify).
 //   - A NULL headers or sharks column (which makes the real server fail)
-//     reads as empty. Header maps are written with sorted keys (the server's
+//     reads as empty. A sharks element without a ':' (on which the real
+//     server's row decoding panics) fails the request with a FastError. Header maps are written with sorted keys (the server's
 //     order is a hash map's). Numbers in properties are written back as
 //     PostgreSQL gives them.
 //   - There is no PostgreSQL connection pool to exhaust; Overloaded is a

@@ -129,6 +129,12 @@ func (c *call) decoding() bool { return c.rep == nil }
 // pgError answers a PostgreSQL failure as buckets-mdapi does: an
 // application error named PostgresError.
 func (c *call) pgError(err error) {
+	var bad *BadRowError
+	if errors.As(err, &bad) {
+		// The real server's handler panics; the request fails.
+		c.rep.fastError(bad.Error())
+		return
+	}
 	c.rep.appError("PostgresError", pgMessage(err))
 }
 

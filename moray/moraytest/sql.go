@@ -19,10 +19,14 @@ import (
 //
 //	SELECT MAX(<id>) FROM <bucket>
 //	SELECT * FROM <bucket> WHERE <id> >= <n> AND <id> <= <m> [AND <column> = '<text>'] [LIMIT <k>]
+//	SELECT column_name FROM information_schema.columns WHERE table_name = '<table>' AND column_name = '<column>'
 //
 // where <id> is _id or _idx (the same in both places), keywords are in any
 // case, and a trailing semicolon is optional. A bucket has the _idx column
-// only when it was created with BucketConfig.ExtendedIDFrom.
+// only when it was created with BucketConfig.ExtendedIDFrom. The last
+// statement answers one row, {"column_name": "<column>"}, when the table
+// has the column, and none otherwise (no table included), as PostgreSQL
+// does.
 //
 // <n>, <m>, '<text>' and <k> may each be a parameter, $1 to $N, bound to the
 // sql RPC's values as Moray binds them: node-pg sends each value as text
@@ -38,11 +42,14 @@ var (
 	pgBigintRE  = regexp.MustCompile(`^\s*[+-]?\d+\s*$`)
 	sqlRangeRE  = regexp.MustCompile(`(?is)^\s*select\s+\*\s+from\s+(\w+)\s+where\s+(\w+)\s*>=\s*(\d+|\$\d+)\s+and\s+(\w+)\s*<=\s*(\d+|\$\d+)` +
 		`(?:\s+and\s+(\w+)\s*=\s*(?:'((?:[^']|'')*)'|(\$\d+)))?(?:\s+limit\s+(\d+|\$\d+))?\s*;?\s*$`)
+	sqlColumnRE = regexp.MustCompile(`(?is)^\s*select\s+column_name\s+from\s+information_schema\.columns\s+where\s+` +
+		`table_name\s*=\s*'([^']*)'\s+and\s+column_name\s*=\s*'([^']*)'\s*;?\s*$`)
 )
 
-const sqlSupported = "moraytest: unsupported SQL; supported are \"SELECT MAX(_id|_idx) FROM <bucket>\" and " +
+const sqlSupported = "moraytest: unsupported SQL; supported are \"SELECT MAX(_id|_idx) FROM <bucket>\", " +
 	"\"SELECT * FROM <bucket> WHERE <id> >= N AND <id> <= M [AND <column> = '<text>'] [LIMIT K]\", " +
-	"where N, M, '<text>' and K may be parameters ($1, $2, ...): "
+	"where N, M, '<text>' and K may be parameters ($1, $2, ...), and " +
+	"\"SELECT column_name FROM information_schema.columns WHERE table_name = '<table>' AND column_name = '<column>'\": "
 
 // sqlTable finds the bucket behind a table name, which PostgreSQL folds to
 // lower case.
@@ -69,6 +76,24 @@ func sqlIDColumn(b *bucket, col string) (string, *fast.Error) {
 	return "", nil
 }
 
+// hasColumn reports whether the table (named exactly, as information_schema
+// names it: lower case) has the column.
+func (s *store) hasColumn(table, col string) bool {
+	for _, b := range s.buckets {
+		if strings.ToLower(b.name) != table {
+			continue
+		}
+		switch col {
+		case "_id", "_txn_snap", "_key", "_value", "_etag", "_mtime", "_vnode":
+			return true
+		case "_idx":
+			return b.extFrom > 0
+		}
+		return b.columnIndex(col) >= 0
+	}
+	return false
+}
+
 // inIDColumn reports whether a row's id lives in the given column.
 func inIDColumn(b *bucket, o *object, col string) bool {
 	extended := b.extFrom > 0 && o.id >= b.extFrom
@@ -80,6 +105,16 @@ func inIDColumn(b *bucket, o *object, col string) bool {
 func (s *store) sql(stmt string, values []*jsValue) ([][]byte, *fast.Error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if m := sqlColumnRE.FindStringSubmatch(stmt); m != nil {
+		if err := bindParams(nil, values); err != nil {
+			return nil, err
+		}
+		if !s.hasColumn(m[1], m[2]) {
+			return nil, nil
+		}
+		row := appendJSString([]byte(`{"column_name":`), m[2])
+		return [][]byte{append(row, '}')}, nil
+	}
 	if m := sqlMaxRE.FindStringSubmatch(stmt); m != nil {
 		b, err := s.sqlTable(m[2])
 		if err != nil {

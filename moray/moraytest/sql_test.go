@@ -258,3 +258,42 @@ func TestSQLExtendedID(t *testing.T) {
 		t.Errorf("findObjects across _id and _idx: %s", recs)
 	}
 }
+
+// information_schema.columns answers whether a table has a column: one row
+// when it has, none when it has not or when there is no such table (never
+// an error, which is why sharkspotter asks it about _idx).
+func TestSQLColumns(t *testing.T) {
+	s := Start(t)
+	c := dial(t, s.Addr())
+	for name, from := range map[string]int64{"manta": 0, "manta_ext": 3} {
+		if err := s.CreateBucket(name, BucketConfig{Index: []Index{{"type", "string"}}, ExtendedIDFrom: from}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q := func(table, col string) string {
+		return fmt.Sprintf("SELECT column_name FROM information_schema.columns WHERE table_name = '%s' AND column_name = '%s';", table, col)
+	}
+	for _, tt := range []struct {
+		stmt, rows string
+	}{
+		{q("manta", "_idx"), ""},
+		{q("manta_ext", "_idx"), `{"column_name":"_idx"}`},
+		{q("manta", "_id"), `{"column_name":"_id"}`},
+		{q("manta", "type"), `{"column_name":"type"}`},
+		{q("manta", "color"), ""},
+		{q("nosuch", "_id"), ""},
+		{q("MANTA", "_id"), ""}, // information_schema has the folded name
+		{"select column_name from INFORMATION_SCHEMA.COLUMNS where table_name='manta' and column_name='_vnode'", `{"column_name":"_vnode"}`},
+	} {
+		var got []string
+		for _, r := range c.ok("sql", tt.stmt, []any{}, map[string]any{}) {
+			got = append(got, string(r))
+		}
+		if strings.Join(got, ",") != tt.rows {
+			t.Errorf("%s: rows %s, want %s", tt.stmt, got, tt.rows)
+		}
+	}
+	if err := c.fails("sql", q("manta", "_idx"), []any{1}, map[string]any{}); !strings.HasPrefix(err.Message, "bind message supplies 1 parameters") {
+		t.Errorf("a value for a statement without parameters: %s", err.Message)
+	}
+}
