@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/TritonDataCenter/rebalancer/internal/logging"
 	"github.com/TritonDataCenter/rebalancer/internal/pgtest"
 )
 
@@ -69,6 +70,29 @@ func TestQuickRun(t *testing.T) {
 		if !seen[name] {
 			t.Errorf("no figure %q", name)
 		}
+	}
+}
+
+// The components' logs are bunyan records on standard error, among the
+// progress lines meant for people.
+func TestLogs(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"--quick", "--only", "moray", "--log-level", "debug", "--dir", t.TempDir()}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+	var records strings.Builder
+	for line := range strings.Lines(stderr.String()) {
+		if strings.HasPrefix(line, "{") {
+			records.WriteString(line)
+		}
+	}
+	recs, err := logging.Check(strings.NewReader(records.String()))
+	if err != nil {
+		t.Errorf("logs on stderr are not bunyan records: %v", err)
+	}
+	if len(recs) == 0 || recs[0].Name != "rebalancer-bench" {
+		t.Errorf("records %+v; stderr:\n%s", recs, stderr.String())
 	}
 }
 
