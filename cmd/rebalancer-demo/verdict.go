@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -313,10 +315,11 @@ func (d *demo) explain(notMoved map[string]outcome, rep testbed.Report) (explain
 		}
 		byCause[cause]++
 	}
-	for cause, n := range byCause {
-		explained = append(explained, fmt.Sprintf("%s: %s", humanize.Comma(int64(n)), cause))
+	// The largest first.
+	causes := slices.SortedFunc(maps.Keys(byCause), func(a, b string) int { return cmp.Or(byCause[b]-byCause[a], strings.Compare(a, b)) })
+	for _, cause := range causes {
+		explained = append(explained, fmt.Sprintf("%s: %s", humanize.Comma(int64(byCause[cause])), cause))
 	}
-	slices.Sort(explained)
 	return explained, unexplained
 }
 

@@ -45,8 +45,8 @@
 // to standard output, as the legacy rebalancer and node-bunyan services do
 // (SMF sends both standard output and standard error to the service's log,
 // /var/svc/log/...). Commands whose standard output is their result
-// (sharkspotter, rebalancer-demo, rebalancer-bench, rebalancer-crash) log
-// to standard error.
+// (sharkspotter, rebalancer-demo, rebalancer-bench) log to standard error;
+// rebalancer-crash keeps its fleet's log in each run's directory.
 package logging
 
 import (
