@@ -380,8 +380,13 @@ func (d *demo) explainHold(job string) {
 	d.say("  the manager's API:  %s  (GET /jobs, /jobs/%s, ...; docs/api.md)", d.api, job)
 	d.say("    rebalancer-adm --manager %s job list", d.api)
 	d.say("    rebalancer-adm --manager %s job get %s", d.api, job)
-	d.say("    rebalancer-adm --manager %s job create evacuate --shark 2.stor.demo.example --dry-run", d.api)
-	d.say("  storinfo:           %s/poll", d.fleet.StorinfoURL())
+	for _, s := range d.fleet.Sharks() {
+		if id := s.ID(); id != d.Evacuate && id != d.DeadSource {
+			d.say("    rebalancer-adm --manager %s job create evacuate --shark %s --dry-run", d.api, id)
+			break
+		}
+	}
+	d.say("  storinfo:           %s/storagenodes", d.fleet.StorinfoURL())
 	for _, n := range d.fleet.ShardNumbers() {
 		d.say("  Moray, shard %d:     %s (Fast protocol)", n, d.fleet.MorayAddr(n))
 	}
@@ -390,7 +395,11 @@ func (d *demo) explainHold(job string) {
 			d.say("  ... and %d more sharks", len(d.fleet.Sharks())-i)
 			break
 		}
-		d.say("  %s: file server http://%s, agent http://%s", s.ID(), s.MakoAddr(), s.AgentAddr())
+		mako := "stopped (--dead-source)"
+		if a := s.MakoAddr(); a != "" {
+			mako = "http://" + a
+		}
+		d.say("  %s: file server %s, agent http://%s", s.ID(), mako, s.AgentAddr())
 	}
 	d.say("  the fleet's files:  %s%s", d.fleet.Dir(), map[bool]string{true: " (removed when the demo stops)", false: " (kept: --dir)"}[d.tmpDir])
 	d.say("The sharks are known to the manager by their names (N.stor.demo.example), which resolve only inside the demo.")
