@@ -9,5 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 args=("$@")
 [ ${#args[@]} -gt 0 ] || args=(./...)
-exec go run ./internal/testsummary -- \
-  go run ./internal/pgtest/withpg -- go test -json -race -count=1 "${args[@]}"
+# Built rather than `go run`, which would add its own "exit status 1"
+# after the closing line.
+bin=$(mktemp -d)
+trap 'rm -rf "$bin"' EXIT
+go build -o "$bin/" ./internal/testsummary ./internal/pgtest/withpg
+status=0
+"$bin/testsummary" -- "$bin/withpg" -- go test -json -race -count=1 "${args[@]}" || status=$?
+exit "$status"
