@@ -33,6 +33,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -122,6 +123,9 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
+	// Progress lines and the components' logs share standard error, from
+	// many goroutines.
+	stderr = &syncWriter{w: stderr}
 	var c cli
 	parser, err := cmdline.New(&c, kong.Name("rebalancer-bench"),
 		kong.Description("Measures the rebalancer on this machine; prints each figure with its baseline and target."),
@@ -272,3 +276,15 @@ func startProfile(dir, name string) (stop func(), err error) {
 
 // met returns a pointer for Figure.Met.
 func met(ok bool) *bool { return &ok }
+
+// syncWriter serialises writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
