@@ -6,7 +6,8 @@
 //
 // It reads the legacy agent's config file
 // (/opt/smartdc/rebalancer-agent/etc/config.toml) when present; flags and
-// environment variables override it. Logs are JSON on stderr. SIGTERM or
+// environment variables override it. Logs are bunyan records on standard
+// output, named "rebalancer-agent" (see internal/logging). SIGTERM or
 // SIGINT stops it gracefully: no new work is started, downloads in flight
 // get --shutdown-grace to finish, and unfinished work resumes at the next
 // start.
@@ -29,6 +30,7 @@ import (
 
 	"github.com/TritonDataCenter/rebalancer/agent"
 	"github.com/TritonDataCenter/rebalancer/internal/cmdline"
+	"github.com/TritonDataCenter/rebalancer/internal/logging"
 )
 
 // cli is the command line. Zero values mean "not given": the config file
@@ -84,9 +86,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, defaultCo
 		fmt.Fprintln(stderr, "rebalancer-agent:", err)
 		return 2
 	}
-	var level slog.Level
-	level.UnmarshalText([]byte(c.LogLevel))
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})).With("name", "rebalancer-agent")
+	level, _ := logging.ParseLevel(c.LogLevel) // kong checked the name
+	log := logging.New(stdout, "rebalancer-agent", level)
 	if err := serve(ctx, s, log); err != nil {
 		log.Error("agent failed", "err", err)
 		return 1

@@ -26,6 +26,7 @@ import (
 
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/agent"
+	"github.com/TritonDataCenter/rebalancer/internal/logging"
 	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 )
 
@@ -212,13 +213,13 @@ func TestRunUsage(t *testing.T) {
 	errs.Reset()
 	root := filepath.Join(t.TempDir(), "missing")
 	if code := run(context.Background(), []string{"--root", root, "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0",
-		"--metrics-listen", "off"}, &out, &errs, "/nonexistent"); code != 1 || !strings.Contains(errs.String(), "manta root") {
-		t.Errorf("missing root: exit %d, stderr %s", code, errs.String())
+		"--metrics-listen", "off"}, &out, &errs, "/nonexistent"); code != 1 || !strings.Contains(out.String(), "manta root") {
+		t.Errorf("missing root: exit %d, stdout %s", code, out.String())
 	}
 }
 
-// logWatcher collects a process's JSON log lines and finds the listening
-// addresses in them.
+// logWatcher collects a process's log lines (bunyan records) and finds the
+// listening addresses in them.
 type logWatcher struct {
 	mu     sync.Mutex
 	lines  []string
@@ -277,7 +278,7 @@ func TestRunServes(t *testing.T) {
 	exited := make(chan int, 1)
 	go func() {
 		exited <- run(ctx, []string{"--root", root, "--data-dir", data, "--listen", "127.0.0.1:0",
-			"--metrics-listen", "127.0.0.1:0", "--shutdown-grace", "5s"}, io.Discard, pw, "/nonexistent")
+			"--metrics-listen", "127.0.0.1:0", "--shutdown-grace", "5s"}, pw, io.Discard, "/nonexistent")
 		pw.Close()
 	}()
 	addr, maddr := w.waitListening(t)
@@ -303,6 +304,10 @@ func TestRunServes(t *testing.T) {
 	<-w.done
 	if !strings.Contains(w.String(), `"msg":"agent stopped"`) {
 		t.Fatalf("no clean stop in the log:\n%s", w)
+	}
+	// The log on standard output is bunyan records, one stream for all.
+	if _, err := logging.Check(strings.NewReader(w.String())); err != nil {
+		t.Errorf("standard output is not bunyan records: %v", err)
 	}
 }
 
@@ -339,18 +344,29 @@ func buildAgent(t *testing.T) string {
 func startProcess(t *testing.T, bin string, args ...string) (*exec.Cmd, string, *logWatcher) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
-	stderr, err := cmd.StderrPipe()
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	w := watchLog(stderr)
+	w := watchLog(stdout)
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		<-w.done
 		cmd.Wait()
+		// Every line the process logged is a bunyan record.
+		recs, err := logging.Check(strings.NewReader(w.String()))
+		if err != nil {
+			t.Errorf("the agent's standard output is not bunyan records: %v", err)
+		}
+		for _, r := range recs {
+			if r.Name != "rebalancer-agent" {
+				t.Errorf("record named %q: %+v", r.Name, r)
+			}
+		}
 	})
 	addr, _ := w.waitListening(t)
 	return cmd, addr, w
@@ -553,7 +569,7 @@ func TestSymlinkedOwnerProcess(t *testing.T) {
 	logged := false
 	for line := range strings.SplitSeq(log.String(), "\n") {
 		var rec map[string]any
-		if json.Unmarshal([]byte(line), &rec) == nil && rec["level"] == "ERROR" &&
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["level"] == float64(50) &&
 			rec["msg"] == "refusing to write through a symbolic link" && rec["path"] == filepath.Join(root, owner) {
 			logged = true
 		}

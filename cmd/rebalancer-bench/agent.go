@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -136,7 +135,7 @@ func agentCopy(ctx context.Context, o Options, src, md5sum string, n int) (time.
 	if err := os.Mkdir(root, 0o755); err != nil {
 		return 0, err
 	}
-	s, err := agent.New(agent.Config{Root: root, DataDir: filepath.Join(dir, "data")}, slog.New(slog.DiscardHandler))
+	s, err := agent.New(agent.Config{Root: root, DataDir: filepath.Join(dir, "data")}, o.Logger.With("component", "agent"))
 	if err != nil {
 		return 0, err
 	}

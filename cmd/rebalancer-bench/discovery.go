@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,7 +69,7 @@ func benchDiscovery(ctx context.Context, o Options) ([]Figure, error) {
 		exhaustive bool
 	}{{"direct-PostgreSQL scan", false}, {"direct-PostgreSQL scan, every row parsed", true}} {
 		s := &sharkspotter.PostgresScanner{DSNs: map[int]string{1: dsn}, Options: sharkspotter.Options{Shards: []int{1},
-			Exhaustive: mode.exhaustive, Logger: slog.New(slog.DiscardHandler)}}
+			Exhaustive: mode.exhaustive, Logger: o.Logger.With("component", "sharkspotter")}}
 		var d time.Duration
 		for range rounds {
 			found := 0

@@ -72,7 +72,7 @@ func evacuation(ctx context.Context, o Options, n int, size int64) (evacuationRu
 	defer os.RemoveAll(dir)
 	const evacuated = "1.stor.demo.example"
 	fmt.Fprintf(o.Log, "   populating %d objects of %d bytes\n", n, size)
-	f, err := testbed.Start(ctx, testbed.Config{Sharks: 6, Datacenters: 3, Dir: dir,
+	f, err := testbed.Start(ctx, testbed.Config{Sharks: 6, Datacenters: 3, Dir: dir, Logger: o.Logger,
 		Objects: testbed.Objects{Count: n, MinSize: size, MaxSize: size, Pin: evacuated, Seed: 1}})
 	if err != nil {
 		return evacuationRun{}, err

@@ -15,7 +15,9 @@
 // Everything runs on loopback in temporary directories; discovery starts a
 // throwaway PostgreSQL from the machine's binaries (or uses --postgres).
 // `--quick` shrinks every workload to a smoke run of a few seconds, which
-// its test does; `--only` picks benches.
+// its test does; `--only` picks benches. The figures go to standard
+// output; progress lines, and the logs of the components under test
+// (bunyan records, from --log-level on: warn by default), to standard error.
 package main
 
 import (
@@ -23,6 +25,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -30,10 +33,12 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/TritonDataCenter/rebalancer/internal/cmdline"
+	"github.com/TritonDataCenter/rebalancer/internal/logging"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
 )
 
@@ -65,6 +70,11 @@ type Options struct {
 	Quick bool      // tiny workloads: a smoke run of seconds
 	Dir   string    // scratch directory (each bench makes its own under it)
 	Log   io.Writer // progress lines
+	// Logger receives the components' logs (bunyan records on standard
+	// error, from --log-level on).
+	Logger *slog.Logger
+	// LogLevel is --log-level, for the rss bench's children.
+	LogLevel string
 	// ProfileDir, when set, receives CPU profiles.
 	ProfileDir string
 	// RSSSizes, when set, are the rss bench's two job sizes.
@@ -95,6 +105,7 @@ type cli struct {
 	Dir        string   `help:"Scratch directory (default: a temporary directory, on /dev/shm when roomy)." type:"path"`
 	ProfileDir string   `help:"Write a CPU profile of each bench (and of the rss children) into this directory." type:"path"`
 	Postgres   string   `help:"URL of an empty PostgreSQL database for the discovery bench (default: a throwaway server started from this machine's initdb and postgres)." placeholder:"URL"`
+	LogLevel   string   `help:"Level from which the logs of the components under test (agents, Moray, the engine...) are written to standard error, as bunyan records: debug, info, warn or error." default:"warn" enum:"debug,info,warn,error"`
 	// RSSSizes overrides the rss bench's two job sizes (tests: the race
 	// detector makes big jobs slow).
 	RSSSizes []int `hidden:"" name:"rss-sizes" sep:","`
@@ -110,12 +121,17 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
+	// Progress lines and the components' logs share standard error, from
+	// many goroutines.
+	stderr = &syncWriter{w: stderr}
 	var c cli
 	if _, code, ok := (cmdline.Command{Name: "rebalancer-bench", Stdout: stdout, Stderr: stderr,
 		Description: "Measures the rebalancer on this machine; prints each figure with its baseline and target.",
 	}).Parse(&c, args); !ok {
 		return code
 	}
+	level, _ := logging.ParseLevel(c.LogLevel) // kong checked the name
+	logger := logging.New(stderr, "rebalancer-bench", level)
 	if c.RSSChild > 0 {
 		stop, err := startProfile(c.ProfileDir, fmt.Sprintf("rss-%d", c.RSSChild))
 		if err != nil {
@@ -123,7 +139,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 			return 1
 		}
 		defer stop()
-		return rssChild(ctx, c.RSSChild, c.Dir, stdout, stderr)
+		return rssChild(ctx, c.RSSChild, c.Dir, stdout, stderr, logger)
 	}
 	for _, name := range c.Only {
 		if !slices.ContainsFunc(benches, func(b bench) bool { return b.name == name }) {
@@ -144,7 +160,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		fmt.Fprintln(stderr, "rebalancer-bench: --rss-sizes wants two increasing sizes")
 		return 2
 	}
-	o := Options{Quick: c.Quick, Dir: dir, Log: stderr, ProfileDir: c.ProfileDir, RSSSizes: c.RSSSizes, Postgres: c.Postgres}
+	o := Options{Quick: c.Quick, Dir: dir, Log: stderr, Logger: logger, LogLevel: c.LogLevel, ProfileDir: c.ProfileDir,
+		RSSSizes: c.RSSSizes, Postgres: c.Postgres}
 	fmt.Fprintf(stderr, "machine: %d CPUs, %s/%s, %s; scratch %s\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), dir)
 	var all []Figure
 	failed := false
@@ -249,3 +266,15 @@ func startProfile(dir, name string) (stop func(), err error) {
 
 // met returns a pointer for Figure.Met.
 func met(ok bool) *bool { return &ok }
+
+// syncWriter serialises writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}

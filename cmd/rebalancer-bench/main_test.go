@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/TritonDataCenter/rebalancer/internal/logging"
 	"github.com/TritonDataCenter/rebalancer/internal/pgtest"
 )
 
@@ -70,6 +72,47 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("no figure %q", name)
 		}
 	}
+}
+
+// The components' logs are bunyan records on standard error, among the
+// progress lines meant for people.
+func TestLogs(t *testing.T) {
+	var stdout bytes.Buffer
+	stderr := &lockedBuffer{} // Moray's connections may log as they close, after run
+	code := run(context.Background(), []string{"--quick", "--only", "moray", "--log-level", "debug", "--dir", t.TempDir()}, &stdout, stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+	var records strings.Builder
+	for line := range strings.Lines(stderr.String()) {
+		if strings.HasPrefix(line, "{") {
+			records.WriteString(line)
+		}
+	}
+	recs, err := logging.Check(strings.NewReader(records.String()))
+	if err != nil {
+		t.Errorf("logs on stderr are not bunyan records: %v", err)
+	}
+	if len(recs) == 0 || recs[0].Name != "rebalancer-bench" {
+		t.Errorf("records %+v; stderr:\n%s", recs, stderr.String())
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func TestUsage(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net"
 	"runtime"
 	"sync"
@@ -23,7 +22,7 @@ import (
 // so the server's share is the same on both sides; allocations are the
 // whole process's (server included) per RPC.
 func benchMoray(ctx context.Context, o Options) ([]Figure, error) {
-	srv, err := moraytest.New(moraytest.Options{Logger: slog.New(slog.DiscardHandler)})
+	srv, err := moraytest.New(moraytest.Options{Logger: o.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -39,7 +38,7 @@ func benchMoray(ctx context.Context, o Options) ([]Figure, error) {
 		return nil, err
 	}
 
-	c := moray.NewClient(srv.Addr(), moray.Options{Logger: slog.New(slog.DiscardHandler)})
+	c := moray.NewClient(srv.Addr(), moray.Options{Logger: o.Logger.With("component", "moray")})
 	defer c.Close()
 	getObject := func() error {
 		_, err := c.GetObject(ctx, "manta", key)

@@ -49,7 +49,7 @@ func benchRSS(ctx context.Context, o Options) ([]Figure, error) {
 		}
 		fmt.Fprintf(o.Log, "   evacuating %d objects in a child process\n", n)
 		var out bytes.Buffer
-		args := []string{"--rss-child", strconv.Itoa(n), "--dir", dir}
+		args := []string{"--rss-child", strconv.Itoa(n), "--dir", dir, "--log-level", o.LogLevel}
 		if o.ProfileDir != "" {
 			args = append(args, "--profile-dir", o.ProfileDir)
 		}
@@ -89,8 +89,8 @@ func thousands(n int) string {
 
 // rssChild runs one job of n generated objects to its end and prints the
 // process's peak RSS in KiB.
-func rssChild(ctx context.Context, n int, dir string, stdout, stderr io.Writer) int {
-	if err := evacuateGenerated(ctx, n, dir); err != nil {
+func rssChild(ctx context.Context, n int, dir string, stdout, stderr io.Writer, log *slog.Logger) int {
+	if err := evacuateGenerated(ctx, n, dir, log); err != nil {
 		fmt.Fprintln(stderr, "rebalancer-bench: rss child:", err)
 		return 1
 	}
@@ -121,7 +121,7 @@ func peakRSS() (int64, error) {
 
 const rssShark = "1.stor.bench.example"
 
-func evacuateGenerated(ctx context.Context, n int, dir string) error {
+func evacuateGenerated(ctx context.Context, n int, dir string, log *slog.Logger) error {
 	if dir == "" {
 		return fmt.Errorf("--dir is required")
 	}
@@ -153,7 +153,7 @@ func evacuateGenerated(ctx context.Context, n int, dir string) error {
 		Metadata:  acceptAll{},
 		Placement: placement,
 		Agent:     &instantAgent{done: map[string]int{}},
-		Logger:    slog.New(slog.DiscardHandler),
+		Logger:    log.With("component", "engine"),
 	})
 	if err != nil {
 		return err

@@ -13,9 +13,17 @@
 //
 // Faults can be injected to see what skips, errors and retries look like: a
 // dead source shark, corrupt source copies, and another writer changing
-// objects while the job updates them. The last line states the verdict;
-// the exit status is 0 when verification passes, 1 when it fails, 2 for
-// bad flags.
+// objects while the job updates them. Every object the job could not move
+// must be explained by an injected fault. The last line states the
+// verdict; the exit status is 0 when verification passes, 1 when it fails,
+// 2 for bad flags (a busy --listen, objects that would not fit in the
+// scratch directory), 130 when interrupted (143 for SIGTERM).
+//
+// Before writing anything it checks that --listen is free and estimates
+// the bytes it will write (every copy, plus the agents' new copies) against
+// the free space of the scratch directory, refusing without --force what
+// cannot fit. The default scratch directory is in /dev/shm (memory) when
+// that has room, else the system's temporary directory.
 package main
 
 import (
@@ -39,6 +47,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/TritonDataCenter/rebalancer/internal/cmdline"
+	"github.com/TritonDataCenter/rebalancer/internal/logging"
 	"github.com/TritonDataCenter/rebalancer/internal/manager"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
 	"github.com/TritonDataCenter/rebalancer/jobapi"
@@ -60,10 +69,11 @@ type cli struct {
 	Corrupt       int    `help:"Source copies to corrupt before the job (bit rot): the agents' MD5 check refuses them." placeholder:"N"`
 	EtagConflicts int    `name:"etag-conflicts" help:"Objects another writer changes just as the job updates their metadata: the job re-reads and retries them, keeping the writer's change." placeholder:"N"`
 
-	Dir     string `help:"Directory for the fleet (sharks, agent state, job store), kept afterwards. Default: a temporary directory, removed." type:"path"`
-	Listen  string `help:"Address of the manager's HTTP API." default:"127.0.0.1:0"`
-	Hold    bool   `help:"After the verdict, keep the fleet and the manager running until interrupted, to explore them with rebalancer-adm or curl."`
-	Verbose bool   `short:"v" help:"Log every component (JSON) to stderr."`
+	Dir     string `help:"Directory for the fleet (sharks, agent state, job store), kept afterwards. Default: a temporary directory, removed at the end: in /dev/shm (memory) when it has room for the objects, else in $TMPDIR or /tmp." type:"path"`
+	Force   bool   `help:"Write the objects even if the estimate of what the demo writes exceeds the free space of the scratch directory."`
+	Listen  string `help:"Address of the manager's HTTP API (checked before anything else starts; 127.0.0.1:0 picks a free port)." default:"127.0.0.1:0"`
+	Hold    bool   `help:"After the verdict, keep the fleet and the manager running until interrupted (Ctrl-C), to explore them with rebalancer-adm or curl."`
+	Verbose bool   `short:"v" help:"Log every component to stderr, as bunyan records (pipe them to bunyan to read them)."`
 }
 
 // byteSize is a flag taking "4KiB", "16MiB", "1000"...
@@ -79,15 +89,44 @@ func (b *byteSize) UnmarshalText(text []byte) error {
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, hooks{})
-	stop()
-	os.Exit(code)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		sig := <-sigs
+		// A second Ctrl-C kills at once, should stopping hang.
+		signal.Reset(os.Interrupt, syscall.SIGTERM)
+		cancel(interrupted{sig})
+	}()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, hooks{}))
 }
 
-// hooks let tests break things the demo must then catch.
+// interrupted is the cause of the context's end when a signal arrives.
+type interrupted struct{ sig os.Signal }
+
+func (i interrupted) Error() string { return "interrupted by " + i.sig.String() }
+
+// exitStatus is the shell's status for a process that a signal ended:
+// 130 for SIGINT (any other cause of the context's end counts as one),
+// 143 for SIGTERM.
+func exitStatus(cause error) int {
+	var i interrupted
+	if errors.As(cause, &i) && i.sig == syscall.SIGTERM {
+		return 128 + int(syscall.SIGTERM)
+	}
+	return 128 + int(syscall.SIGINT)
+}
+
+// hooks let tests break things the demo must then catch, interrupt it at
+// chosen moments, and pretend the disk is small.
 type hooks struct {
-	afterJob func(ctx context.Context, f *testbed.Fleet) error // after the job, before verification
+	afterJob  func(ctx context.Context, f *testbed.Fleet) error // after the job, before verification
+	populated func()                                            // after the objects are written
+	holding   func()                                            // --hold: once everything is explained
+	// free replaces the free space of the scratch directory.
+	free func(dir string) (int64, error)
+	// progressEvery replaces the interval of progress lines off a terminal.
+	progressEvery time.Duration
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, h hooks) (code int) {
@@ -101,9 +140,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, h hooks) 
 		fmt.Fprintln(stderr, "rebalancer-demo:", err)
 		return 2
 	}
-	d := &demo{cli: c, out: stdout, errOut: stderr, hooks: h, tty: isTerminal(stdout)}
+	d := &demo{cli: c, out: stdout, errOut: stderr, hooks: h, tty: isTerminal(stdout), progressEvery: h.progressEvery}
 	ok, err := d.run(ctx)
+	var ue usageError
 	switch {
+	case errors.As(err, &ue):
+		fmt.Fprintln(stderr, "rebalancer-demo:", err)
+		return 2
+	case d.held: // the interrupt that ends --hold is the way out
+		if ok {
+			return 0
+		}
+		return 1
+	case ctx.Err() != nil:
+		d.say("interrupted: the demo stopped before its verdict; everything it started is stopped%s.", d.removed())
+		return exitStatus(context.Cause(ctx))
 	case err != nil:
 		fmt.Fprintln(stdout, "FAIL: the demo could not run:", err)
 		return 1
@@ -112,6 +163,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, h hooks) 
 	}
 	return 0
 }
+
+// usageError is a request the demo refuses before doing any work: exit
+// status 2, like bad flags.
+type usageError struct{ error }
 
 func (c *cli) validate() error {
 	var errs []error
@@ -151,14 +206,21 @@ type demo struct {
 	out, errOut io.Writer
 	hooks       hooks
 	tty         bool
+	// progressEvery is the interval of progress lines off a terminal
+	// while writing the objects (default 5s).
+	progressEvery time.Duration
 
-	fleet *testbed.Fleet
-	pop   testbed.Population
-	api   string         // the manager's base URL
-	jobs  *jobapi.Client // its job API
+	fleet   *testbed.Fleet
+	pop     testbed.Population
+	api     string         // the manager's base URL
+	jobs    *jobapi.Client // its job API
+	scratch string         // the fleet's directory
+	tmpDir  bool           // scratch is ours to remove
+	held    bool           // --hold reached the point where it holds
 
 	// Injected faults, for the verdict.
 	corrupted map[string]string // object id -> shark holding the corrupt copy
+	onDead    map[string]bool   // ids of the objects to move with a copy on --dead-source
 	writer    *concurrentWriter
 }
 
@@ -167,11 +229,26 @@ func (d *demo) say(format string, args ...any) { fmt.Fprintf(d.out, format+"\n",
 func (d *demo) run(ctx context.Context) (bool, error) {
 	log := slog.New(slog.DiscardHandler)
 	if d.Verbose {
-		log = slog.New(slog.NewJSONHandler(d.errOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		log = logging.New(d.errOut, "rebalancer-demo", slog.LevelDebug)
 	}
+	// The manager's port first: a busy one is noticed before any work.
+	ln, err := net.Listen("tcp", d.Listen)
+	if err != nil {
+		return false, usageError{fmt.Errorf("--listen %s: %w; choose another address (127.0.0.1:0 picks a free port)", d.Listen, err)}
+	}
+	defer ln.Close()
+	if err := d.chooseScratch(); err != nil {
+		return false, err
+	}
+	defer func() {
+		if d.tmpDir {
+			os.RemoveAll(d.scratch)
+		}
+	}()
+
 	start := time.Now()
 	f, err := testbed.Start(ctx, testbed.Config{Sharks: d.Sharks, Datacenters: d.Datacenters, Shards: d.Shards,
-		Dir: d.Dir, Logger: log, StorinfoInterval: time.Second})
+		Dir: d.scratch, Logger: log, StorinfoInterval: time.Second})
 	if err != nil {
 		return false, err
 	}
@@ -190,14 +267,15 @@ func (d *demo) run(ctx context.Context) (bool, error) {
 	d.say("  agents download only from: %s", strings.Join(f.Shark(d.Evacuate).Agent().Config().AllowSources, ", "))
 	d.say("  fleet directory: %s", f.Dir())
 
-	d.pop, err = f.Populate(ctx, testbed.Objects{Count: d.Objects, MinSize: int64(d.MinSize), MaxSize: int64(d.MaxSize),
-		Copies: d.Copies, Seed: d.Seed, Pin: d.Evacuate, PinFraction: d.OnEvacuated})
-	if err != nil {
+	if err := d.populate(ctx); err != nil {
 		return false, err
 	}
 	d.say("Wrote %s objects (%s, %d copies each); %s have a copy on %s. [%s]",
 		humanize.Comma(int64(d.pop.Objects)), humanize.IBytes(uint64(d.pop.Bytes)), d.Copies, humanize.Comma(int64(d.pop.Pinned)),
 		d.Evacuate, time.Since(start).Round(time.Millisecond))
+	if d.hooks.populated != nil {
+		d.hooks.populated()
+	}
 
 	if err := d.injectFaults(ctx); err != nil {
 		return false, err
@@ -224,10 +302,6 @@ func (d *demo) run(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	defer m.Close()
-	ln, err := net.Listen("tcp", d.Listen)
-	if err != nil {
-		return false, fmt.Errorf("manager API: %w", err)
-	}
 	srv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -242,7 +316,11 @@ func (d *demo) run(ctx context.Context) (bool, error) {
 	if d.jobs, err = jobapi.NewClient(d.api); err != nil {
 		return false, err
 	}
-	d.say("The manager is listening at %s (try: rebalancer-adm --manager %s job list).", d.api, d.api)
+	if d.Hold {
+		d.say("The manager is listening at %s; it stays up after the verdict (--hold).", d.api)
+	} else {
+		d.say("The manager is listening at %s for this run only (--hold keeps it up afterwards, to explore with rebalancer-adm).", d.api)
+	}
 
 	id, err := d.createJob(ctx)
 	if err != nil {
@@ -264,18 +342,68 @@ func (d *demo) run(ctx context.Context) (bool, error) {
 		}
 	}
 	d.printJob(st, elapsed)
-
-	d.say("Verifying the whole fleet from scratch (every copy's MD5 on disk, every metadata record)...")
-	rep, err := f.Verify(ctx, d.Evacuate)
+	notMoved, err := d.notMoved(ctx, id)
 	if err != nil {
 		return false, err
 	}
-	ok := d.verdict(ctx, st, rep)
+
+	d.say("Verifying the whole fleet from scratch (every copy's MD5 on disk, every metadata record)...")
+	var found problems
+	rep, err := f.VerifyEach(ctx, d.Evacuate, func(p testbed.Problem) { found.add(d, p, notMoved) })
+	if err != nil {
+		return false, err
+	}
+	ok := d.verdict(ctx, st, rep, &found, notMoved)
 	if d.Hold && ctx.Err() == nil {
-		d.say("Holding the fleet and the manager at %s; interrupt (Ctrl-C) to stop.", d.api)
+		d.held = true
+		d.explainHold(id)
+		if d.hooks.holding != nil {
+			d.hooks.holding()
+		}
 		<-ctx.Done()
+		d.say("Stopping everything%s.", d.removed())
 	}
 	return ok, nil
+}
+
+// explainHold says what --hold keeps up and how to use and stop it.
+func (d *demo) explainHold(job string) {
+	d.say("")
+	d.say("Holding everything up until you interrupt the demo (Ctrl-C, or kill -TERM %d):", os.Getpid())
+	d.say("  the manager's API:  %s  (GET /jobs, /jobs/%s, ...; docs/api.md)", d.api, job)
+	d.say("    rebalancer-adm --manager %s job list", d.api)
+	d.say("    rebalancer-adm --manager %s job get %s", d.api, job)
+	for _, s := range d.fleet.Sharks() {
+		if id := s.ID(); id != d.Evacuate && id != d.DeadSource {
+			d.say("    rebalancer-adm --manager %s job create evacuate --shark %s --dry-run", d.api, id)
+			break
+		}
+	}
+	d.say("  storinfo:           %s/storagenodes", d.fleet.StorinfoURL())
+	for _, n := range d.fleet.ShardNumbers() {
+		d.say("  Moray, shard %d:     %s (Fast protocol)", n, d.fleet.MorayAddr(n))
+	}
+	for i, s := range d.fleet.Sharks() {
+		if i == 6 {
+			d.say("  ... and %d more sharks", len(d.fleet.Sharks())-i)
+			break
+		}
+		mako := "stopped (--dead-source)"
+		if a := s.MakoAddr(); a != "" {
+			mako = "http://" + a
+		}
+		d.say("  %s: file server %s, agent http://%s", s.ID(), mako, s.AgentAddr())
+	}
+	d.say("  the fleet's files:  %s%s", d.fleet.Dir(), map[bool]string{true: " (removed when the demo stops)", false: " (kept: --dir)"}[d.tmpDir])
+	d.say("The sharks are known to the manager by their names (N.stor.demo.example), which resolve only inside the demo.")
+}
+
+// removed says what happens to the scratch directory at the end.
+func (d *demo) removed() string {
+	if d.tmpDir {
+		return " and " + d.scratch + " removed"
+	}
+	return ""
 }
 
 // createJob posts the evacuation through the manager's HTTP API, as an

@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +17,7 @@ import (
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/evacuate"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
+	"github.com/TritonDataCenter/rebalancer/jobapi"
 	"github.com/TritonDataCenter/rebalancer/moray/moraytest"
 )
 
@@ -38,13 +41,13 @@ func (d *demo) injectFaults(ctx context.Context) error {
 	}
 	if d.DeadSource != "" {
 		d.fleet.Shark(d.DeadSource).StopMako()
-		n := 0
+		d.onDead = map[string]bool{}
 		for _, o := range objs {
 			if o.HasShark(d.DeadSource) {
-				n++
+				d.onDead[o.ID] = true
 			}
 		}
-		d.say("Fault: the file server of %s is down; %d of the objects to move have a copy there.", d.DeadSource, n)
+		d.say("Fault: the file server of %s is down; %s of the objects to move have a copy there.", d.DeadSource, humanize.Comma(int64(len(d.onDead))))
 	}
 	// Sources of the remaining faults: objects whose other copies are all
 	// on live sharks, each object used by one fault only.
@@ -181,7 +184,7 @@ func breakdown(st evacuate.Status, status rebalancer.ObjectStatus) string {
 	var parts []string
 	for _, c := range st.Counts {
 		if c.Status == status.String() && c.N > 0 {
-			parts = append(parts, fmt.Sprintf("%s: %d", c.Reason, c.N))
+			parts = append(parts, fmt.Sprintf("%s: %s", c.Reason, humanize.Comma(c.N)))
 		}
 	}
 	if len(parts) == 0 {
@@ -191,9 +194,136 @@ func breakdown(st evacuate.Status, status rebalancer.ObjectStatus) string {
 	return " (" + strings.Join(parts, ", ") + ")"
 }
 
+// outcome is what the job reports about an object it did not move.
+type outcome struct {
+	status, reason, detail string
+}
+
+// objectsPage is the most GET /jobs/{id}/objects returns at once.
+const objectsPage = 10000
+
+// notMoved lists the objects the job skipped or left in error, through
+// the API (GET /jobs/{id}/objects), as rebalancer-adm job objects does.
+func (d *demo) notMoved(ctx context.Context, id string) (map[string]outcome, error) {
+	out := map[string]outcome{}
+	for _, status := range []rebalancer.ObjectStatus{rebalancer.ObjectSkipped, rebalancer.ObjectError} {
+		for after := int64(0); ; {
+			page, err := d.jobs.Objects(ctx, id, jobapi.ObjectQuery{Status: status, Limit: objectsPage, After: after})
+			if err != nil {
+				return nil, err
+			}
+			for _, o := range page {
+				out[o.ID] = outcome{status: status.String(), reason: o.SkippedReason + o.Error, detail: o.Detail}
+				after = o.Seq
+			}
+			if len(page) < objectsPage {
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// problems sorts every problem Verify finds, however many: counts are
+// exact, samples are a few examples each.
+type problems struct {
+	// Objects whose metadata still names the evacuated shark, which the
+	// job reports not moved (fine), or moved (a lie: a failure).
+	stillReported, stillUnreported tally
+	// Bad MD5s on the copies the demo corrupted on purpose, by object id,
+	// and every other problem.
+	corruptFound map[string]bool
+	other        tally
+}
+
+// tally counts and keeps a few examples.
+type tally struct {
+	n      int
+	sample []string
+}
+
+const sampleSize = 3
+
+func (t *tally) add(example string) {
+	t.n++
+	if len(t.sample) < sampleSize {
+		t.sample = append(t.sample, example)
+	}
+}
+
+// String is ": example; example; example; and N more", or "".
+func (t tally) String() string {
+	if t.n == 0 {
+		return ""
+	}
+	s := ": " + strings.Join(t.sample, "; ")
+	if t.n > len(t.sample) {
+		s += fmt.Sprintf("; and %s more", humanize.Comma(int64(t.n-len(t.sample))))
+	}
+	return s
+}
+
+func (ps *problems) add(d *demo, p testbed.Problem, notMoved map[string]outcome) {
+	switch {
+	case p.Kind == testbed.ProblemStillOnEvacuated:
+		if _, ok := notMoved[p.ObjectID]; ok {
+			ps.stillReported.add(p.String())
+		} else {
+			ps.stillUnreported.add(p.String())
+		}
+	case p.Kind == testbed.ProblemBadMD5 && d.corrupted[p.ObjectID] == p.Shark:
+		if ps.corruptFound == nil {
+			ps.corruptFound = map[string]bool{}
+		}
+		ps.corruptFound[p.ObjectID] = true
+	default:
+		ps.other.add(p.String())
+	}
+}
+
+// explain sorts the objects the job did not move by what explains them:
+// a fault the demo injected, or the object's copies as Verify found them
+// (its only copy is on the evacuated shark, or no shark may take another
+// under the placement rules; as many as Verify counted). What is left is
+// unexplained.
+func (d *demo) explain(notMoved map[string]outcome, rep testbed.Report) (explained []string, unexplained tally) {
+	byCause := map[string]int{}
+	single, noDest := rep.SingleCopy, rep.NoDestination
+	for id, o := range notMoved {
+		var cause string
+		switch {
+		case d.onDead[id] && strings.HasPrefix(o.reason, "source_"):
+			cause = fmt.Sprintf("their other copy is on %s, which is down (%s)", d.DeadSource, o.reason)
+		case d.corrupted[id] != "" && o.reason == "md5_mismatch":
+			cause = fmt.Sprintf("their source copy on another shark is corrupted (%s)", o.reason)
+		case o.reason == "source_is_evac_shark" && single > 0:
+			single--
+			cause = fmt.Sprintf("their only copy is on %s (%s)", d.Evacuate, o.reason)
+		case noDestination[o.reason] && noDest > 0:
+			noDest--
+			cause = fmt.Sprintf("no other shark may take a copy under the placement rules (%s)", o.reason)
+		}
+		if cause == "" {
+			unexplained.add(fmt.Sprintf("object %s %s %s %s", id, o.status, o.reason, o.detail))
+			continue
+		}
+		byCause[cause]++
+	}
+	// The largest first.
+	causes := slices.SortedFunc(maps.Keys(byCause), func(a, b string) int { return cmp.Or(byCause[b]-byCause[a], strings.Compare(a, b)) })
+	for _, cause := range causes {
+		explained = append(explained, fmt.Sprintf("%s: %s", humanize.Comma(int64(byCause[cause])), cause))
+	}
+	return explained, unexplained
+}
+
+// noDestination are the reasons placement gives for an object no shark
+// may take.
+var noDestination = map[string]bool{"destination_insufficient_space": true, "object_already_in_datacenter": true, "object_already_on_dest_shark": true}
+
 // verdict checks the job's account against what Verify found on disk and
 // in the metadata, prints every check, and ends with the verdict line.
-func (d *demo) verdict(ctx context.Context, st evacuate.Status, rep testbed.Report) bool {
+func (d *demo) verdict(ctx context.Context, st evacuate.Status, rep testbed.Report, found *problems, notMoved map[string]outcome) bool {
 	complete, _ := st.Total(rebalancer.ObjectComplete)
 	skipped, _ := st.Total(rebalancer.ObjectSkipped)
 	failed, _ := st.Total(rebalancer.ObjectError)
@@ -214,36 +344,19 @@ func (d *demo) verdict(ctx context.Context, st evacuate.Status, rep testbed.Repo
 
 	check(st.Job.State == rebalancer.JobComplete, "the job completed (state %s)", st.Job.State)
 	check(total == int64(d.pop.Pinned) && st.Remaining() == 0,
-		"every object on %s was found and reached a final status (%d found, %d written there, %d not final)",
-		d.Evacuate, total, d.pop.Pinned, st.Remaining())
-	left := rep.Counts[testbed.ProblemStillOnEvacuated] + rep.SingleCopy + rep.NoDestination
-	check(int64(left) == skipped+failed,
-		"metadata names %s only for the objects the job reports not moved (%d named, %d skipped or in error)",
-		d.Evacuate, left, skipped+failed)
+		"every object on %s was found and reached a final status (%s found, %s written there, %s not final)",
+		d.Evacuate, humanize.Comma(total), humanize.Comma(int64(d.pop.Pinned)), humanize.Comma(st.Remaining()))
+	left := found.stillReported.n + found.stillUnreported.n + rep.SingleCopy + rep.NoDestination
+	check(int64(left) == skipped+failed && found.stillUnreported.n == 0 && len(notMoved) == int(skipped+failed),
+		"metadata names %s only for the objects the job reports not moved (%s named, %s skipped or in error)%s",
+		d.Evacuate, humanize.Comma(int64(left)), humanize.Comma(skipped+failed), found.stillUnreported)
 	check(rep.CopiesOK+rep.Counts[testbed.ProblemBadMD5] == rep.Copies,
-		"every copy the metadata names is on disk with the right size (%d copies checked)", rep.Copies)
-
-	var badMD5, other []string
-	for _, p := range rep.Problems {
-		switch {
-		case p.Kind == testbed.ProblemStillOnEvacuated:
-		case p.Kind == testbed.ProblemBadMD5 && d.corrupted[p.ObjectID] == p.Shark:
-			badMD5 = append(badMD5, p.ObjectID)
-		default:
-			other = append(other, p.String())
-		}
-	}
-	listed := 0
-	for _, n := range rep.Counts {
-		listed += n
-	}
-	if listed > len(rep.Problems) {
-		other = append(other, fmt.Sprintf("%d problems beyond the %d listed", listed-len(rep.Problems), len(rep.Problems)))
-	}
-	check(len(other) == 0, "no copy with a wrong MD5, no temp file, no unknown shark%s", firstFew(other))
+		"every copy the metadata names is on disk with the right size (%s copies checked)", humanize.Comma(int64(rep.Copies)))
+	check(found.other.n == 0, "no copy with a wrong MD5, no temp file, no unknown shark (%s found)%s",
+		humanize.Comma(int64(found.other.n)), found.other)
 	if d.Corrupt > 0 {
-		check(len(badMD5) == len(d.corrupted),
-			"the %d corrupted source copies are the only bad ones, and none was copied (%d found)", len(d.corrupted), len(badMD5))
+		check(len(found.corruptFound) == len(d.corrupted),
+			"the %d corrupted source copies are the only bad ones, and none was copied (%d found)", len(d.corrupted), len(found.corruptFound))
 	}
 	if d.writer != nil {
 		kept, moved := d.writerOutcome(ctx)
@@ -251,17 +364,25 @@ func (d *demo) verdict(ctx context.Context, st evacuate.Status, rep testbed.Repo
 			"the %d objects changed by another writer met an etag conflict, were re-read and moved, and kept the writer's change (conflicts %d, kept %d, moved %d)",
 			d.EtagConflicts, d.writer.firedCount(), kept, moved)
 	}
+	explained, unexplained := d.explain(notMoved, rep)
+	if len(notMoved) > 0 {
+		check(unexplained.n == 0, "each of the %s objects not moved is explained by a fault the demo injected or by its copies (%s unexplained)%s",
+			humanize.Comma(int64(len(notMoved))), humanize.Comma(int64(unexplained.n)), unexplained)
+		for _, e := range explained {
+			d.say("         %s", e)
+		}
+	}
 
 	if len(failures) > 0 {
 		d.say("FAIL: %s", failures[0])
 		return false
 	}
-	notMoved := ""
-	if skipped+failed > 0 {
-		notMoved = fmt.Sprintf("; %d could not be moved and are reported as such", skipped+failed)
+	notMovedNote := ""
+	if n := len(notMoved); n > 0 {
+		notMovedNote = fmt.Sprintf("; %s could not be moved, each for the reason shown", humanize.Comma(int64(n)))
 	}
 	d.say("PASS: %s objects moved off %s and verified (%s copies MD5-checked on disk)%s.",
-		humanize.Comma(complete), d.Evacuate, humanize.Comma(int64(rep.CopiesOK)), notMoved)
+		humanize.Comma(complete), d.Evacuate, humanize.Comma(int64(rep.CopiesOK)), notMovedNote)
 	return true
 }
 
@@ -282,14 +403,4 @@ func (d *demo) writerOutcome(ctx context.Context) (kept, moved int) {
 		}
 	}
 	return kept, moved
-}
-
-func firstFew(lines []string) string {
-	if len(lines) == 0 {
-		return ""
-	}
-	if len(lines) > 3 {
-		lines = append(lines[:3:3], fmt.Sprintf("and %d more", len(lines)-3))
-	}
-	return ": " + strings.Join(lines, "; ")
 }

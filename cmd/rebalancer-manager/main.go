@@ -13,7 +13,8 @@
 // check-config FILE" checks a file without starting anything.
 // SIGTERM or SIGINT stops it gracefully at any moment, leaving running jobs
 // resumable, and exits 0.
-// Logs are JSON on stdout, as bunyan logs are in Manta.
+// Logs are bunyan records on standard output, one JSON line each, named
+// "rebalancer" as the legacy manager's are (see internal/logging).
 package main
 
 import (
@@ -35,6 +36,7 @@ import (
 
 	"github.com/TritonDataCenter/rebalancer/evacuate"
 	"github.com/TritonDataCenter/rebalancer/internal/cmdline"
+	"github.com/TritonDataCenter/rebalancer/internal/logging"
 	"github.com/TritonDataCenter/rebalancer/internal/manager"
 )
 
@@ -106,7 +108,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, reload <-
 	if c.LogLevel == "" {
 		deps.LogLevel = level // log_level applies, and SIGUSR1 changes it
 	}
-	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: level})).With("name", "rebalancer")
+	log := logging.New(stdout, "rebalancer", level)
 	deps.Logger, deps.Version = log, cmdline.Version()
 	err = serve(ctx, &c, cfg, deps, reload, ready)
 	switch {
@@ -155,8 +157,7 @@ func setLevel(v *slog.LevelVar, c *cli, cfg *manager.Config) {
 	if name == "" {
 		name = cfg.SlogLevel()
 	}
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(name)); err == nil {
+	if l, err := logging.ParseLevel(name); err == nil {
 		v.Set(l)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/logging"
 	"github.com/TritonDataCenter/rebalancer/internal/manager"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
 	"github.com/TritonDataCenter/rebalancer/internal/testutil"
@@ -170,25 +171,30 @@ func TestServeReloadAndShutdown(t *testing.T) {
 	if code := testutil.Receive(t, "the manager to stop once cancelled", done); code != 0 {
 		t.Errorf("exit %d after cancellation; stderr:\n%s", code, errOut.String())
 	}
-	// Logs are JSON lines. After the reload to log_level "error", info
-	// lines (such as the resume's) are no longer written.
+	// Standard output is bunyan records, named as the legacy's. After the
+	// reload to log_level "error", info lines (such as the resume's) are
+	// no longer written.
+	recs, err := logging.Check(strings.NewReader(out.String()))
+	if err != nil {
+		t.Errorf("standard output is not bunyan records: %v", err)
+	}
 	var (
-		paused, resumed bool
-		unknown         []string
-		applied         any
+		paused, resumed, fromAPI bool
+		unknown                  []string
+		applied                  any
 	)
-	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-		var rec map[string]any
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatalf("log line is not JSON: %q", line)
+	for _, rec := range recs {
+		if rec.Name != "rebalancer" {
+			t.Errorf("record named %q: %+v", rec.Name, rec)
 		}
-		paused = paused || rec["msg"] == "job paused"
-		resumed = resumed || rec["msg"] == "job resumed"
-		if rec["msg"] == "unknown configuration key; ignored" && rec["level"] == "WARN" {
-			unknown = append(unknown, fmt.Sprint(rec["key"], " ", rec["did_you_mean"]))
+		paused = paused || rec.Msg == "job paused"
+		resumed = resumed || rec.Msg == "job resumed"
+		fromAPI = fromAPI || rec.Fields["component"] == "api"
+		if rec.Msg == "unknown configuration key; ignored" && rec.Level == 40 {
+			unknown = append(unknown, fmt.Sprint(rec.Fields["key"], " ", rec.Fields["did_you_mean"]))
 		}
-		if rec["msg"] == "configuration reloaded" {
-			applied = rec["applied"]
+		if rec.Msg == "configuration reloaded" {
+			applied = rec.Fields["applied"]
 		}
 	}
 	if !paused || resumed {
@@ -201,6 +207,9 @@ func TestServeReloadAndShutdown(t *testing.T) {
 	}
 	if a, _ := applied.([]any); !slices.Contains(a, any("log_level")) || !slices.Contains(a, any("max_metadata_update_threads")) {
 		t.Errorf("the reload applied %v, want log_level and max_metadata_update_threads among them", applied)
+	}
+	if !fromAPI || len(recs) < 5 {
+		t.Errorf("%d records, none from the API (component api):\n%s", len(recs), out.String())
 	}
 }
 

@@ -9,8 +9,8 @@
 //	{"shard":1,"_id":1234,"etag":"314BADAF","shark":"1.stor.example.com","manta_value":{...}}
 //
 // with manta_value the object's metadata exactly as stored, or with
-// --ids-only just the objectId per line. Logs and progress are JSON on
-// standard error. The exit status is 0 when every shard was scanned, 1 when
+// --ids-only just the objectId per line. Logs and progress are bunyan
+// records on standard error (see internal/logging). The exit status is 0 when every shard was scanned, 1 when
 // a shard failed (what was found is still written), 2 for bad usage.
 package main
 
@@ -34,6 +34,7 @@ import (
 
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/internal/cmdline"
+	"github.com/TritonDataCenter/rebalancer/internal/logging"
 	"github.com/TritonDataCenter/rebalancer/moray"
 	"github.com/TritonDataCenter/rebalancer/sharkspotter"
 )
@@ -73,7 +74,8 @@ through its Moray (default) or its read-only PostgreSQL copy (--direct-db).
 
 Each object is written as one JSON line:
   {"shard":N,"_id":ID,"etag":"...","shark":"...","manta_value":{...metadata as stored...}}
-or, with --ids-only, as its objectId. Logs and progress go to standard error as JSON.
+or, with --ids-only, as its objectId. Logs and progress go to standard error as
+bunyan records (one JSON line each; pipe them to bunyan to read them).
 Exit status: 0 when every shard was scanned, 1 when a shard failed (objects found
 are still written), 2 for bad usage.`
 
@@ -86,9 +88,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	if _, code, ok := (cmdline.Command{Name: "sharkspotter", Description: description, Stdout: stdout, Stderr: stderr}).Parse(&c, args); !ok {
 		return code
 	}
-	var level slog.Level
-	level.UnmarshalText([]byte(c.LogLevel))
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})).With("name", "sharkspotter")
+	level, _ := logging.ParseLevel(c.LogLevel) // kong checked the name
+	log := logging.New(stderr, "sharkspotter", level)
 	if err := spot(ctx, &c, stdout, log); err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/logging"
 	"github.com/TritonDataCenter/rebalancer/internal/pgtest"
 	"github.com/TritonDataCenter/rebalancer/moray/moraytest"
 )
@@ -184,6 +185,15 @@ func TestScanThroughMorayToFile(t *testing.T) {
 	for _, want := range []string{`"msg":"shark found"`, `"msg":"done"`, `"found":90`, `"shards_done":3`} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr does not say %s:\n%s", want, stderr)
+		}
+	}
+	recs, err := logging.Check(strings.NewReader(stderr))
+	if err != nil {
+		t.Errorf("stderr is not bunyan records: %v", err)
+	}
+	for _, r := range recs {
+		if r.Name != "sharkspotter" {
+			t.Errorf("record named %q: %+v", r.Name, r)
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/logging"
 	"github.com/TritonDataCenter/rebalancer/internal/retry"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
 	"github.com/TritonDataCenter/rebalancer/jobapi"
@@ -224,7 +225,7 @@ func (r *run) setup(ctx context.Context) error {
 	}
 	r.fleetLog = fleetLog
 	// The fleet's warnings and errors only; it closes with the run.
-	logger := slog.New(slog.NewJSONHandler(fleetLog, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	logger := logging.New(fleetLog, "rebalancer-crash", slog.LevelWarn)
 	f, err := testbed.Start(ctx, testbed.Config{Sharks: sharks, Dir: filepath.Join(dir, "fleet"), ExternalAgents: true, Logger: logger})
 	if err != nil {
 		return err

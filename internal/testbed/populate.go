@@ -51,6 +51,10 @@ type Objects struct {
 	// Dir is the directory under /{owner}/stor/ holding the objects
 	// (default "testbed").
 	Dir string
+	// Progress, when set, is called after each object is written with
+	// the bytes written for it (its size times its copies), from the
+	// goroutines that write them: it must be safe for concurrent use.
+	Progress func(bytes int64)
 }
 
 // Population is what Populate wrote.
@@ -246,6 +250,9 @@ func (f *Fleet) writeObject(i int, objs *Objects, owners []string, pin *Shark, b
 	pop.Bytes += size
 	if pinned {
 		pop.Pinned++
+	}
+	if objs.Progress != nil {
+		objs.Progress(size * int64(len(holders)))
 	}
 	return buf, nil
 }

@@ -88,8 +88,8 @@ func (p Problem) String() string {
 	return b.String()
 }
 
-// MaxProblems is how many problems a Report lists in detail; Counts counts
-// them all.
+// MaxProblems is how many problems of each kind a Report lists in detail;
+// Counts counts them all, and VerifyEach hands every one to its caller.
 const MaxProblems = 1000
 
 // Report is what Verify found.
@@ -124,7 +124,9 @@ type Report struct {
 	Unreferenced map[string]int
 
 	Counts   map[ProblemKind]int
-	Problems []Problem // the first MaxProblems, in no particular order
+	Problems []Problem // the first MaxProblems of each kind, in no particular order
+
+	each func(Problem) // VerifyEach's
 }
 
 // OK reports whether Verify found no problem.
@@ -203,8 +205,13 @@ func (r *Report) add(p Problem) {
 		r.Counts = map[ProblemKind]int{}
 	}
 	r.Counts[p.Kind]++
-	if len(r.Problems) < MaxProblems {
+	// Per kind, so that thousands of one kind found first cannot hide
+	// the few of another found later.
+	if r.Counts[p.Kind] <= MaxProblems {
 		r.Problems = append(r.Problems, p)
+	}
+	if r.each != nil {
+		r.each(p)
 	}
 }
 
@@ -229,7 +236,15 @@ type copyCheck struct {
 // Call it when no job is running. The error is for a failure to verify,
 // not for what was found.
 func (f *Fleet) Verify(ctx context.Context, evacuated string) (Report, error) {
-	rep := Report{Evacuated: evacuated, ByShark: map[string]int{}, Unreferenced: map[string]int{}}
+	return f.VerifyEach(ctx, evacuated, nil)
+}
+
+// VerifyEach is Verify that also hands every problem to fn as it is found,
+// however many there are, one call at a time; a caller that must account
+// for each problem (is this bad copy one I corrupted on purpose?) needs
+// them all, where Report.Problems holds a sample.
+func (f *Fleet) VerifyEach(ctx context.Context, evacuated string, fn func(Problem)) (Report, error) {
+	rep := Report{Evacuated: evacuated, ByShark: map[string]int{}, Unreferenced: map[string]int{}, each: fn}
 	var evac *Shark
 	if evacuated != "" {
 		if evac = f.byID[evacuated]; evac == nil {
