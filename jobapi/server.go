@@ -17,21 +17,10 @@ import (
 	"github.com/TritonDataCenter/rebalancer/evacuate"
 )
 
-// Server serves the job API of an evacuate.Engine: the legacy routes with
-// their status codes and bodies, so that existing scripts and the legacy
-// rebalancer-adm keep working, plus new routes for stop, pause, resume, dry
-// runs, listing a job's objects and health.
-//
-//	POST /jobs                    create (legacy body; 200 "<uuid>\n")
-//	GET  /jobs                    list
-//	GET  /jobs/{uuid}             status
-//	PUT  /jobs/{uuid}             {"action":"set_metadata_threads","params":N}
-//	POST /jobs/{uuid}/retry       retry what did not complete (200 "<uuid>\n")
-//	POST /jobs/{uuid}/stop        new: stop after the copies in flight
-//	POST /jobs/{uuid}/pause       new
-//	POST /jobs/{uuid}/resume      new
-//	GET  /jobs/{uuid}/objects     new: ?status=skipped&limit=100&after=<seq>
-//	GET  /health                  new: 503 while the job store fails
+// Server serves the job API (the routes: see the package documentation)
+// of an evacuate.Engine: the legacy routes with their status codes and
+// bodies, so that existing scripts and the legacy rebalancer-adm keep
+// working, and the new ones.
 type Server struct {
 	// Engine runs the jobs. Required.
 	Engine *evacuate.Engine
@@ -58,27 +47,27 @@ type Server struct {
 }
 
 // Handler returns the API's routes.
-func (a *Server) Handler() http.Handler {
+func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /jobs", a.createJob)
-	mux.HandleFunc("GET /jobs", a.listJobs)
-	mux.HandleFunc("GET /jobs/{uuid}", a.getJob)
-	mux.HandleFunc("PUT /jobs/{uuid}", a.updateJob)
-	mux.HandleFunc("POST /jobs/{uuid}/retry", a.retryJob)
-	mux.HandleFunc("POST /jobs/{uuid}/stop", a.control("stop"))
-	mux.HandleFunc("POST /jobs/{uuid}/pause", a.control("pause"))
-	mux.HandleFunc("POST /jobs/{uuid}/resume", a.control("resume"))
-	mux.HandleFunc("GET /jobs/{uuid}/objects", a.jobObjects)
-	mux.HandleFunc("GET /health", a.health)
+	mux.HandleFunc("POST /jobs", s.createJob)
+	mux.HandleFunc("GET /jobs", s.listJobs)
+	mux.HandleFunc("GET /jobs/{uuid}", s.getJob)
+	mux.HandleFunc("PUT /jobs/{uuid}", s.updateJob)
+	mux.HandleFunc("POST /jobs/{uuid}/retry", s.retryJob)
+	mux.HandleFunc("POST /jobs/{uuid}/stop", s.control("stop"))
+	mux.HandleFunc("POST /jobs/{uuid}/pause", s.control("pause"))
+	mux.HandleFunc("POST /jobs/{uuid}/resume", s.control("resume"))
+	mux.HandleFunc("GET /jobs/{uuid}/objects", s.jobObjects)
+	mux.HandleFunc("GET /health", s.health)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		version := a.Version
+		version := s.Version
 		if version == "" {
 			version = "dev"
 		}
 		w.Header().Set("Server", "rebalancer-manager "+version)
 		// The legacy labels every reply JSON, plain-text bodies included.
 		w.Header().Set("Content-Type", "application/json")
-		if !a.authorized(r) {
+		if !s.authorized(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="rebalancer-manager"`)
 			writeText(w, http.StatusUnauthorized, "This manager requires its API token: send \"Authorization: Bearer <api_token>\" "+
 				"(rebalancer-adm: --token or REBALANCER_TOKEN)")
@@ -90,17 +79,17 @@ func (a *Server) Handler() http.Handler {
 
 // authorized reports whether r may use the API: it carries the token, or
 // none is required, or it is the health probe.
-func (a *Server) authorized(r *http.Request) bool {
-	if a.Token == "" || ((r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Path == "/health") {
+func (s *Server) authorized(r *http.Request) bool {
+	if s.Token == "" || ((r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Path == "/health") {
 		return true
 	}
-	want := "Bearer " + a.Token
+	want := "Bearer " + s.Token
 	return subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(want)) == 1
 }
 
-func (a *Server) log() *slog.Logger {
-	if a.Logger != nil {
-		return a.Logger
+func (s *Server) log() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
 	}
 	return slog.Default()
 }
@@ -121,8 +110,8 @@ func writeText(w http.ResponseWriter, code int, msg string) {
 	io.WriteString(w, msg)
 }
 
-func (a *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	limit := a.MaxBodyBytes
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	limit := s.MaxBodyBytes
 	if limit <= 0 {
 		limit = 1 << 20
 	}
@@ -138,13 +127,13 @@ func parseJobID(s string) (string, error) {
 	return u.String(), nil
 }
 
-func (a *Server) createJob(w http.ResponseWriter, r *http.Request) {
+func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 	// The legacy checks the snaplink gate before reading the body.
-	if a.SnaplinkCleanupRequired != nil && a.SnaplinkCleanupRequired() {
+	if s.SnaplinkCleanupRequired != nil && s.SnaplinkCleanupRequired() {
 		writeText(w, http.StatusInternalServerError, "Snaplink Cleanup Required")
 		return
 	}
-	body, err := a.readBody(w, r)
+	body, err := s.readBody(w, r)
 	if err != nil {
 		writeText(w, http.StatusRequestEntityTooLarge, "cannot read request: "+err.Error())
 		return
@@ -165,10 +154,10 @@ func (a *Server) createJob(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusUnprocessableEntity, "Could not parse job request: params.max_objects must be in 0..4294967295")
 		return
 	}
-	a.Metrics.Request("evacuate")
-	opts := a.Engine.Defaults()
-	if a.JobOptions != nil {
-		opts = a.JobOptions()
+	s.Metrics.Request("evacuate")
+	opts := s.Engine.Defaults()
+	if s.JobOptions != nil {
+		opts = s.JobOptions()
 	}
 	if len(req.Params.Options) > 0 && string(req.Params.Options) != "null" {
 		if err := opts.MergeJSON(req.Params.Options, "params.options."); err != nil {
@@ -180,8 +169,8 @@ func (a *Server) createJob(w http.ResponseWriter, r *http.Request) {
 		opts.MaxObjects = int(*req.Params.MaxObjects) // 0 (or null) is unlimited, as in the legacy
 	}
 	opts.DryRun = opts.DryRun || req.Params.DryRun
-	shark := a.qualify(strings.TrimSpace(req.Params.FromShark))
-	j, err := a.Engine.CreateJob(r.Context(), shark, opts)
+	shark := s.qualify(strings.TrimSpace(req.Params.FromShark))
+	j, err := s.Engine.CreateJob(r.Context(), shark, opts)
 	if err != nil {
 		code := http.StatusInternalServerError
 		switch {
@@ -192,11 +181,11 @@ func (a *Server) createJob(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, evacuate.ErrEngineClosed):
 			code = http.StatusServiceUnavailable
 		}
-		a.log().Error("cannot create job", "shark", shark, "err", err)
+		s.log().Error("cannot create job", "shark", shark, "err", err)
 		writeText(w, code, "Could not create job: "+err.Error())
 		return
 	}
-	a.log().Info("job created", "job", j.ID, "shark", shark, "dry_run", opts.DryRun)
+	s.log().Info("job created", "job", j.ID, "shark", shark, "dry_run", opts.DryRun)
 	writeText(w, http.StatusOK, j.ID+"\n")
 }
 
@@ -204,8 +193,8 @@ func (a *Server) createJob(w http.ResponseWriter, r *http.Request) {
 // {"status":"error","error":"..."} saying what is wrong with it otherwise
 // (Engine.Health): a manager that cannot record progress is not healthy,
 // even though it answers.
-func (a *Server) health(w http.ResponseWriter, r *http.Request) {
-	if err := a.Engine.Health(r.Context()); err != nil {
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	if err := s.Engine.Health(r.Context()); err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, Health{Status: "error", Error: err.Error()})
 		return
 	}
@@ -213,16 +202,16 @@ func (a *Server) health(w http.ResponseWriter, r *http.Request) {
 }
 
 // qualify appends the domain to a shark given in short form.
-func (a *Server) qualify(shark string) string {
-	if a.Domain == "" || strings.Contains(shark, a.Domain) {
+func (s *Server) qualify(shark string) string {
+	if s.Domain == "" || strings.Contains(shark, s.Domain) {
 		return shark
 	}
-	return shark + "." + a.Domain
+	return shark + "." + s.Domain
 }
 
-func (a *Server) listJobs(w http.ResponseWriter, r *http.Request) {
-	a.Metrics.Request("list_jobs")
-	jobs, err := a.Engine.Jobs(r.Context())
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
+	s.Metrics.Request("list_jobs")
+	jobs, err := s.Engine.Jobs(r.Context())
 	if err != nil {
 		writeText(w, http.StatusInternalServerError, "Error Getting Job List: "+err.Error())
 		return
@@ -235,14 +224,14 @@ func (a *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (a *Server) getJob(w http.ResponseWriter, r *http.Request) {
-	a.Metrics.Request("get_job")
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
+	s.Metrics.Request("get_job")
 	id, err := parseJobID(r.PathValue("uuid"))
 	if err != nil {
 		writeText(w, http.StatusBadRequest, "Invalid UUID: "+err.Error())
 		return
 	}
-	st, err := a.Engine.JobStatus(r.Context(), id)
+	st, err := s.Engine.JobStatus(r.Context(), id)
 	if errors.Is(err, evacuate.ErrJobNotFound) {
 		writeText(w, http.StatusNotFound, "Could not find job UUID: "+id)
 		return
@@ -254,14 +243,14 @@ func (a *Server) getJob(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, newJobStatus(st))
 }
 
-func (a *Server) updateJob(w http.ResponseWriter, r *http.Request) {
+func (s *Server) updateJob(w http.ResponseWriter, r *http.Request) {
 	raw := r.PathValue("uuid")
 	id, err := parseJobID(raw)
 	if err != nil {
 		writeText(w, http.StatusBadRequest, fmt.Sprintf("Invalid UUID %q: %v", raw, err))
 		return
 	}
-	j, err := a.Engine.Job(r.Context(), id)
+	j, err := s.Engine.Job(r.Context(), id)
 	if errors.Is(err, evacuate.ErrJobNotFound) {
 		writeText(w, http.StatusBadRequest, "Could not find job "+id)
 		return
@@ -270,11 +259,11 @@ func (a *Server) updateJob(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	if (j.State != rebalancer.JobRunning && j.State != rebalancer.JobPaused) || !a.Engine.Running(id) {
+	if (j.State != rebalancer.JobRunning && j.State != rebalancer.JobPaused) || !s.Engine.Running(id) {
 		writeText(w, http.StatusBadRequest, "Attempt to update job that is not running")
 		return
 	}
-	body, err := a.readBody(w, r)
+	body, err := s.readBody(w, r)
 	if err != nil {
 		writeText(w, http.StatusRequestEntityTooLarge, "cannot read request: "+err.Error())
 		return
@@ -296,7 +285,7 @@ func (a *Server) updateJob(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusBadRequest, fmt.Sprintf("Cannot set metadata update threads above %d", evacuate.MaxMetadataThreads))
 		return
 	}
-	if err := a.Engine.SetMetadataThreads(r.Context(), id, int(*msg.Params)); err != nil {
+	if err := s.Engine.SetMetadataThreads(r.Context(), id, int(*msg.Params)); err != nil {
 		if errors.Is(err, evacuate.ErrJobNotRunning) {
 			writeText(w, http.StatusBadRequest, "Attempt to update job that is not running")
 			return
@@ -307,18 +296,18 @@ func (a *Server) updateJob(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-func (a *Server) retryJob(w http.ResponseWriter, r *http.Request) {
+func (s *Server) retryJob(w http.ResponseWriter, r *http.Request) {
 	id, err := parseJobID(r.PathValue("uuid"))
 	if err != nil {
 		writeText(w, http.StatusBadRequest, "Invalid UUID: "+err.Error())
 		return
 	}
 	var opts *evacuate.Options
-	if a.JobOptions != nil {
-		o := a.JobOptions()
+	if s.JobOptions != nil {
+		o := s.JobOptions()
 		opts = &o
 	}
-	j, err := a.Engine.RetryJob(r.Context(), id, opts)
+	j, err := s.Engine.RetryJob(r.Context(), id, opts)
 	switch {
 	case errors.Is(err, evacuate.ErrJobNotFound):
 		writeText(w, http.StatusNotFound, "Could not find job with UUID "+id)
@@ -331,29 +320,29 @@ func (a *Server) retryJob(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		writeText(w, http.StatusInternalServerError, "Could not retry job: "+err.Error())
 	default:
-		a.log().Info("retry job created", "job", j.ID, "retry_of", id)
+		s.log().Info("retry job created", "job", j.ID, "retry_of", id)
 		writeText(w, http.StatusOK, j.ID+"\n")
 	}
 }
 
-func (a *Server) control(action string) http.HandlerFunc {
+func (s *Server) control(action string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id, err := parseJobID(r.PathValue("uuid"))
 		if err != nil {
 			writeText(w, http.StatusBadRequest, "Invalid UUID: "+err.Error())
 			return
 		}
-		if _, err := a.Engine.Job(r.Context(), id); errors.Is(err, evacuate.ErrJobNotFound) {
+		if _, err := s.Engine.Job(r.Context(), id); errors.Is(err, evacuate.ErrJobNotFound) {
 			writeText(w, http.StatusNotFound, "Could not find job "+id)
 			return
 		}
 		switch action {
 		case "stop":
-			err = a.Engine.StopJob(r.Context(), id)
+			err = s.Engine.StopJob(r.Context(), id)
 		case "pause":
-			err = a.Engine.PauseJob(r.Context(), id)
+			err = s.Engine.PauseJob(r.Context(), id)
 		case "resume":
-			err = a.Engine.ResumeJob(r.Context(), id)
+			err = s.Engine.ResumeJob(r.Context(), id)
 		}
 		switch {
 		case errors.Is(err, evacuate.ErrJobNotRunning):
@@ -361,13 +350,13 @@ func (a *Server) control(action string) http.HandlerFunc {
 		case err != nil:
 			writeText(w, http.StatusConflict, fmt.Sprintf("Cannot %s job %s: %v", action, id, err))
 		default:
-			a.log().Info("job control", "job", id, "action", action)
+			s.log().Info("job control", "job", id, "action", action)
 			w.WriteHeader(http.StatusOK)
 		}
 	}
 }
 
-func (a *Server) jobObjects(w http.ResponseWriter, r *http.Request) {
+func (s *Server) jobObjects(w http.ResponseWriter, r *http.Request) {
 	id, err := parseJobID(r.PathValue("uuid"))
 	if err != nil {
 		writeText(w, http.StatusBadRequest, "Invalid UUID: "+err.Error())
@@ -392,11 +381,11 @@ func (a *Server) jobObjects(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if _, err := a.Engine.Job(r.Context(), id); errors.Is(err, evacuate.ErrJobNotFound) {
+	if _, err := s.Engine.Job(r.Context(), id); errors.Is(err, evacuate.ErrJobNotFound) {
 		writeText(w, http.StatusNotFound, "Could not find job "+id)
 		return
 	}
-	objs, err := a.Engine.Objects(r.Context(), id, status, after, limit)
+	objs, err := s.Engine.Objects(r.Context(), id, status, after, limit)
 	if err != nil {
 		writeText(w, http.StatusInternalServerError, err.Error())
 		return
