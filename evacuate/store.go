@@ -27,9 +27,10 @@ type Store struct{ s *jobstore.Store }
 // Dialect is the SQL dialect of a job store's database.
 type Dialect int
 
+// The dialects a job store speaks.
 const (
-	SQLite Dialect = iota + 1
-	PostgreSQL
+	SQLite     Dialect = iota + 1 // a SQLite file (package sqlitestore)
+	PostgreSQL                    // a PostgreSQL database (package pgstore)
 )
 
 // StoreDB is a database for a job store, as its driver opened it.
