@@ -44,8 +44,9 @@
 //     skipped with a [SkipReason], or error with an [ObjectErrorKind].
 //     Operators see live counts and can retry what did not move.
 //
-// An [Evacuator] (package evacuate) runs these steps as a job whose state is
-// kept in a database, so a restarted manager resumes where it stopped.
+// Package evacuate runs these steps as jobs whose state is kept in a
+// database, so a restarted manager resumes where it stopped; the four
+// interfaces above are where it plugs into the rest of Manta.
 //
 // # Wire compatibility
 //

@@ -331,6 +331,9 @@ func TestJobEnums(t *testing.T) {
 		if err := json.Unmarshal([]byte(tt.json), &back); err != nil || back != tt.s {
 			t.Errorf("Unmarshal(%s) = %v, %v", tt.json, back, err)
 		}
+		if `"`+tt.s.Title()+`"` != tt.json {
+			t.Errorf("%v.Title() = %q, want %s", tt.s, tt.s.Title(), tt.json)
+		}
 	}
 	actions := []struct {
 		a        JobAction
@@ -342,6 +345,9 @@ func TestJobEnums(t *testing.T) {
 		}
 		if b, err := json.Marshal(tt.a); err != nil || string(b) != tt.json {
 			t.Errorf("Marshal(%v) = %s, %v", tt.a, b, err)
+		}
+		if `"`+tt.a.Title()+`"` != tt.json {
+			t.Errorf("%v.Title() = %q, want %s", tt.a, tt.a.Title(), tt.json)
 		}
 	}
 	statuses := []struct {

@@ -71,6 +71,14 @@ var jobStateNames = enumNames{
 // String returns the database spelling.
 func (s JobState) String() string { return jobStateNames.db(int(s), "JobState") }
 
+// Title returns the API spelling ("Running"), which operators see.
+func (s JobState) Title() string {
+	if s == 0 || int(s) >= len(jobStateNames) {
+		return s.String()
+	}
+	return jobStateNames[s].json
+}
+
 // Terminal reports whether a job in this state will not run again by itself.
 func (s JobState) Terminal() bool {
 	return s == JobStopped || s == JobComplete || s == JobFailed
@@ -105,6 +113,14 @@ var jobActionNames = enumNames{
 }
 
 func (a JobAction) String() string { return jobActionNames.db(int(a), "JobAction") }
+
+// Title returns the API spelling ("Evacuate").
+func (a JobAction) Title() string {
+	if a == 0 || int(a) >= len(jobActionNames) {
+		return a.String()
+	}
+	return jobActionNames[a].json
+}
 
 // ParseJobAction parses the database spelling.
 func ParseJobAction(s string) (JobAction, error) {

@@ -93,14 +93,6 @@ type Agent interface {
 	DeleteAssignment(ctx context.Context, dest StorageNode, id string) error
 }
 
-// Evacuator runs stored evacuation jobs.
-type Evacuator interface {
-	// Run drives the job to a terminal state (JobComplete, JobFailed,
-	// JobStopped) and returns it. If ctx ends first the job is left as it is
-	// in its store, to be resumed by a later Run.
-	Run(ctx context.Context, jobID string) (JobState, error)
-}
-
 // Errors the interfaces above wrap, so callers can branch with errors.Is.
 var (
 	ErrEtagConflict       = errors.New("etag conflict")

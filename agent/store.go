@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"modernc.org/sqlite" // SQLite driver (no cgo)
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/sqlitedsn"
 )
 
 // Errors from the store that the HTTP layer turns into status codes.
@@ -143,17 +143,11 @@ func openStore(ctx context.Context, dir string, log *slog.Logger) (*store, error
 }
 
 func openDB(ctx context.Context, path string) (*store, error) {
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(30000)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	// NORMAL is enough: a task is recorded only after its file and
-	// directory are fsynced, so a power loss can at worst forget a result,
-	// and a forgotten result means the task is redone, never that a copy
-	// is claimed that is not on disk.
-	q.Add("_pragma", "synchronous(NORMAL)")
-	q.Add("_pragma", "foreign_keys(ON)")
-	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	// synchronous NORMAL (sqlitedsn) is enough: a task is recorded only
+	// after its file and directory are fsynced, so a power loss can at
+	// worst forget a result, and a forgotten result means the task is
+	// redone, never that a copy is claimed that is not on disk.
+	db, err := sql.Open("sqlite", sqlitedsn.ReadWrite(path, false))
 	if err != nil {
 		return nil, fmt.Errorf("open agent database %s: %w", path, err)
 	}
@@ -176,7 +170,7 @@ func checkDB(ctx context.Context, path string) error {
 	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(30000)")
+	db, err := sql.Open("sqlite", sqlitedsn.ReadOnly(path))
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/evacuate/internal/jobstore"
+	"github.com/TritonDataCenter/rebalancer/internal/retry"
 )
 
 // Config is what an Engine is built from. Store, Metadata, Placement and
@@ -53,11 +55,11 @@ type Config struct {
 }
 
 // Engine runs evacuation jobs: any number at once, each in its own
-// goroutines, all sharing the store, the placement and the agents. It
-// implements rebalancer.Evacuator.
+// goroutines, all sharing the store, the placement and the agents.
 type Engine struct {
-	cfg Config
-	log *slog.Logger
+	cfg   Config
+	store *jobstore.Store // cfg.Store's
+	log   *slog.Logger
 
 	mu      sync.Mutex
 	running map[string]*runner // by job id
@@ -75,8 +77,6 @@ type Engine struct {
 	storeErr error // the job store's failure at the last check; nil when it works
 }
 
-var _ rebalancer.Evacuator = (*Engine)(nil)
-
 // Errors the job controls return; the HTTP API maps them to status codes.
 var (
 	ErrJobNotRunning = errors.New("job is not running")
@@ -88,7 +88,7 @@ var (
 // process left running.
 func NewEngine(cfg Config) (*Engine, error) {
 	switch {
-	case cfg.Store == nil:
+	case cfg.Store == nil || cfg.Store.s == nil:
 		return nil, errors.New("evacuate: Config.Store is required")
 	case cfg.Metadata == nil:
 		return nil, errors.New("evacuate: Config.Metadata is required")
@@ -112,7 +112,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		log = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Engine{cfg: cfg, log: log, running: map[string]*runner{}, sharks: map[string]string{}, released: make(chan struct{}), ctx: ctx, cancel: cancel}, nil
+	return &Engine{cfg: cfg, store: cfg.Store.s, log: log, running: map[string]*runner{}, sharks: map[string]string{}, released: make(chan struct{}), ctx: ctx, cancel: cancel}, nil
 }
 
 // Start resumes, in the background, every job the store says is running,
@@ -121,14 +121,14 @@ func NewEngine(cfg Config) (*Engine, error) {
 // jobs; Start may then be called again. A job already running here is left
 // as it is, and once Close has begun nothing more is started.
 func (e *Engine) Start(ctx context.Context) error {
-	jobs, err := e.cfg.Store.ListJobs(ctx)
+	jobs, err := e.Jobs(ctx)
 	if err != nil {
 		return err
 	}
 	for _, j := range jobs {
 		switch j.State {
 		case rebalancer.JobRunning, rebalancer.JobSetup, rebalancer.JobPaused, rebalancer.JobInit:
-			if e.isRunning(j.ID) {
+			if e.Running(j.ID) {
 				continue
 			}
 			e.log.Info("resuming job", "job", j.ID, "shark", j.From.MantaStorageID, "state", j.State.String())
@@ -184,23 +184,27 @@ func (e *Engine) createAndStart(ctx context.Context, j JobRecord) (JobRecord, er
 	if err != nil {
 		return JobRecord{}, err
 	}
-	if err := e.cfg.Store.CreateJob(ctx, j); err != nil {
+	stored, err := storedJob(j)
+	if err == nil {
+		err = e.store.CreateJob(ctx, stored)
+	}
+	if err != nil {
 		e.release(r)
 		return JobRecord{}, err
 	}
 	e.launch(r)
-	return e.cfg.Store.GetJob(ctx, j.ID)
+	return e.Job(ctx, j.ID)
 }
 
 // RetryJob creates and starts a job over the objects of an earlier job that
 // did not complete (skipped, error, and anything left unfinished when that
 // job ended). The earlier job may be in any state but running.
 func (e *Engine) RetryJob(ctx context.Context, oldID string, opts *Options) (JobRecord, error) {
-	old, err := e.cfg.Store.GetJob(ctx, oldID)
+	old, err := e.Job(ctx, oldID)
 	if err != nil {
 		return JobRecord{}, err
 	}
-	if e.isRunning(oldID) {
+	if e.Running(oldID) {
 		return JobRecord{}, fmt.Errorf("job %s: cannot retry a job that is still running: %w", oldID, ErrSharkBusy)
 	}
 	o := old.Options
@@ -223,7 +227,9 @@ func (e *Engine) RetryJob(ctx context.Context, oldID string, opts *Options) (Job
 	})
 }
 
-func (e *Engine) isRunning(id string) bool {
+// Running reports whether the job runs in this engine: started by
+// CreateJob, RetryJob or Start, and not yet ended.
+func (e *Engine) Running(id string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.running[id] != nil
@@ -282,7 +288,7 @@ func (e *Engine) Health(ctx context.Context) error {
 	// the store; a store that does not answer in 10s does.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	err := e.cfg.Store.Check(ctx)
+	err := e.store.Check(ctx)
 	if e.ctx.Err() != nil {
 		return err // closing: nothing to hold back
 	}
@@ -356,7 +362,7 @@ func (e *Engine) Wait(ctx context.Context, id string) (JobRecord, error) {
 		woken := e.released
 		e.mu.Unlock()
 		if !running {
-			return e.cfg.Store.GetJob(ctx, id)
+			return e.Job(ctx, id)
 		}
 		select {
 		case <-woken:
@@ -393,15 +399,9 @@ func (e *Engine) launch(r *runner) {
 			}
 			r.setInterrupted(err)
 			e.log.Error("job interrupted by a job store failure; restarting it", "job", j.ID, "in", e.cfg.RestartDelay, "err", err)
-			if !sleep(e.ctx, e.cfg.RestartDelay) {
+			if !e.waitForStore() {
 				e.release(r)
 				return
-			}
-			for e.storeFailure() != nil {
-				if !sleep(e.ctx, e.cfg.StoreCheckInterval) {
-					e.release(r)
-					return
-				}
 			}
 			if r, err = e.reload(r); err != nil {
 				e.log.Error("cannot restart job", "job", j.ID, "err", err)
@@ -412,52 +412,47 @@ func (e *Engine) launch(r *runner) {
 	}()
 }
 
+// waitForStore waits RestartDelay, then until the engine's checks find
+// the job store working. It returns false if the engine closes first.
+func (e *Engine) waitForStore() bool {
+	if !retry.Sleep(e.ctx, e.cfg.RestartDelay) {
+		return false
+	}
+	for e.storeFailure() != nil {
+		if !retry.Sleep(e.ctx, e.cfg.StoreCheckInterval) {
+			return false
+		}
+	}
+	return true
+}
+
 // reload replaces a runner by a fresh one over the job's stored state. It
 // waits for the store as long as it takes: giving up would leave the job
 // Running in the store with nothing driving it until the next restart.
 func (e *Engine) reload(old *runner) (*runner, error) {
-	j, err := e.cfg.Store.GetJob(e.ctx, old.job.ID)
-	for attempt := 1; err != nil; attempt++ {
-		if errors.Is(err, ErrJobNotFound) {
-			return old, err
-		}
-		old.setInterrupted(err)
-		if attempt%10 == 0 {
-			e.log.Error("job store still failing; the job waits for it", "job", old.job.ID, "attempts", attempt, "err", err)
-		}
-		if !sleep(e.ctx, e.cfg.RestartDelay) {
-			return old, e.ctx.Err()
-		}
-		j, err = e.cfg.Store.GetJob(e.ctx, old.job.ID)
+	var j JobRecord
+	err := retry.Do(e.ctx, retry.Policy{
+		Backoff:   retry.Backoff{Initial: e.cfg.RestartDelay, Factor: 1},
+		Retryable: func(err error) bool { return !errors.Is(err, ErrJobNotFound) },
+		OnRetry: func(n int, _ time.Duration, err error) {
+			old.setInterrupted(err)
+			if (n+1)%10 == 0 {
+				e.log.Error("job store still failing; the job waits for it", "job", old.job.ID, "attempts", n+1, "err", err)
+			}
+		},
+	}, func(ctx context.Context) error {
+		var err error
+		j, err = e.Job(ctx, old.job.ID)
+		return err
+	})
+	if err != nil {
+		return old, err
 	}
 	r := newRunner(e, j)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.running[j.ID] = r
 	return r, nil
-}
-
-// Run drives a stored job to a terminal state in the calling goroutine
-// (rebalancer.Evacuator). If ctx ends first the job stays resumable.
-func (e *Engine) Run(ctx context.Context, jobID string) (rebalancer.JobState, error) {
-	j, err := e.cfg.Store.GetJob(ctx, jobID)
-	if err != nil {
-		return 0, err
-	}
-	if j.State.Terminal() {
-		return j.State, nil
-	}
-	r, err := e.claim(j)
-	if err != nil {
-		return 0, err
-	}
-	defer e.release(r)
-	// Close cancels e.ctx: make it stop this run too.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(e.ctx, cancel)
-	defer stop()
-	return r.run(ctx)
 }
 
 func (e *Engine) runner(id string) (*runner, error) {
@@ -514,10 +509,71 @@ func (e *Engine) SetMetadataThreads(ctx context.Context, id string, n int) error
 	return r.setMetadataThreads(ctx, n)
 }
 
+// Defaults returns the options a new job gets (Config.Defaults, with
+// DefaultOptions in the fields it left zero).
+func (e *Engine) Defaults() Options { return e.cfg.Defaults }
+
+// ObjectRecord is one object of a job, as the job store keeps it.
+type ObjectRecord struct {
+	ID     string
+	Key    string
+	Shard  int
+	Status rebalancer.ObjectStatus
+	// SkipReason, for a skipped object, and Error, for an object in
+	// error, say why, in their database spellings
+	// (rebalancer.SkipReason, rebalancer.ObjectErrorKind); Detail
+	// explains it for people.
+	SkipReason string
+	Error      string
+	Detail     string
+	// Dest is where the object is, or was to be, copied, and
+	// AssignmentID the assignment that copies it.
+	Dest          rebalancer.StorageNode
+	AssignmentID  string
+	Attempts      int
+	ContentLength int64
+	// Seq is the object's place in the job, by which Objects pages.
+	Seq int64
+}
+
+// Objects returns up to limit objects of a job in status, in the order of
+// their Seq, starting after the object numbered after (0: from the
+// first).
+func (e *Engine) Objects(ctx context.Context, jobID string, status rebalancer.ObjectStatus, after int64, limit int) ([]ObjectRecord, error) {
+	rows, err := e.store.ObjectsInStatus(ctx, jobID, status, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ObjectRecord, len(rows))
+	for i, row := range rows {
+		out[i] = ObjectRecord{ID: row.ID, Key: row.Key, Shard: row.Shard, Status: status, Detail: row.Detail,
+			Dest: row.Dest(), AssignmentID: row.AssignmentID, Attempts: row.Attempts, ContentLength: row.ContentLength, Seq: row.Seq}
+		if row.SkippedReason != nil {
+			out[i].SkipReason = *row.SkippedReason
+		}
+		if row.Error != nil {
+			out[i].Error = *row.Error
+		}
+	}
+	return out, nil
+}
+
 // Job returns a stored job.
 func (e *Engine) Job(ctx context.Context, id string) (JobRecord, error) {
-	return e.cfg.Store.GetJob(ctx, id)
+	return getJob(ctx, e.store, id)
 }
 
 // Jobs lists every stored job.
-func (e *Engine) Jobs(ctx context.Context) ([]JobRecord, error) { return e.cfg.Store.ListJobs(ctx) }
+func (e *Engine) Jobs(ctx context.Context) ([]JobRecord, error) {
+	jobs, err := e.store.ListJobs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]JobRecord, len(jobs))
+	for i, j := range jobs {
+		if out[i], err = jobRecord(j); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

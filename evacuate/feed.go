@@ -9,6 +9,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/evacuate/internal/jobstore"
+	"github.com/TritonDataCenter/rebalancer/internal/retry"
 )
 
 // feed is the placement stage: it reads unprocessed objects in discovery
@@ -79,13 +81,13 @@ func (r *runner) feed(ctx context.Context) error {
 type feeder struct {
 	r       *runner
 	open    map[string]*assignment            // by destination
-	pending []Change                          // skips and errors not yet recorded
+	pending []jobstore.Change                 // skips and errors not yet recorded
 	dryRun  map[string]rebalancer.StorageNode // planned destinations not yet recorded
 }
 
 // place handles one unprocessed object. It returns an error only when the
 // job cannot go on (the store failed, or ctx ended).
-func (f *feeder) place(ctx context.Context, row *ObjectRow, tick <-chan time.Time) error {
+func (f *feeder) place(ctx context.Context, row *jobstore.ObjectRow, tick <-chan time.Time) error {
 	r := f.r
 	from := r.job.From
 	obj, err := row.Object()
@@ -97,13 +99,13 @@ func (f *feeder) place(ctx context.Context, row *ObjectRow, tick <-chan time.Tim
 		// The metadata of buckets (v2) objects lives in buckets-mdapi, which
 		// this rebalancer does not update yet: copying them would only make
 		// orphan copies.
-		f.pending = append(f.pending, Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectError,
+		f.pending = append(f.pending, jobstore.Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectError,
 			Error: rebalancer.ErrorMetadataUpdateFailed, Detail: "buckets (v2) object: metadata updates through buckets-mdapi are not supported"})
 		return nil
 	}
 	src, ok := chooseSource(obj, from.MantaStorageID, row.Attempts, r.fl.sourceRoom)
 	if !ok {
-		f.pending = append(f.pending, Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectSkipped,
+		f.pending = append(f.pending, jobstore.Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectSkipped,
 			Skip: rebalancer.SkipSourceIsEvacShark, Detail: "no copy other than the one on the evacuated shark"})
 		return nil
 	}
@@ -135,7 +137,7 @@ func (f *feeder) place(ctx context.Context, row *ObjectRow, tick <-chan time.Tim
 		}
 		var skip *rebalancer.SkipError
 		if errors.As(err, &skip) {
-			f.pending = append(f.pending, Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectSkipped, Skip: skip.Reason, Detail: skip.Error()})
+			f.pending = append(f.pending, jobstore.Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectSkipped, Skip: skip.Reason, Detail: skip.Error()})
 			return nil
 		}
 		if ctx.Err() != nil {
@@ -152,7 +154,7 @@ func (f *feeder) place(ctx context.Context, row *ObjectRow, tick <-chan time.Tim
 		if err := f.commit(ctx); err != nil {
 			return err
 		}
-		if !sleep(ctx, time.Second) {
+		if !retry.Sleep(ctx, time.Second) {
 			return ctx.Err()
 		}
 		if !r.active(ctx) {
@@ -222,11 +224,11 @@ func chooseSource(obj rebalancer.Object, evacuating string, attempt int, hasRoom
 // flush stores an open assignment and hands it to a poster.
 func (f *feeder) flush(ctx context.Context, a *assignment) error {
 	delete(f.open, a.dest.MantaStorageID)
-	changes := make([]Change, len(a.order))
+	changes := make([]jobstore.Change, len(a.order))
 	for i, p := range a.order {
-		changes[i] = Change{ID: p.row.ID, Bytes: p.row.ContentLength, To: rebalancer.ObjectAssigned}
+		changes[i] = jobstore.Change{ID: p.row.ID, Bytes: p.row.ContentLength, To: rebalancer.ObjectAssigned}
 	}
-	rec := AssignmentRecord{ID: a.id, Dest: a.dest, Tasks: len(a.order), Bytes: a.bytes}
+	rec := jobstore.AssignmentRecord{ID: a.id, Dest: a.dest, Tasks: len(a.order), Bytes: a.bytes}
 	if err := f.r.store.Assign(ctx, f.r.job.ID, rec, changes); err != nil {
 		f.release(a)
 		return err
@@ -274,7 +276,7 @@ func (f *feeder) abandon() {
 // commit records the skips, errors and dry-run plans gathered so far.
 func (f *feeder) commit(ctx context.Context) error {
 	if len(f.pending) > 0 {
-		if err := f.r.store.Transition(ctx, f.r.job.ID, rebalancer.ObjectUnprocessed, f.pending, nil); err != nil {
+		if err := f.r.store.Transition(ctx, f.r.job.ID, rebalancer.ObjectUnprocessed, f.pending); err != nil {
 			return err
 		}
 		for _, c := range f.pending {

@@ -6,11 +6,12 @@ import (
 	"time"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/evacuate/internal/jobstore"
 )
 
 // planned is one object on its way: placed, with the task that copies it.
 type planned struct {
-	row    *ObjectRow
+	row    *jobstore.ObjectRow
 	obj    rebalancer.Object
 	task   rebalancer.Task
 	source string // the shark the agent reads from

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/fakes"
 )
 
 // The tests in this file pin single guards of the engine, each of which
@@ -28,19 +29,18 @@ func TestConflictWithAnotherObjectUnderTheKey(t *testing.T) {
 			// Five keys are rewritten, just before their update, with a
 			// new object that also has a copy on the evacuated shark.
 			newer := map[string]rebalancer.Object{}
-			h.moray.mu.Lock()
 			for _, o := range h.objs[:5] {
 				id := "ffffffff-0000-4000-8000-" + o.ID[24:]
-				v := objectValue("acct", id, 77, shark(1), shark(2))
+				v := fakes.ObjectValue("acct", id, 77, fakes.Shark(1), fakes.Shark(2))
 				v = bytes.Replace(v, []byte(`"/acct/stor/`+id+`"`), []byte(`"`+o.Key+`"`), 1)
-				h.moray.replaceOnce[o.Key] = v
+				h.moray.ReplaceOnce(o.Shard, o.Key, v)
 				want, err := rebalancer.ParseObject(v)
 				if err != nil {
 					t.Fatal(err)
 				}
+				want.Shard = o.Shard
 				newer[o.Key] = want
 			}
-			h.moray.mu.Unlock()
 			o := fastOptions()
 			o.IndividualUpdates = individual
 			j, _ := h.run(o)
@@ -52,7 +52,7 @@ func TestConflictWithAnotherObjectUnderTheKey(t *testing.T) {
 				t.Errorf("counts %v, want %v", got, want)
 			}
 			for key, want := range newer {
-				cur, _ := h.moray.get(key)
+				cur, _ := h.moray.Get(want.Shard, key)
 				if cur.ID != want.ID || !bytes.Equal(cur.Metadata, want.Metadata) {
 					t.Errorf("%s: the object now under the key was changed: %s", key, cur.Metadata)
 				}
@@ -67,14 +67,14 @@ func TestConflictWithAnotherObjectUnderTheKey(t *testing.T) {
 // (poll.go: "st.Total != len(a.order)").
 func TestAgentOmitsATask(t *testing.T) {
 	h := newHarness(t, filepath.Join(t.TempDir(), "jobs.db"), 60, nil)
-	h.agents.omit = true
+	h.agents.SetOmit(true)
 	j, _ := h.run(fastOptions())
 	want := map[string]int64{"skipped": 60, "skipped/assignment_mismatch": 60}
 	if got := h.check(j.ID); !maps.Equal(got, want) {
 		t.Errorf("counts %v, want %v", got, want)
 	}
-	if h.moray.writes != 0 {
-		t.Errorf("%d metadata writes from replies that did not add up", h.moray.writes)
+	if writes, _, _ := h.moray.Writes(); writes != 0 {
+		t.Errorf("%d metadata writes from replies that did not add up", writes)
 	}
 }
 
@@ -83,9 +83,9 @@ func TestAgentOmitsATask(t *testing.T) {
 // (poll.go taskFailure: "Attempts+1 >= MaxAttempts").
 func TestMaxAttemptsBoundsPosts(t *testing.T) {
 	h := newHarness(t, filepath.Join(t.TempDir(), "jobs.db"), 40, func(i int) []rebalancer.StorageNode {
-		return []rebalancer.StorageNode{shark(1), shark(2), shark(7)}
+		return []rebalancer.StorageNode{fakes.Shark(1), fakes.Shark(2), fakes.Shark(7)}
 	})
-	h.agents.failTask = func(rebalancer.Task) rebalancer.SkipReason { return rebalancer.SkipSourceOtherError }
+	h.agents.SetFailTask(func(rebalancer.Task) rebalancer.SkipReason { return rebalancer.SkipSourceOtherError })
 	o := fastOptions()
 	o.MaxAttempts = 3
 	j, _ := h.run(o)
@@ -93,10 +93,8 @@ func TestMaxAttemptsBoundsPosts(t *testing.T) {
 	if got := h.check(j.ID); !maps.Equal(got, want) {
 		t.Errorf("counts %v, want %v", got, want)
 	}
-	h.agents.mu.Lock()
-	defer h.agents.mu.Unlock()
 	for _, obj := range h.objs {
-		if n := h.agents.taskPosts[obj.ID]; n != 3 {
+		if n := h.agents.TaskPosts(obj.ID); n != 3 {
 			t.Errorf("object %s posted %d times, want 3 (max_attempts)", obj.ID, n)
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/evacuate/internal/jobstore"
+	"github.com/TritonDataCenter/rebalancer/internal/retry"
 )
 
 // metadata runs the metadata stage: MetadataThreads workers, resized while
@@ -69,7 +71,7 @@ func (r *runner) updateAssignment(ctx context.Context, id string) error {
 	if err != nil {
 		return err // ctx ended: the objects stay post_processing
 	}
-	if err := r.store.Transition(ctx, r.job.ID, rebalancer.ObjectPostProcessing, changes, nil); err != nil {
+	if err := r.store.Transition(ctx, r.job.ID, rebalancer.ObjectPostProcessing, changes); err != nil {
 		return fmt.Errorf("assignment %s: record metadata updates: %w", id, err)
 	}
 	requeued := false
@@ -89,8 +91,8 @@ func (r *runner) updateAssignment(ctx context.Context, id string) error {
 // go in one atomic batch; a batch that fails writes nothing and its
 // objects are done again one by one, which sorts out conflicts, deleted
 // objects and transient failures per object.
-func (r *runner) updateObjects(ctx context.Context, rows []ObjectRow) ([]Change, error) {
-	changes := make([]Change, len(rows))
+func (r *runner) updateObjects(ctx context.Context, rows []jobstore.ObjectRow) ([]jobstore.Change, error) {
+	changes := make([]jobstore.Change, len(rows))
 	batcher, batched := r.e.cfg.Metadata.(rebalancer.BatchMetadataStore)
 	batched = batched && !r.job.Options.IndividualUpdates && len(rows) > 1
 	byShard := map[int][]int{} // shard -> indexes of rows ready to update
@@ -120,7 +122,7 @@ func (r *runner) updateObjects(ctx context.Context, rows []ObjectRow) ([]Change,
 		reps := make([]rebalancer.SharkReplacement, len(idx))
 		for k, i := range idx {
 			obj, _ := rows[i].Object() // parsed by checkUpdate already
-			reps[k] = rebalancer.SharkReplacement{Object: obj, From: from, To: rows[i].dest()}
+			reps[k] = rebalancer.SharkReplacement{Object: obj, From: from, To: rows[i].Dest()}
 		}
 		_, err := batcher.ReplaceSharks(ctx, shard, reps)
 		if ctx.Err() != nil {
@@ -128,7 +130,7 @@ func (r *runner) updateObjects(ctx context.Context, rows []ObjectRow) ([]Change,
 		}
 		if err == nil {
 			for _, i := range idx {
-				changes[i] = Change{ID: rows[i].ID, Bytes: rows[i].ContentLength, To: rebalancer.ObjectComplete}
+				changes[i] = jobstore.Change{ID: rows[i].ID, Bytes: rows[i].ContentLength, To: rebalancer.ObjectComplete}
 			}
 			continue
 		}
@@ -145,26 +147,21 @@ func (r *runner) updateObjects(ctx context.Context, rows []ObjectRow) ([]Change,
 }
 
 // badObject is what becomes of an object whose stored metadata does not
-// parse (err from ObjectRow.Object): an error of the kind it names.
-func badObject(row *ObjectRow, err error) Change {
+// parse (err from jobstore.ObjectRow.Object): an error of the kind it names.
+func badObject(row *jobstore.ObjectRow, err error) jobstore.Change {
 	kind := rebalancer.ErrorBadMantaObject
 	var bad *rebalancer.BadObjectError
 	if errors.As(err, &bad) {
 		kind = bad.Kind
 	}
-	return Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectError, Error: kind, Detail: err.Error()}
-}
-
-// dest is the destination an object was assigned to.
-func (row *ObjectRow) dest() rebalancer.StorageNode {
-	return rebalancer.StorageNode{Datacenter: row.DestDC, MantaStorageID: row.DestShark}
+	return jobstore.Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectError, Error: kind, Detail: err.Error()}
 }
 
 // checkUpdate parses an object about to be updated and returns it with its
 // destination; ok false means it must not be updated, and c says what
 // becomes of it instead.
-func (r *runner) checkUpdate(row *ObjectRow) (obj rebalancer.Object, dest rebalancer.StorageNode, c Change, ok bool) {
-	dest = row.dest()
+func (r *runner) checkUpdate(row *jobstore.ObjectRow) (obj rebalancer.Object, dest rebalancer.StorageNode, c jobstore.Change, ok bool) {
+	dest = row.Dest()
 	obj, err := row.Object()
 	if err != nil {
 		return obj, dest, badObject(row, err), false
@@ -174,10 +171,10 @@ func (r *runner) checkUpdate(row *ObjectRow) (obj rebalancer.Object, dest rebala
 		// and that job may have scanned past this object already: naming
 		// the destination now could leave the object on it. Place it again
 		// (placement avoids sharks being evacuated).
-		return obj, dest, Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectUnprocessed, Avoid: dest.MantaStorageID,
+		return obj, dest, jobstore.Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectUnprocessed, Avoid: dest.MantaStorageID,
 			Detail: "the destination is being evacuated; placing the object again"}, false
 	}
-	return obj, dest, Change{}, true
+	return obj, dest, jobstore.Change{}, true
 }
 
 // replaceOne points the metadata of one object that checkUpdate passed at
@@ -186,70 +183,69 @@ func (r *runner) checkUpdate(row *ObjectRow) (obj rebalancer.Object, dest rebala
 //
 // A conflict means the object changed since it was read. It is read again:
 // if it is still the same object (same objectId) still listing the evacuated
-// shark, the update is retried with the new etag; if it no longer lists the
-// shark the object needs nothing more (an earlier run of this job may have
-// updated it before a crash); if it was replaced by another object or
-// deleted, the copy is not used.
-func (r *runner) replaceOne(ctx context.Context, row *ObjectRow, obj rebalancer.Object, dest rebalancer.StorageNode) (Change, error) {
+// shark, the update is retried at once with the new etag; if it no longer
+// lists the shark the object needs nothing more (an earlier run of this job
+// may have updated it before a crash); if it was replaced by another object
+// or deleted, the copy is not used. Other failures (Moray unreachable,
+// overloaded, timing out) are retried with backoff for
+// MetadataRetryWindow, then left to a retry job.
+func (r *runner) replaceOne(ctx context.Context, row *jobstore.ObjectRow, obj rebalancer.Object, dest rebalancer.StorageNode) (jobstore.Change, error) {
 	o := r.job.Options
 	from := r.job.From.MantaStorageID
-	done := func(to rebalancer.ObjectStatus, kind rebalancer.ObjectErrorKind, detail string) (Change, error) {
-		return Change{ID: row.ID, Bytes: row.ContentLength, To: to, Error: kind, Detail: detail}, nil
+	var c jobstore.Change // the outcome, once op decides it
+	done := func(to rebalancer.ObjectStatus, kind rebalancer.ObjectErrorKind, detail string) error {
+		c = jobstore.Change{ID: row.ID, Bytes: row.ContentLength, To: to, Error: kind, Detail: detail}
+		return nil
 	}
 	var refreshed *rebalancer.Object
-	deadline := time.Now().Add(o.MetadataRetryWindow.D())
-	conflicts, transient := 0, 0
-	for {
-		_, err := r.e.cfg.Metadata.ReplaceShark(ctx, obj, from, dest)
-		if err == nil {
-			c, _ := done(rebalancer.ObjectComplete, 0, "")
-			c.Refresh = refreshed
-			return c, nil
-		}
-		if ctx.Err() != nil {
-			return Change{}, ctx.Err()
-		}
-		var bad *rebalancer.BadObjectError
-		switch {
-		case errors.As(err, &bad):
-			return done(rebalancer.ObjectError, bad.Kind, err.Error())
-		case errors.Is(err, rebalancer.ErrObjectNotFound):
-			return done(rebalancer.ObjectError, rebalancer.ErrorMorayObjectNotFound, "object deleted before its metadata was updated")
-		case errors.Is(err, rebalancer.ErrEtagConflict), errors.Is(err, rebalancer.ErrSharkNotListed):
-			conflicts++
-			cur, gerr := r.e.cfg.Metadata.GetObject(ctx, obj.Shard, obj.Key)
+	conflicts := 0
+	op := func(ctx context.Context) error {
+		for {
+			_, err := r.e.cfg.Metadata.ReplaceShark(ctx, obj, from, dest)
+			if err == nil {
+				done(rebalancer.ObjectComplete, 0, "")
+				c.Refresh = refreshed
+				return nil
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			var bad *rebalancer.BadObjectError
 			switch {
-			case errors.Is(gerr, rebalancer.ErrObjectNotFound):
+			case errors.As(err, &bad):
+				return done(rebalancer.ObjectError, bad.Kind, err.Error())
+			case errors.Is(err, rebalancer.ErrObjectNotFound):
 				return done(rebalancer.ObjectError, rebalancer.ErrorMorayObjectNotFound, "object deleted before its metadata was updated")
-			case gerr != nil:
-				if ctx.Err() != nil {
-					return Change{}, ctx.Err()
-				}
-				if time.Now().After(deadline) {
-					return done(rebalancer.ObjectError, rebalancer.ErrorMorayUpdateFailed, "re-reading after an etag conflict: "+gerr.Error())
-				}
-				sleep(ctx, backoff(transient))
-				transient++
-				continue
+			case !errors.Is(err, rebalancer.ErrEtagConflict) && !errors.Is(err, rebalancer.ErrSharkNotListed):
+				return err // transient: retried with backoff
+			}
+			conflicts++
+			cur, err := r.e.cfg.Metadata.GetObject(ctx, obj.Shard, obj.Key)
+			switch {
+			case errors.Is(err, rebalancer.ErrObjectNotFound):
+				return done(rebalancer.ObjectError, rebalancer.ErrorMorayObjectNotFound, "object deleted before its metadata was updated")
+			case err != nil:
+				return errRereading{err}
 			case cur.ID != obj.ID:
 				return done(rebalancer.ObjectError, rebalancer.ErrorMorayEtagMismatch,
 					fmt.Sprintf("key now holds another object (%s), the copy is not used", cur.ID))
 			case !cur.HasShark(from):
 				// Nothing lists the evacuated shark any more.
-				c, _ := done(rebalancer.ObjectComplete, 0, "")
+				done(rebalancer.ObjectComplete, 0, "")
 				if !cur.HasShark(dest.MantaStorageID) {
 					c.Detail = "moved off the shark by someone else; the new copy is not used"
 				}
 				c.Refresh = &cur
-				return c, nil
+				return nil
 			case cur.HasShark(dest.MantaStorageID):
 				// Another job, moving another copy of this object, put its
 				// copy on the same destination first (the copy there is
 				// that one). The object must still leave the evacuated
 				// shark: place it again, elsewhere, while attempts remain.
 				if row.Attempts+1 < o.MaxAttempts {
-					return Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectUnprocessed, Avoid: dest.MantaStorageID,
-						Refresh: &cur, Detail: "metadata already lists the destination; placing the object again"}, nil
+					c = jobstore.Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectUnprocessed, Avoid: dest.MantaStorageID,
+						Refresh: &cur, Detail: "metadata already lists the destination; placing the object again"}
+					return nil
 				}
 				return done(rebalancer.ObjectError, rebalancer.ErrorMorayEtagMismatch,
 					"metadata already lists the destination as well as the evacuated shark")
@@ -258,25 +254,40 @@ func (r *runner) replaceOne(ctx context.Context, row *ObjectRow, obj rebalancer.
 					fmt.Sprintf("etag changed %d times while updating", conflicts))
 			}
 			obj, refreshed = cur, &cur
-		default:
-			// Moray unreachable, overloaded, or timing out: retry for a
-			// while, then let a retry job have it.
-			if time.Now().After(deadline) {
-				return done(rebalancer.ObjectError, rebalancer.ErrorMorayUpdateFailed, err.Error())
-			}
-			if transient%10 == 0 {
-				r.log.Warn("metadata update failed; retrying", "object", row.ID, "shard", obj.Shard, "err", err)
-			}
-			if !sleep(ctx, backoff(transient)) {
-				return Change{}, ctx.Err()
-			}
-			transient++
 		}
 	}
+	err := retry.Do(ctx, retry.Policy{
+		MaxElapsed: o.MetadataRetryWindow.D(),
+		Backoff:    metadataBackoff,
+		OnRetry: func(n int, _ time.Duration, err error) {
+			if n%10 == 0 {
+				r.log.Warn("metadata update failed; retrying", "object", row.ID, "shard", obj.Shard, "err", err)
+			}
+		},
+	}, op)
+	switch {
+	case err == nil:
+		return c, nil
+	case ctx.Err() != nil:
+		return jobstore.Change{}, ctx.Err()
+	}
+	// The retry window passed.
+	var re *retry.Error
+	if errors.As(err, &re) {
+		err = re.Err
+	}
+	done(rebalancer.ObjectError, rebalancer.ErrorMorayUpdateFailed, err.Error())
+	return c, nil
 }
 
-// backoff is the wait before retry n of a transient metadata failure.
-func backoff(n int) time.Duration {
-	d := 100 * time.Millisecond << min(n, 6)
-	return min(d, 5*time.Second)
-}
+// errRereading is a failure to read an object again after an etag
+// conflict, retried like any transient failure.
+type errRereading struct{ error }
+
+func (e errRereading) Error() string { return "re-reading after an etag conflict: " + e.error.Error() }
+
+func (e errRereading) Unwrap() error { return e.error }
+
+// metadataBackoff is the schedule of waits between retries of a transient
+// metadata failure: 100 ms, doubling, at most 5 s.
+var metadataBackoff = retry.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second}

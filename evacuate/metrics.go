@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/evacuate/internal/jobstore"
 )
 
 // MetricLabels are the constant labels the legacy manager puts on every
@@ -116,7 +117,7 @@ func (m *Metrics) Request(req string) {
 	}
 }
 
-func (m *Metrics) objectEnded(c Change) {
+func (m *Metrics) objectEnded(c jobstore.Change) {
 	if m == nil {
 		return
 	}

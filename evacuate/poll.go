@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/evacuate/internal/jobstore"
 )
 
 // poll checks every accepted assignment each PollInterval, at most
@@ -112,13 +113,13 @@ func (r *runner) complete(ctx context.Context, a *assignment, got rebalancer.Ass
 	for _, t := range got.Stats.State.Failed {
 		failed[t.ObjectID] = t.Status.Reason
 	}
-	var changes []Change
+	var changes []jobstore.Change
 	var copied int64
 	succeeded := 0
 	for _, p := range a.order {
 		reason, bad := failed[p.row.ID]
 		if !bad {
-			changes = append(changes, Change{ID: p.row.ID, Bytes: p.row.ContentLength, To: rebalancer.ObjectPostProcessing})
+			changes = append(changes, jobstore.Change{ID: p.row.ID, Bytes: p.row.ContentLength, To: rebalancer.ObjectPostProcessing})
 			copied += p.row.ContentLength
 			succeeded++
 			continue
@@ -168,8 +169,8 @@ func checkReply(a *assignment, got rebalancer.Assignment) string {
 // taskFailure decides what happens to an object whose copy failed: another
 // attempt (from another copy, or on another destination) when that may
 // help, otherwise a skip with the agent's reason.
-func (r *runner) taskFailure(p *planned, dest rebalancer.StorageNode, reason rebalancer.SkipReason) Change {
-	c := Change{ID: p.row.ID, Bytes: p.row.ContentLength, To: rebalancer.ObjectSkipped, Skip: reason,
+func (r *runner) taskFailure(p *planned, dest rebalancer.StorageNode, reason rebalancer.SkipReason) jobstore.Change {
+	c := jobstore.Change{ID: p.row.ID, Bytes: p.row.ContentLength, To: rebalancer.ObjectSkipped, Skip: reason,
 		Detail: fmt.Sprintf("agent on %s: copy from %s failed: %s", dest.MantaStorageID, p.source, reason)}
 	if mpuPart(p.obj) {
 		if _, ok := reason.HTTPStatus(); ok || reason == rebalancer.SkipSourceObjectNotFound {

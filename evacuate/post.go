@@ -7,9 +7,9 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/evacuate/internal/jobstore"
+	"github.com/TritonDataCenter/rebalancer/internal/retry"
 )
 
 // statusCoder is implemented by agent client errors that carry the HTTP
@@ -56,7 +56,7 @@ func (r *runner) post(ctx context.Context, a *assignment) {
 		}
 		err := r.e.cfg.Agent.PostAssignment(ctx, a.dest, a.payload())
 		if err == nil || errors.Is(err, rebalancer.ErrAssignmentExists) {
-			if err := r.store.SetAssignmentState(ctx, r.job.ID, a.id, assignmentPosted); err != nil {
+			if err := r.store.SetAssignmentState(ctx, r.job.ID, a.id, jobstore.AssignmentPosted); err != nil {
 				if ctx.Err() == nil {
 					r.log.Error("cannot record an accepted assignment; it will be polled anyway", "assignment", a.id, "err", err)
 				}
@@ -83,7 +83,7 @@ func (r *runner) post(ctx context.Context, a *assignment) {
 				return
 			}
 			r.log.Debug("agent busy; will retry", "assignment", a.id, "dest", a.dest.MantaStorageID, "try", busy)
-			if !sleep(ctx, o.BusyBackoff.Delay(busy)) {
+			if !retry.Sleep(ctx, o.BusyBackoff.Delay(busy)) {
 				return
 			}
 		case isStatus && (code == http.StatusUnauthorized || code == http.StatusForbidden):
@@ -106,7 +106,7 @@ func (r *runner) post(ctx context.Context, a *assignment) {
 				return
 			}
 			r.log.Warn("cannot post assignment; will retry", "assignment", a.id, "dest", a.dest.MantaStorageID, "try", unreachable, "err", err)
-			if !sleep(ctx, o.UnreachableBackoff.Delay(unreachable)) {
+			if !retry.Sleep(ctx, o.UnreachableBackoff.Delay(unreachable)) {
 				return
 			}
 		}
@@ -118,15 +118,15 @@ func (r *runner) post(ctx context.Context, a *assignment) {
 // recorded as skipped for reason. A zero reason means "back to unprocessed
 // as is" (the job is stopping).
 func (r *runner) abandon(ctx context.Context, a *assignment, reason rebalancer.SkipReason, detail string, retry bool) {
-	changes := make([]Change, 0, len(a.order))
+	changes := make([]jobstore.Change, 0, len(a.order))
 	for _, p := range a.order {
 		switch {
 		case reason == 0:
-			changes = append(changes, Change{ID: p.row.ID, Bytes: p.row.ContentLength, To: rebalancer.ObjectUnprocessed})
+			changes = append(changes, jobstore.Change{ID: p.row.ID, Bytes: p.row.ContentLength, To: rebalancer.ObjectUnprocessed})
 		case retry && p.row.Attempts+1 < r.job.Options.MaxAttempts:
-			changes = append(changes, Change{ID: p.row.ID, Bytes: p.row.ContentLength, To: rebalancer.ObjectUnprocessed, Avoid: a.dest.MantaStorageID, Detail: detail})
+			changes = append(changes, jobstore.Change{ID: p.row.ID, Bytes: p.row.ContentLength, To: rebalancer.ObjectUnprocessed, Avoid: a.dest.MantaStorageID, Detail: detail})
 		default:
-			changes = append(changes, Change{ID: p.row.ID, Bytes: p.row.ContentLength, To: rebalancer.ObjectSkipped, Skip: reason, Detail: detail})
+			changes = append(changes, jobstore.Change{ID: p.row.ID, Bytes: p.row.ContentLength, To: rebalancer.ObjectSkipped, Skip: reason, Detail: detail})
 		}
 	}
 	r.record(ctx, a, changes, 0)
@@ -137,10 +137,8 @@ func (r *runner) abandon(ctx context.Context, a *assignment, reason rebalancer.S
 
 // record writes an assignment's outcome (every object leaves assigned) and
 // frees what it held. copiedBytes is what the agent wrote.
-func (r *runner) record(ctx context.Context, a *assignment, changes []Change, copiedBytes int64) {
-	err := r.store.Transition(ctx, r.job.ID, rebalancer.ObjectAssigned, changes, func(tx *sqlx.Tx) error {
-		return setAssignmentState(ctx, tx, r.job.ID, a.id, assignmentDone)
-	})
+func (r *runner) record(ctx context.Context, a *assignment, changes []jobstore.Change, copiedBytes int64) {
+	err := r.store.FinishAssignment(ctx, r.job.ID, a.id, changes)
 	if err != nil {
 		// Nothing is lost: the objects stay assigned in the store and the
 		// assignment is picked up again when the job resumes.

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/evacuate/internal/jobstore"
+	"github.com/TritonDataCenter/rebalancer/internal/retry"
 )
 
 // retrySource is the object source of a retry job: the objects of an earlier
@@ -14,7 +16,7 @@ import (
 // metadata again, so that objects moved, deleted or rewritten since are not
 // copied for nothing and etags are fresh.
 type retrySource struct {
-	store    *Store
+	store    *jobstore.Store
 	jobID    string
 	metadata rebalancer.MetadataStore
 	log      *slog.Logger
@@ -62,32 +64,34 @@ func (s *retrySource) Discover(ctx context.Context, req rebalancer.DiscoverReque
 
 // current returns the object's metadata as it is now, and false when there
 // is nothing left to move.
-func (s *retrySource) current(ctx context.Context, row *ObjectRow, shark string) (rebalancer.Object, bool) {
+func (s *retrySource) current(ctx context.Context, row *jobstore.ObjectRow, shark string) (rebalancer.Object, bool) {
 	stored, err := row.Object()
 	if err != nil {
 		// Not parseable then, not parseable now: let the new job record it.
 		return rebalancer.Object{ID: row.ID, Key: row.Key, Shard: row.Shard, Etag: row.Etag, Metadata: []byte(row.Metadata)}, true
 	}
-	var lastErr error
-	for attempt := 0; attempt < 4; attempt++ {
-		cur, err := s.metadata.GetObject(ctx, row.Shard, row.Key)
-		switch {
-		case err == nil:
-			if cur.ID != row.ID || !cur.HasShark(shark) {
-				return rebalancer.Object{}, false
-			}
-			cur.ScanID = row.ScanID
-			return cur, true
-		case errors.Is(err, rebalancer.ErrObjectNotFound):
+	var cur rebalancer.Object
+	err = retry.Do(ctx, retry.Policy{
+		Attempts:  4,
+		Backoff:   metadataBackoff,
+		Retryable: func(err error) bool { return !errors.Is(err, rebalancer.ErrObjectNotFound) },
+	}, func(ctx context.Context) error {
+		var err error
+		cur, err = s.metadata.GetObject(ctx, row.Shard, row.Key)
+		return err
+	})
+	switch {
+	case err == nil:
+		if cur.ID != row.ID || !cur.HasShark(shark) {
 			return rebalancer.Object{}, false
 		}
-		lastErr = err
-		if !sleep(ctx, backoff(attempt)) {
-			return rebalancer.Object{}, false
-		}
+		cur.ScanID = row.ScanID
+		return cur, true
+	case errors.Is(err, rebalancer.ErrObjectNotFound), ctx.Err() != nil:
+		return rebalancer.Object{}, false
 	}
 	// Metadata cannot be read now: retry with what was stored, whose etag
 	// the metadata stage re-checks anyway.
-	s.log.Warn("cannot re-read metadata for a retried object; using the stored copy", "object", row.ID, "err", lastErr)
+	s.log.Warn("cannot re-read metadata for a retried object; using the stored copy", "object", row.ID, "err", err)
 	return stored, true
 }

@@ -2,6 +2,7 @@ package evacuate
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,21 +13,17 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/evacuate/internal/jobstore"
 )
 
-// A runner drives one job. Its stages run in their own goroutines and talk
-// through the store and a few in-memory structures:
-//
-//	discover ─► store (unprocessed) ─► feed: place, group per destination ─► post
-//	   ─► poll ─► store (post_processing) ─► metadata ─► store (complete)
-//
-// The store is the queue between stages, so memory stays flat however many
-// objects a shark holds, and a restarted manager finds every object where
-// it was. The monitor ends the job when the counters say nothing is left.
+// A runner drives one job: its stages (the package documentation draws
+// them) run in their own goroutines and talk through the store and a few
+// in-memory structures. The monitor ends the job when the counters say
+// nothing is left.
 type runner struct {
 	e     *Engine
 	job   JobRecord
-	store *Store
+	store *jobstore.Store
 	log   *slog.Logger
 
 	// stateMu serialises the changes of the stored Running/Paused state
@@ -68,7 +65,7 @@ type runner struct {
 
 func newRunner(e *Engine, j JobRecord) *runner {
 	r := &runner{
-		e: e, job: j, store: e.cfg.Store,
+		e: e, job: j, store: e.store,
 		log:         e.log.With("job", j.ID, "shark", j.From.MantaStorageID),
 		ctlWake:     make(chan struct{}),
 		feedWake:    make(chan struct{}, 1),
@@ -244,7 +241,7 @@ func (r *runner) restore(ctx context.Context) error {
 	if r.job.Options.DryRun {
 		return nil
 	}
-	recs, err := r.store.Assignments(ctx, r.job.ID, assignmentCreated, assignmentPosted)
+	recs, err := r.store.Assignments(ctx, r.job.ID, jobstore.AssignmentCreated, jobstore.AssignmentPosted)
 	if err != nil {
 		return err
 	}
@@ -258,8 +255,10 @@ func (r *runner) restore(ctx context.Context) error {
 			return err
 		}
 		r.fl.adoptRestored(a)
-		if rec.State == assignmentPosted {
-			a.posted = millis(rec.Posted)
+		if rec.State == jobstore.AssignmentPosted {
+			if rec.Posted != 0 {
+				a.posted = time.UnixMilli(rec.Posted)
+			}
 			r.fl.watch(a)
 		} else {
 			r.startPost(ctx, a)
@@ -290,7 +289,7 @@ func (r *runner) restore(ctx context.Context) error {
 }
 
 // assignmentFromRows rebuilds an assignment's tasks from its stored objects.
-func (r *runner) assignmentFromRows(rec AssignmentRecord, rows []ObjectRow) (*assignment, error) {
+func (r *runner) assignmentFromRows(rec jobstore.AssignmentRecord, rows []jobstore.ObjectRow) (*assignment, error) {
 	a := &assignment{id: rec.ID, dest: rec.Dest, posts: rec.Posts, objects: map[string]*planned{}}
 	for i := range rows {
 		row := &rows[i]
@@ -331,7 +330,7 @@ func (r *runner) monitor(ctx context.Context) error {
 			// works.
 			return &storeDownError{err}
 		}
-		counts, err := r.store.Counts(ctx, r.job.ID)
+		counts, err := getCounts(ctx, r.store, r.job.ID)
 		if err != nil {
 			return err
 		}
@@ -446,7 +445,11 @@ func (r *runner) requestStop() {
 func (r *runner) setMetadataThreads(ctx context.Context, n int) error {
 	o := r.job.Options
 	o.MetadataThreads = n
-	if err := r.store.SetJobOptions(ctx, r.job.ID, o); err != nil {
+	b, err := json.Marshal(o)
+	if err != nil {
+		return err
+	}
+	if err := r.store.SetJobOptions(ctx, r.job.ID, b); err != nil {
 		return err
 	}
 	r.mdWant.Store(int32(n))
@@ -462,18 +465,6 @@ func (r *runner) wakeFeeder() {
 	select {
 	case r.feedWake <- struct{}{}:
 	default:
-	}
-}
-
-// sleep waits for d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 

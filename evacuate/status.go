@@ -2,21 +2,16 @@ package evacuate
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"sort"
-	"strings"
-	"time"
 
 	"github.com/TritonDataCenter/rebalancer"
 )
 
 // Status is what is known of a job: its record, exact counters, and for a
-// running job its current rates. It encodes as the legacy GET /jobs/{uuid}
-// document ({"config":..,"results":..,"state":..}) with new fields added
-// beside the legacy ones.
+// running job its current rates. Package jobapi serves it as the legacy
+// GET /jobs/{uuid} document, with new fields beside the legacy ones.
 type Status struct {
 	Job        JobRecord
 	Counts     []Count
@@ -132,15 +127,15 @@ func (r *runner) lastStatus(err error) Status {
 
 // storedStatus reads a job's status from the store.
 func (e *Engine) storedStatus(ctx context.Context, id string) (Status, error) {
-	j, err := e.cfg.Store.GetJob(ctx, id)
+	j, err := e.Job(ctx, id)
 	if err != nil {
 		return Status{}, err
 	}
-	counts, err := e.cfg.Store.Counts(ctx, id)
+	counts, err := getCounts(ctx, e.store, id)
 	if err != nil {
 		return Status{}, err
 	}
-	dups, _, err := e.cfg.Store.Duplicates(ctx, id, 0)
+	dups, _, err := e.store.Duplicates(ctx, id, 0)
 	if err != nil {
 		return Status{}, err
 	}
@@ -168,7 +163,7 @@ func (e *Engine) storedStatus(ctx context.Context, id string) (Status, error) {
 				}
 			}
 		}
-		dests, err := e.cfg.Store.Destinations(ctx, id, rebalancer.ObjectUnprocessed)
+		dests, err := e.store.Destinations(ctx, id, rebalancer.ObjectUnprocessed)
 		if err != nil {
 			return Status{}, err
 		}
@@ -184,119 +179,6 @@ func (e *Engine) storedStatus(ctx context.Context, id string) (Status, error) {
 		st.DryRun = rep
 	}
 	return st, nil
-}
-
-type statusConfig struct {
-	Action    rebalancer.JobAction   `json:"action"`
-	FromShark rebalancer.StorageNode `json:"from_shark"`
-}
-
-type statusProgress struct {
-	Objects          int64    `json:"objects"`
-	ObjectsDone      int64    `json:"objects_done"`
-	ObjectsComplete  int64    `json:"objects_complete"`
-	Bytes            int64    `json:"bytes"`
-	BytesComplete    int64    `json:"bytes_complete"`
-	ObjectsPerSecond float64  `json:"objects_per_second"`
-	BytesPerSecond   float64  `json:"bytes_per_second"`
-	DiscoveryDone    bool     `json:"discovery_done"`
-	ETASeconds       *float64 `json:"eta_seconds"`
-}
-
-// MarshalJSON encodes the legacy status document (Title Case counts,
-// Duplicates, Total, error_breakdown grouped by moray/mdapi/other,
-// skip_breakdown), with id, error, timestamps, progress, options and the
-// dry-run report added.
-func (s Status) MarshalJSON() ([]byte, error) {
-	results := map[string]any{}
-	var total int64
-	for _, st := range rebalancer.ObjectStatuses() {
-		n, _ := s.Total(st)
-		results[st.Title()] = n
-		total += n
-	}
-	results["Duplicates"] = s.Duplicates
-	results["Total"] = total + s.Duplicates
-	errs := map[string]map[string]int64{}
-	skips := map[string]int64{}
-	for _, c := range s.Counts {
-		switch c.Status {
-		case rebalancer.ObjectError.String():
-			group, name := "other", c.Reason
-			for _, prefix := range []string{"moray", "mdapi"} {
-				if rest, ok := strings.CutPrefix(c.Reason, prefix+"_"); ok {
-					group, name = prefix, rest
-				}
-			}
-			if errs[group] == nil {
-				errs[group] = map[string]int64{}
-			}
-			errs[group][name] += c.N
-		case rebalancer.ObjectSkipped.String():
-			skips[c.Reason] += c.N
-		}
-	}
-	if len(errs) > 0 {
-		results["error_breakdown"] = errs
-	}
-	if len(skips) > 0 {
-		results["skip_breakdown"] = skips
-	}
-
-	complete, bytesComplete := s.Total(rebalancer.ObjectComplete)
-	var objects, bytes int64
-	for _, c := range s.Counts {
-		objects += c.N
-		bytes += c.Bytes
-	}
-	remaining := s.Remaining()
-	p := statusProgress{
-		Objects: objects, ObjectsDone: objects - remaining, ObjectsComplete: complete,
-		Bytes: bytes, BytesComplete: bytesComplete, DiscoveryDone: s.Job.DiscoveryDone,
-		ObjectsPerSecond: round2(s.ObjectsPerSecond), BytesPerSecond: math.Round(s.BytesPerSecond),
-	}
-	if s.Running && s.Job.DiscoveryDone && s.ObjectsPerSecond > 0 {
-		eta := math.Round(float64(remaining) / s.ObjectsPerSecond)
-		p.ETASeconds = &eta
-	}
-	doc := struct {
-		Config   statusConfig        `json:"config"`
-		Results  map[string]any      `json:"results"`
-		State    rebalancer.JobState `json:"state"`
-		ID       string              `json:"id"`
-		Error    string              `json:"error,omitempty"`
-		RetryOf  string              `json:"retry_of,omitempty"`
-		Created  *time.Time          `json:"created,omitempty"`
-		Started  *time.Time          `json:"started,omitempty"`
-		Finished *time.Time          `json:"finished,omitempty"`
-		Progress statusProgress      `json:"progress"`
-		Options  Options             `json:"options"`
-		DryRun   *DryRunReport       `json:"dry_run,omitempty"`
-	}{
-		Config:   statusConfig{Action: s.Job.Action, FromShark: s.Job.From},
-		Results:  results,
-		State:    s.Job.State,
-		ID:       s.Job.ID,
-		Error:    s.Job.Error,
-		RetryOf:  s.Job.RetryOf,
-		Created:  timePtr(s.Job.CreatedAt),
-		Started:  timePtr(s.Job.StartedAt),
-		Finished: timePtr(s.Job.FinishedAt),
-		Progress: p,
-		Options:  s.Job.Options,
-		DryRun:   s.DryRun,
-	}
-	return json.Marshal(doc)
-}
-
-func round2(f float64) float64 { return math.Round(f*100) / 100 }
-
-func timePtr(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	t = t.UTC()
-	return &t
 }
 
 // SkipBreakdown returns skip counts by reason, largest first.

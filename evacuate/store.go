@@ -6,342 +6,116 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"net/url"
-	"os"
-	"path/filepath"
-	"strings"
-	"sync"
+	"log/slog"
 	"time"
 
-	"github.com/google/uuid"
-	"github.com/jmoiron/sqlx"
-	_ "github.com/lib/pq"  // PostgreSQL driver
-	_ "modernc.org/sqlite" // SQLite driver (no cgo)
-
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/evacuate/internal/jobstore"
 )
 
-// Store keeps evacuation jobs and the fate of every object they touch. It
-// runs on SQLite (a file in the data directory; the default) or PostgreSQL,
-// through the same SQL.
+// Store is a job store: the jobs, the fate of every object they touch,
+// the assignments in flight and exact per-job counters, in a SQLite file
+// or a PostgreSQL database, through the same SQL. A manager's restart
+// finds every job and object where it was.
 //
-// Every change of an object's status goes through a statement guarded by the
-// status it is leaving ("... WHERE status = 'assigned'"), in the same
-// transaction as the per-job counters it moves. The counters are therefore
-// exact at all times, and reading a job's status is a small query however
-// many millions of objects it has (seed IMP-7).
-type Store struct {
-	db       *sqlx.DB
-	postgres bool
-	// SQLite allows one writer at a time. Serializing write transactions in
-	// process avoids lock-upgrade deadlocks and busy retries; PostgreSQL
-	// needs no such lock.
-	writeMu sync.Mutex
+// Open one with package sqlitestore or pgstore, which link the driver of
+// their database, so that a program links only the one it uses; or, with
+// a driver of your own for one of these databases, with OpenStore. A
+// Store is safe for concurrent use; give it to one Engine at a time.
+type Store struct{ s *jobstore.Store }
 
-	// path is the SQLite file and file what it was when opened: Check
-	// notices the file deleted or replaced under the open store, which
-	// SQLite itself would not (it goes on writing to the unlinked file).
-	path string
-	file os.FileInfo
+// Dialect is the SQL dialect of a job store's database.
+type Dialect int
 
-	identity string // store_meta's, fixed when the store was created
-	mark     *mark  // the record of the store kept outside it, if any
+// The dialects a job store speaks.
+const (
+	SQLite     Dialect = iota + 1 // a SQLite file (package sqlitestore)
+	PostgreSQL                    // a PostgreSQL database (package pgstore)
+)
+
+// StoreDB is a database for a job store, as its driver opened it.
+type StoreDB struct {
+	// DB is the database. The store takes it over: Store.Close closes it.
+	DB *sql.DB
+	// Dialect is its SQL dialect, which decides the bind style and
+	// whether write transactions are serialised (SQLite has one writer).
+	Dialect Dialect
+	// File, for SQLite, is the database file: Store.Check fails once it
+	// is deleted or replaced under the open store, which SQLite itself
+	// does not notice (it goes on writing to the unlinked file).
+	File string
+	// Name names the store in errors and in its mark file; it must not
+	// hold a password. Empty means File, or "(PostgreSQL)".
+	Name string
 }
 
-// ErrJobNotFound is returned for an unknown job id.
-var ErrJobNotFound = errors.New("job not found")
-
-// OpenStore opens (creating and migrating as needed) the job store named by
-// dsn: a postgres:// or postgresql:// URL, or else a SQLite file path
-// (a directory path means the file jobs.db inside it). It keeps no mark
-// file: see OpenStoreWith.
-func OpenStore(ctx context.Context, dsn string) (*Store, error) {
-	return OpenStoreWith(ctx, dsn, StoreOptions{})
+// StoreOptions guard a job store against being silently swapped.
+//
+// A store replaced by an empty one (a SQLite file deleted or restored from
+// an old copy, a PostgreSQL database recreated) looks like a fresh install:
+// a manager started on it would forget every job it had, and the operator
+// would see no job where there were some. So a small mark file, kept
+// outside the store, records the store's identity (a random id drawn when
+// the store was created, in its store_meta table) and the number of jobs
+// it held. Opening a store that is not the one marked, or that holds fewer
+// jobs than the mark says, fails with an error wrapping ErrStoreReplaced,
+// unless AcceptEmpty is set.
+//
+// The mark is written (atomically) when the store is first opened with it
+// and after every job created; a crash in between leaves it behind the
+// store, never ahead, so it never refuses a good store. A store copied
+// whole (pg_dump and restore, a SQLite file moved with its mark) keeps its
+// identity and is accepted.
+type StoreOptions struct {
+	// MarkFile is where the mark is kept; "" keeps none.
+	// sqlitestore.DefaultMarkFile gives the usual place for a SQLite
+	// store. It must be outside the store's own database (for PostgreSQL,
+	// a local file).
+	MarkFile string
+	// AcceptEmpty opens a store that does not match its mark anyway and
+	// marks it as the store from now on: the jobs the mark remembers are
+	// forgotten. For an operator who replaced the store on purpose.
+	AcceptEmpty bool
+	// Logger receives the warning when AcceptEmpty was needed
+	// (slog.Default when nil).
+	Logger *slog.Logger
 }
 
-// isPostgres reports whether dsn names a PostgreSQL database.
-func isPostgres(dsn string) bool {
-	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
-}
+// Errors of the job store.
+var (
+	// ErrJobNotFound is returned for an unknown job id.
+	ErrJobNotFound = jobstore.ErrJobNotFound
+	// ErrStoreReplaced is matched by the error of opening a job store
+	// that does not match its mark file (see StoreOptions).
+	ErrStoreReplaced = jobstore.ErrStoreReplaced
+)
 
-// SQLitePath returns the file a SQLite job store named dsn lives in (a
-// directory means jobs.db inside it), or "" for PostgreSQL.
-func SQLitePath(dsn string) string {
-	if isPostgres(dsn) {
-		return ""
+// OpenStore opens a job store on db, creating and migrating its tables as
+// needed, and checks it against its mark file when opts names one. On
+// error, db is closed.
+func OpenStore(ctx context.Context, db StoreDB, opts StoreOptions) (*Store, error) {
+	if db.DB == nil || (db.Dialect != SQLite && db.Dialect != PostgreSQL) {
+		if db.DB != nil {
+			db.DB.Close()
+		}
+		return nil, errors.New("evacuate: OpenStore needs a database and its dialect")
 	}
-	if fi, err := os.Stat(dsn); err == nil && fi.IsDir() {
-		return filepath.Join(dsn, "jobs.db")
-	}
-	return dsn
-}
-
-// OpenStoreWith opens the job store named by dsn, like OpenStore, and
-// checks it against its mark file when opts names one (see StoreOptions).
-func OpenStoreWith(ctx context.Context, dsn string, opts StoreOptions) (*Store, error) {
-	s := &Store{}
-	var err error
-	if isPostgres(dsn) {
-		s.postgres = true
-		s.db, err = sqlx.Open("postgres", dsn)
-		if err == nil {
-			s.db.SetMaxOpenConns(16)
-		}
-	} else {
-		s.path = SQLitePath(dsn)
-		if err := createSQLite(s.path); err != nil {
-			return nil, err
-		}
-		if s.file, err = os.Stat(s.path); err != nil {
-			return nil, fmt.Errorf("job store: %w", err)
-		}
-		q := url.Values{}
-		// mode=rw: a connection opened after the file was deleted fails
-		// instead of creating an empty store in its place.
-		q.Set("mode", "rw")
-		q.Add("_pragma", "busy_timeout(30000)")
-		q.Add("_pragma", "journal_mode(WAL)")
-		q.Add("_pragma", "synchronous(NORMAL)")
-		q.Add("_pragma", "foreign_keys(ON)")
-		q.Set("_txlock", "immediate")
-		s.db, err = sqlx.Open("sqlite", "file:"+s.path+"?"+q.Encode())
-		if err == nil {
-			s.db.SetMaxOpenConns(8)
-		}
-	}
+	s, err := jobstore.Open(ctx, jobstore.DB{DB: db.DB, Postgres: db.Dialect == PostgreSQL, File: db.File, Name: db.Name},
+		jobstore.MarkOptions{File: opts.MarkFile, AcceptEmpty: opts.AcceptEmpty, Logger: opts.Logger})
 	if err != nil {
-		return nil, fmt.Errorf("open job store: %w", err)
-	}
-	if err := s.db.PingContext(ctx); err != nil {
-		s.db.Close()
-		return nil, fmt.Errorf("open job store: %w", err)
-	}
-	if err := s.migrate(ctx); err != nil {
-		s.db.Close()
 		return nil, err
 	}
-	if err := s.checkMark(ctx, dsn, opts); err != nil {
-		s.db.Close()
-		return nil, err
-	}
-	return s, nil
-}
-
-// createSQLite creates the directory of a SQLite store and the file itself
-// when missing (an empty file is an empty SQLite database).
-func createSQLite(path string) error {
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("job store directory: %w", err)
-		}
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return fmt.Errorf("job store: %w", err)
-	}
-	return f.Close()
+	return &Store{s: s}, nil
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
-
-// migrations are applied in order; each runs once, recorded in
-// schema_migrations. Append, never edit.
-var migrations = []string{
-	`CREATE TABLE jobs (
-		id              TEXT PRIMARY KEY,
-		action          TEXT NOT NULL,
-		state           TEXT NOT NULL,
-		from_shark      TEXT NOT NULL,
-		from_datacenter TEXT NOT NULL DEFAULT '',
-		options         TEXT NOT NULL,
-		retry_of        TEXT NOT NULL DEFAULT '',
-		error           TEXT NOT NULL DEFAULT '',
-		discovery_done  INTEGER NOT NULL DEFAULT 0,
-		next_seq        BIGINT NOT NULL DEFAULT 0,
-		created_at      BIGINT NOT NULL,
-		updated_at      BIGINT NOT NULL,
-		started_at      BIGINT NOT NULL DEFAULT 0,
-		finished_at     BIGINT NOT NULL DEFAULT 0
-	)`,
-	// objects is the legacy evacuateobjects table, one per store rather than
-	// one database per job, plus what the engine needs to resume and retry.
-	`CREATE TABLE objects (
-		job_id          TEXT NOT NULL,
-		id              TEXT NOT NULL,
-		seq             BIGINT NOT NULL,
-		key             TEXT NOT NULL,
-		shard           INTEGER NOT NULL,
-		scan_id         BIGINT NOT NULL DEFAULT 0,
-		etag            TEXT NOT NULL,
-		object          TEXT NOT NULL,
-		content_length  BIGINT NOT NULL DEFAULT 0,
-		status          TEXT NOT NULL,
-		skipped_reason  TEXT,
-		error           TEXT,
-		detail          TEXT NOT NULL DEFAULT '',
-		dest_shark      TEXT NOT NULL DEFAULT '',
-		dest_datacenter TEXT NOT NULL DEFAULT '',
-		assignment_id   TEXT NOT NULL DEFAULT '',
-		avoid           TEXT NOT NULL DEFAULT '',
-		attempts        INTEGER NOT NULL DEFAULT 0,
-		updated_at      BIGINT NOT NULL,
-		PRIMARY KEY (job_id, id)
-	)`,
-	`CREATE INDEX objects_status ON objects (job_id, status, seq)`,
-	`CREATE INDEX objects_assignment ON objects (job_id, assignment_id)`,
-	`CREATE TABLE duplicates (
-		job_id TEXT NOT NULL,
-		id     TEXT NOT NULL,
-		key    TEXT NOT NULL,
-		shard  INTEGER NOT NULL,
-		PRIMARY KEY (job_id, id, key, shard)
-	)`,
-	`CREATE TABLE assignments (
-		job_id          TEXT NOT NULL,
-		id              TEXT NOT NULL,
-		dest_shark      TEXT NOT NULL,
-		dest_datacenter TEXT NOT NULL,
-		state           TEXT NOT NULL,
-		tasks           INTEGER NOT NULL,
-		bytes           BIGINT NOT NULL,
-		posts           INTEGER NOT NULL DEFAULT 0,
-		created_at      BIGINT NOT NULL,
-		posted_at       BIGINT NOT NULL DEFAULT 0,
-		PRIMARY KEY (job_id, id)
-	)`,
-	`CREATE INDEX assignments_state ON assignments (job_id, state)`,
-	// counts holds exact per-job counters by status and reason (skip reason
-	// or error kind; '' otherwise), moved in the same transactions as the
-	// objects they count.
-	`CREATE TABLE counts (
-		job_id TEXT NOT NULL,
-		status TEXT NOT NULL,
-		reason TEXT NOT NULL,
-		n      BIGINT NOT NULL,
-		bytes  BIGINT NOT NULL,
-		PRIMARY KEY (job_id, status, reason)
-	)`,
-	`CREATE TABLE job_shards (
-		job_id  TEXT NOT NULL,
-		shard   INTEGER NOT NULL,
-		through BIGINT NOT NULL,
-		PRIMARY KEY (job_id, shard)
-	)`,
-	// store_meta is one row: the store's identity, drawn when it was
-	// created (or first opened by a version that knows it), which its mark
-	// file repeats; checked_at is what Check writes to prove the store
-	// writable.
-	`CREATE TABLE store_meta (
-		id         INTEGER PRIMARY KEY,
-		identity   TEXT NOT NULL,
-		created_at BIGINT NOT NULL,
-		checked_at BIGINT NOT NULL DEFAULT 0
-	)`,
-}
-
-func (s *Store) migrate(ctx context.Context) error {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)`); err != nil {
-		return fmt.Errorf("job store migrations: %w", err)
-	}
-	var have int
-	if err := s.db.GetContext(ctx, &have, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`); err != nil {
-		return fmt.Errorf("job store migrations: %w", err)
-	}
-	if have > len(migrations) {
-		return fmt.Errorf("job store schema version %d is newer than this program knows (%d)", have, len(migrations))
-	}
-	for v := have + 1; v <= len(migrations); v++ {
-		err := s.tx(ctx, func(tx *sqlx.Tx) error {
-			if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
-				return err
-			}
-			_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO schema_migrations (version) VALUES (?)`), v)
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("job store migration %d: %w", v, err)
-		}
-	}
-	err := s.tx(ctx, func(tx *sqlx.Tx) error {
-		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO store_meta (id, identity, created_at) VALUES (1, ?, ?)
-			ON CONFLICT (id) DO NOTHING`), uuid.NewString(), now())
-		if err != nil {
-			return err
-		}
-		return tx.GetContext(ctx, &s.identity, `SELECT identity FROM store_meta WHERE id = 1`)
-	})
-	if err != nil {
-		return fmt.Errorf("job store identity: %w", err)
-	}
-	return nil
-}
+func (s *Store) Close() error { return s.s.Close() }
 
 // Check reports whether the job store works now: a SQLite file is still the
 // one opened (not deleted or replaced), the database takes a write, and
 // the mark file, if any, could be kept up to date. Every error names the
 // store and what is wrong with it.
-func (s *Store) Check(ctx context.Context) error {
-	if s.path != "" {
-		fi, err := os.Stat(s.path)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			return fmt.Errorf("job store file %s was deleted while in use: nothing recorded since is kept", s.path)
-		case err != nil:
-			return fmt.Errorf("job store file %s: %w", s.path, err)
-		case !os.SameFile(fi, s.file):
-			return fmt.Errorf("job store file %s was replaced while in use: nothing recorded since is kept", s.path)
-		}
-	}
-	err := s.write(ctx, func(tx *sqlx.Tx) error {
-		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE store_meta SET checked_at = ? WHERE id = 1`), now())
-		if err != nil {
-			return err
-		}
-		return oneRow(res, errors.New("its identity row is missing"))
-	})
-	if err != nil {
-		return fmt.Errorf("job store %s: %w", s.name(), err)
-	}
-	return s.mark.failure()
-}
-
-// name says which store this is, for messages: the SQLite file, or
-// "PostgreSQL".
-func (s *Store) name() string {
-	if s.path != "" {
-		return s.path
-	}
-	return "(PostgreSQL)"
-}
-
-// tx runs fn in a transaction. Callers that write must hold writeMu (the
-// exported methods take it through write).
-func (s *Store) tx(ctx context.Context, fn func(*sqlx.Tx) error) error {
-	tx, err := s.db.BeginTxx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	return tx.Commit()
-}
-
-// write runs fn in a write transaction.
-func (s *Store) write(ctx context.Context, fn func(*sqlx.Tx) error) error {
-	if !s.postgres {
-		s.writeMu.Lock()
-		defer s.writeMu.Unlock()
-	}
-	return s.tx(ctx, fn)
-}
-
-func now() int64 { return time.Now().UnixMilli() }
+func (s *Store) Check(ctx context.Context) error { return s.s.Check(ctx) }
 
 // JobRecord is a job as stored.
 type JobRecord struct {
@@ -359,191 +133,49 @@ type JobRecord struct {
 	FinishedAt    time.Time
 }
 
-type jobRow struct {
-	ID             string `db:"id"`
-	Action         string `db:"action"`
-	State          string `db:"state"`
-	FromShark      string `db:"from_shark"`
-	FromDatacenter string `db:"from_datacenter"`
-	Options        string `db:"options"`
-	RetryOf        string `db:"retry_of"`
-	Error          string `db:"error"`
-	DiscoveryDone  int    `db:"discovery_done"`
-	NextSeq        int64  `db:"next_seq"`
-	CreatedAt      int64  `db:"created_at"`
-	UpdatedAt      int64  `db:"updated_at"`
-	StartedAt      int64  `db:"started_at"`
-	FinishedAt     int64  `db:"finished_at"`
+// jobRecord is the engine's view of a stored job.
+func jobRecord(j jobstore.Job) (JobRecord, error) {
+	r := JobRecord{ID: j.ID, Action: j.Action, State: j.State, From: j.From, RetryOf: j.RetryOf, Error: j.Error,
+		DiscoveryDone: j.DiscoveryDone, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt}
+	if err := json.Unmarshal(j.Options, &r.Options); err != nil {
+		return r, fmt.Errorf("job %s options: %w", j.ID, err)
+	}
+	return r, nil
 }
 
-func millis(ms int64) time.Time {
-	if ms == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(ms)
+// storedJob is a job as the store keeps it.
+func storedJob(r JobRecord) (jobstore.Job, error) {
+	opts, err := json.Marshal(r.Options)
+	return jobstore.Job{ID: r.ID, Action: r.Action, State: r.State, From: r.From, Options: opts, RetryOf: r.RetryOf}, err
 }
 
-func (r jobRow) record() (JobRecord, error) {
-	j := JobRecord{
-		ID: r.ID, From: rebalancer.StorageNode{Datacenter: r.FromDatacenter, MantaStorageID: r.FromShark},
-		RetryOf: r.RetryOf, Error: r.Error, DiscoveryDone: r.DiscoveryDone != 0,
-		CreatedAt: millis(r.CreatedAt), UpdatedAt: millis(r.UpdatedAt), StartedAt: millis(r.StartedAt), FinishedAt: millis(r.FinishedAt),
-	}
-	var err error
-	if j.Action, err = rebalancer.ParseJobAction(r.Action); err != nil {
-		return j, fmt.Errorf("job %s: %w", r.ID, err)
-	}
-	if j.State, err = rebalancer.ParseJobState(r.State); err != nil {
-		return j, fmt.Errorf("job %s: %w", r.ID, err)
-	}
-	if err := json.Unmarshal([]byte(r.Options), &j.Options); err != nil {
-		return j, fmt.Errorf("job %s options: %w", r.ID, err)
-	}
-	return j, nil
-}
-
-// CreateJob stores a new job.
-func (s *Store) CreateJob(ctx context.Context, j JobRecord) error {
-	opts, err := json.Marshal(j.Options)
+// getJob reads a stored job.
+func getJob(ctx context.Context, s *jobstore.Store, id string) (JobRecord, error) {
+	j, err := s.GetJob(ctx, id)
 	if err != nil {
-		return err
+		return JobRecord{}, err
 	}
-	t := now()
-	err = s.write(ctx, func(tx *sqlx.Tx) error {
-		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO jobs
-			(id, action, state, from_shark, from_datacenter, options, retry_of, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			j.ID, j.Action.String(), j.State.String(), j.From.MantaStorageID, j.From.Datacenter,
-			string(opts), j.RetryOf, t, t)
-		if err != nil {
-			return fmt.Errorf("create job %s: %w", j.ID, err)
-		}
-		return nil
-	})
-	if err == nil {
-		s.mark.jobCreated()
-	}
-	return err
+	return jobRecord(j)
 }
 
-const jobColumns = `id, action, state, from_shark, from_datacenter, options, retry_of, error,
-	discovery_done, next_seq, created_at, updated_at, started_at, finished_at`
+// Count is one counter of a job: objects (and their bytes) in a status, for
+// one reason when the status is skipped or error.
+type Count struct {
+	Status string
+	Reason string
+	N      int64
+	Bytes  int64
+}
 
-// GetJob reads one job.
-func (s *Store) GetJob(ctx context.Context, id string) (JobRecord, error) {
-	var r jobRow
-	err := s.db.GetContext(ctx, &r, s.db.Rebind(`SELECT `+jobColumns+` FROM jobs WHERE id = ?`), id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return JobRecord{}, fmt.Errorf("job %s: %w", id, ErrJobNotFound)
-	}
+// getCounts reads a job's counters.
+func getCounts(ctx context.Context, s *jobstore.Store, jobID string) ([]Count, error) {
+	cs, err := s.Counts(ctx, jobID)
 	if err != nil {
-		return JobRecord{}, fmt.Errorf("job %s: %w", id, err)
+		return nil, err
 	}
-	return r.record()
-}
-
-// ListJobs returns every job, oldest first.
-func (s *Store) ListJobs(ctx context.Context) ([]JobRecord, error) {
-	var rows []jobRow
-	if err := s.db.SelectContext(ctx, &rows, `SELECT `+jobColumns+` FROM jobs ORDER BY created_at, id`); err != nil {
-		return nil, fmt.Errorf("list jobs: %w", err)
-	}
-	out := make([]JobRecord, 0, len(rows))
-	for _, r := range rows {
-		j, err := r.record()
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, j)
-	}
-	return out, nil
-}
-
-// SetJobState moves a job to state, recording errMsg when it is not empty.
-func (s *Store) SetJobState(ctx context.Context, id string, state rebalancer.JobState, errMsg string) error {
-	t := now()
-	return s.write(ctx, func(tx *sqlx.Tx) error {
-		q := `UPDATE jobs SET state = ?, updated_at = ?`
-		args := []any{state.String(), t}
-		if errMsg != "" {
-			q += `, error = ?`
-			args = append(args, errMsg)
-		}
-		switch {
-		case state == rebalancer.JobRunning:
-			q += `, started_at = CASE WHEN started_at = 0 THEN ? ELSE started_at END, finished_at = 0`
-			args = append(args, t)
-		case state.Terminal():
-			q += `, finished_at = ?`
-			args = append(args, t)
-		}
-		res, err := tx.ExecContext(ctx, tx.Rebind(q+` WHERE id = ?`), append(args, id)...)
-		if err != nil {
-			return fmt.Errorf("job %s: set state %s: %w", id, state, err)
-		}
-		return oneRow(res, fmt.Errorf("job %s: %w", id, ErrJobNotFound))
-	})
-}
-
-// SetJobSource records the evacuated shark's datacenter once it is known.
-func (s *Store) SetJobSource(ctx context.Context, id string, from rebalancer.StorageNode) error {
-	return s.write(ctx, func(tx *sqlx.Tx) error {
-		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE jobs SET from_shark = ?, from_datacenter = ?, updated_at = ? WHERE id = ?`),
-			from.MantaStorageID, from.Datacenter, now(), id)
-		if err != nil {
-			return fmt.Errorf("job %s: %w", id, err)
-		}
-		return oneRow(res, fmt.Errorf("job %s: %w", id, ErrJobNotFound))
-	})
-}
-
-// SetJobOptions replaces a job's stored options (the tunables an operator
-// may change while it runs).
-func (s *Store) SetJobOptions(ctx context.Context, id string, o Options) error {
-	b, err := json.Marshal(o)
-	if err != nil {
-		return err
-	}
-	return s.write(ctx, func(tx *sqlx.Tx) error {
-		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE jobs SET options = ?, updated_at = ? WHERE id = ?`), string(b), now(), id)
-		if err != nil {
-			return fmt.Errorf("job %s: %w", id, err)
-		}
-		return oneRow(res, fmt.Errorf("job %s: %w", id, ErrJobNotFound))
-	})
-}
-
-// SetDiscoveryDone records that discovery finished.
-func (s *Store) SetDiscoveryDone(ctx context.Context, id string) error {
-	return s.write(ctx, func(tx *sqlx.Tx) error {
-		_, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE jobs SET discovery_done = 1, updated_at = ? WHERE id = ?`), now(), id)
-		return err
-	})
-}
-
-func oneRow(res sql.Result, notFound error) error {
-	n, err := res.RowsAffected()
-	if err != nil {
-		return err
-	}
-	if n != 1 {
-		return notFound
-	}
-	return nil
-}
-
-// Checkpoints returns, per shard, the highest scan id recorded in discovery.
-func (s *Store) Checkpoints(ctx context.Context, jobID string) (map[int]int64, error) {
-	var rows []struct {
-		Shard   int   `db:"shard"`
-		Through int64 `db:"through"`
-	}
-	if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(`SELECT shard, through FROM job_shards WHERE job_id = ?`), jobID); err != nil {
-		return nil, fmt.Errorf("job %s checkpoints: %w", jobID, err)
-	}
-	out := make(map[int]int64, len(rows))
-	for _, r := range rows {
-		out[r.Shard] = r.Through
+	out := make([]Count, len(cs))
+	for i, c := range cs {
+		out[i] = Count(c)
 	}
 	return out, nil
 }

@@ -10,154 +10,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/uuid"
-
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/internal/pgtest"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 )
-
-// A store replaced under the manager, by an empty one or by an old copy,
-// is refused at open: a manager must never silently forget its jobs.
-func TestStoreMark(t *testing.T) {
-	ctx := context.Background()
-	createJobs := func(t *testing.T, st *Store, n int) {
-		t.Helper()
-		for range n {
-			j := JobRecord{ID: newID(), Action: rebalancer.JobEvacuate, State: rebalancer.JobComplete,
-				From: shark(1), Options: DefaultOptions()}
-			if err := st.CreateJob(ctx, j); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	open := func(t *testing.T, dsn, mark string, accept bool) (*Store, error) {
-		t.Helper()
-		st, err := OpenStoreWith(ctx, dsn, StoreOptions{MarkFile: mark, AcceptEmpty: accept, Logger: quietLogger()})
-		if err == nil {
-			t.Cleanup(func() { st.Close() })
-		}
-		return st, err
-	}
-	refused := func(t *testing.T, err error, why string) {
-		t.Helper()
-		if !errors.Is(err, ErrStoreReplaced) || !strings.Contains(err.Error(), why) {
-			t.Fatalf("open = %v, want ErrStoreReplaced saying %q", err, why)
-		}
-	}
-
-	t.Run("sqlite replaced by an empty file", func(t *testing.T) {
-		dir := t.TempDir()
-		mark := DefaultMarkFile(dir)
-		if want := filepath.Join(dir, "jobs.db.mark"); mark != want {
-			t.Fatalf("DefaultMarkFile(%s) = %s, want %s", dir, mark, want)
-		}
-		st, err := open(t, dir, mark, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		createJobs(t, st, 3)
-		st.Close()
-		for _, f := range []string{"jobs.db", "jobs.db-wal", "jobs.db-shm"} {
-			os.Remove(filepath.Join(dir, f))
-		}
-		_, err = open(t, dir, mark, false)
-		refused(t, err, "records store")
-		// Refusing twice: the empty store created by the first attempt is
-		// no more acceptable than the missing one.
-		_, err = open(t, dir, mark, false)
-		refused(t, err, "with 3 jobs")
-		if _, err := open(t, dir, mark, true); err != nil {
-			t.Fatalf("with AcceptEmpty: %v", err)
-		}
-		// Accepted once, the empty store is the store from now on.
-		if _, err := open(t, dir, mark, false); err != nil {
-			t.Fatalf("after AcceptEmpty: %v", err)
-		}
-	})
-
-	t.Run("sqlite restored from an old copy", func(t *testing.T) {
-		dir := t.TempDir()
-		db, mark := filepath.Join(dir, "jobs.db"), filepath.Join(dir, "jobs.db.mark")
-		st, err := open(t, db, mark, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		createJobs(t, st, 1)
-		st.Close()
-		old, err := os.ReadFile(db)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err = open(t, db, mark, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		createJobs(t, st, 2)
-		st.Close()
-		if err := os.WriteFile(db, old, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		_, err = open(t, db, mark, false)
-		refused(t, err, "holds 1 jobs, but mark file")
-	})
-
-	t.Run("sqlite without a mark yet, and mark unreadable", func(t *testing.T) {
-		dir := t.TempDir()
-		db := filepath.Join(dir, "jobs.db")
-		st, err := open(t, db, "", false) // an older manager: no mark
-		if err != nil {
-			t.Fatal(err)
-		}
-		createJobs(t, st, 2)
-		st.Close()
-		mark := filepath.Join(dir, "jobs.db.mark")
-		if _, err := open(t, db, mark, false); err != nil {
-			t.Fatalf("first open with a mark: %v", err)
-		}
-		rec, err := readMark(mark)
-		if err != nil || rec.Jobs != 2 || rec.Database != db {
-			t.Fatalf("mark %+v %v, want 2 jobs of %s", rec, err, db)
-		}
-		if err := os.WriteFile(mark, []byte("{garbage"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		_, err = open(t, db, mark, false)
-		refused(t, err, "unreadable")
-	})
-
-	t.Run("postgres recreated", func(t *testing.T) {
-		dsn := pgtest.NewDatabase(t)
-		mark := filepath.Join(t.TempDir(), "postgres.mark")
-		st, err := open(t, dsn, mark, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		createJobs(t, st, 2)
-		if rec, err := readMark(mark); err != nil || rec.Jobs != 2 || !strings.HasPrefix(rec.Database, "postgres") {
-			t.Errorf("mark %+v %v", rec, err)
-		}
-		// Jobs deleted by hand: same store, fewer jobs.
-		if _, err := st.db.ExecContext(ctx, `DELETE FROM jobs WHERE id = (SELECT MIN(id) FROM jobs)`); err != nil {
-			t.Fatal(err)
-		}
-		st.Close()
-		_, err = open(t, dsn, mark, false)
-		refused(t, err, "holds 1 jobs")
-		// The database dropped and created again: another store.
-		db, err := sql.Open("postgres", dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		if _, err := db.ExecContext(ctx, `DROP SCHEMA public CASCADE; CREATE SCHEMA public`); err != nil {
-			t.Fatal(err)
-		}
-		_, err = open(t, dsn, mark, false)
-		refused(t, err, "records store")
-	})
-}
-
-func newID() string { return uuid.NewString() }
 
 // A job whose store fails while it runs says so in its status, /health
 // answers 503 with the reason, and the job does nothing until the store
@@ -166,12 +22,12 @@ func TestStoreFailsMidJob(t *testing.T) {
 	t.Run("sqlite file deleted", func(t *testing.T) {
 		dir := t.TempDir()
 		h := newHarness(t, filepath.Join(dir, "jobs.db"), 200, nil)
-		h.agents.slow = true
+		h.agents.SetSlow(true)
 		j, err := h.engine.CreateJob(t.Context(), h.from.MantaStorageID, fastOptions())
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, func() bool { return h.agentPosts() > 0 })
+		testutil.Eventually(t, "an assignment posted", func() bool { return h.agentPosts() > 0 })
 		for _, f := range []string{"jobs.db", "jobs.db-wal", "jobs.db-shm"} {
 			os.Remove(filepath.Join(dir, f))
 		}
@@ -180,7 +36,7 @@ func TestStoreFailsMidJob(t *testing.T) {
 		h.store.Close()
 		// At the next start, the mark beside the store tells the empty
 		// store from a fresh install.
-		_, err = OpenStoreWith(t.Context(), dir, StoreOptions{MarkFile: DefaultMarkFile(dir)})
+		_, err = openStore(t.Context(), filepath.Join(dir, "jobs.db"), StoreOptions{MarkFile: filepath.Join(dir, "jobs.db.mark")})
 		if !errors.Is(err, ErrStoreReplaced) {
 			t.Fatalf("reopening the deleted store: %v, want ErrStoreReplaced", err)
 		}
@@ -223,12 +79,12 @@ func TestStoreFailsMidJob(t *testing.T) {
 		t.Run(f.name, func(t *testing.T) {
 			dsn := pgtest.NewDatabase(t)
 			h := newHarness(t, dsn, 300, nil)
-			h.agents.slow = true
+			h.agents.SetSlow(true)
 			j, err := h.engine.CreateJob(t.Context(), h.from.MantaStorageID, fastOptions())
 			if err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, func() bool { return h.agentPosts() > 0 })
+			testutil.Eventually(t, "an assignment posted", func() bool { return h.agentPosts() > 0 })
 			admin := pgConnect(t, dsn, "postgres")
 			name := strings.TrimPrefix(mustURL(t, dsn).Path, "/")
 			db := pgConnect(t, dsn, name)
@@ -236,9 +92,7 @@ func TestStoreFailsMidJob(t *testing.T) {
 			h.expectTrouble(j.ID, "")
 			posts := h.agentPosts()
 			f.repair(t, admin, db, name)
-			h.agents.mu.Lock()
-			h.agents.slow = false
-			h.agents.mu.Unlock()
+			h.agents.SetSlow(false)
 			j = h.wait(j.ID)
 			if j.State != rebalancer.JobComplete {
 				t.Fatalf("job ended %v %q after the store came back", j.State, j.Error)
@@ -256,34 +110,21 @@ func TestStoreFailsMidJob(t *testing.T) {
 	}
 }
 
-// expectTrouble waits until the engine's health, the API's /health and the
-// job's status all report a store failure containing want.
+// expectTrouble waits until the engine's health and the job's status both
+// report a store failure containing want.
 func (h *harness) expectTrouble(id, want string) {
 	h.t.Helper()
-	api := (&API{Engine: h.engine, Logger: quietLogger()}).Handler()
-	waitFor(h.t, func() bool {
+	testutil.Eventually(h.t, "the store failure reported", func() bool {
 		err := h.engine.Health(context.Background())
 		if err == nil || !strings.Contains(err.Error(), want) {
-			return false
-		}
-		w := serve(api, "GET", "/health", "")
-		if w.Code != 503 || !strings.Contains(w.Body.String(), `"status":"error"`) || !strings.Contains(w.Body.String(), want) {
 			return false
 		}
 		st, err := h.engine.JobStatus(context.Background(), id)
 		return err == nil && strings.Contains(st.Job.Error, "job store") && strings.Contains(st.Job.Error, want)
 	})
-	w := serve(api, "GET", "/jobs/"+id, "")
-	if w.Code != 200 || !strings.Contains(w.Body.String(), `"error":"`) {
-		h.t.Errorf("GET /jobs/%s while the store fails: %d %s", id, w.Code, w.Body)
-	}
 }
 
-func (h *harness) agentPosts() int {
-	h.agents.mu.Lock()
-	defer h.agents.mu.Unlock()
-	return h.agents.posts
-}
+func (h *harness) agentPosts() int { return h.agents.Posts() }
 
 func mustURL(t *testing.T, s string) *url.URL {
 	t.Helper()

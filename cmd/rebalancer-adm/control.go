@@ -3,28 +3,30 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/TritonDataCenter/rebalancer/jobapi"
 )
 
 type stopCmd struct{ jobArg }
 type pauseCmd struct{ jobArg }
 type resumeCmd struct{ jobArg }
 
-func (c *stopCmd) Run(ctx context.Context, a *app, cl *client) error {
-	return control(ctx, a, cl, c.UUID, "stop", "stopping once the copies in flight are done")
+func (c *stopCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
+	return control(a, c.UUID, cl.StopJob(ctx, c.UUID), "stopping once the copies in flight are done")
 }
 
-func (c *pauseCmd) Run(ctx context.Context, a *app, cl *client) error {
-	return control(ctx, a, cl, c.UUID, "pause", "paused")
+func (c *pauseCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
+	return control(a, c.UUID, cl.PauseJob(ctx, c.UUID), "paused")
 }
 
-func (c *resumeCmd) Run(ctx context.Context, a *app, cl *client) error {
-	return control(ctx, a, cl, c.UUID, "resume", "resumed")
+func (c *resumeCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
+	return control(a, c.UUID, cl.ResumeJob(ctx, c.UUID), "resumed")
 }
 
-func control(ctx context.Context, a *app, cl *client, id, action, done string) error {
-	if _, err := cl.do(ctx, "POST", jobPath(id, action), nil); err != nil {
+// control reports the outcome of a control request.
+func control(a *app, id string, err error, done string) error {
+	if err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(a.stdout, "Job %s: %s.\n", id, done)
+	_, err = fmt.Fprintf(a.stdout, "Job %s: %s.\n", id, done)
 	return err
 }

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+
+	"github.com/TritonDataCenter/rebalancer/jobapi"
 )
 
 type createCmd struct {
@@ -23,23 +26,15 @@ type evacuateCmd struct {
 	MaxAttempts           int      `name:"max-attempts" help:"Times an object is tried before a failure that might pass becomes final (default: the manager's)." placeholder:"N"`
 }
 
-// evacuateParams is the legacy POST /jobs params object plus the new
-// optional fields. max_objects is null when not given, as the legacy client
-// sends it.
-type evacuateParams struct {
-	FromShark  string         `json:"from_shark"`
-	MaxObjects *uint32        `json:"max_objects"`
-	DryRun     bool           `json:"dry_run,omitempty"`
-	Options    map[string]any `json:"options,omitempty"`
-}
-
-func (c *evacuateCmd) Run(ctx context.Context, a *app, cl *client) error {
-	p := evacuateParams{FromShark: c.Shark, DryRun: c.DryRun, Options: map[string]any{}}
+func (c *evacuateCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
+	p := jobapi.CreateParams{FromShark: c.Shark, DryRun: c.DryRun}
 	if c.MaxObjects > 0 {
-		p.MaxObjects = &c.MaxObjects
+		n := int64(c.MaxObjects)
+		p.MaxObjects = &n
 	}
+	opts := map[string]any{}
 	if len(c.ExcludeKeyPrefix) > 0 {
-		p.Options["exclude_key_prefixes"] = c.ExcludeKeyPrefix
+		opts["exclude_key_prefixes"] = c.ExcludeKeyPrefix
 	}
 	for name, v := range map[string]int{
 		"metadata_threads":         c.MetadataThreads,
@@ -48,13 +43,19 @@ func (c *evacuateCmd) Run(ctx context.Context, a *app, cl *client) error {
 		"max_attempts":             c.MaxAttempts,
 	} {
 		if v != 0 {
-			p.Options[name] = v
+			opts[name] = v
 		}
 	}
-	r, err := cl.do(ctx, "POST", "/jobs", map[string]any{"action": "evacuate", "params": p})
+	if len(opts) > 0 {
+		var err error
+		if p.Options, err = json.Marshal(opts); err != nil {
+			return err
+		}
+	}
+	id, err := cl.CreateJob(ctx, p)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintln(a.stdout, createdID(r.Body))
+	_, err = fmt.Fprintln(a.stdout, id)
 	return err
 }

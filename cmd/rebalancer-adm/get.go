@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/TritonDataCenter/rebalancer/jobapi"
 )
 
 type getCmd struct {
@@ -14,7 +16,7 @@ type getCmd struct {
 	JSON bool `name:"json" help:"Print the API's JSON unchanged."`
 }
 
-func (c *getCmd) Run(ctx context.Context, a *app, cl *client) error {
+func (c *getCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
 	// A legacy manager counts a big job's objects for minutes: say so
 	// rather than look hung (on stderr, so --json output stays clean).
 	stop := make(chan struct{})
@@ -23,16 +25,16 @@ func (c *getCmd) Run(ctx context.Context, a *app, cl *client) error {
 		defer close(done)
 		patience(stop, a.stderr, 3*time.Second, 2*time.Second)
 	}()
-	r, err := cl.do(ctx, "GET", jobPath(c.UUID), nil)
+	b, err := cl.Get(ctx, jobapi.JobPath(c.UUID))
 	close(stop)
 	<-done
 	if err != nil {
 		return err
 	}
 	if c.JSON {
-		return writeRaw(a, r.Body)
+		return writeRaw(a, b)
 	}
-	st, err := parseStatus(r.Body)
+	st, err := jobapi.ParseJobStatus(b)
 	if err != nil {
 		return err
 	}
@@ -65,7 +67,7 @@ func patience(stop <-chan struct{}, w io.Writer, first, next time.Duration) {
 
 // printStatus prints a job's status for people: one "Label: value" line per
 // fact, labels padded to one width.
-func printStatus(w io.Writer, id string, st *jobStatus) error {
+func printStatus(w io.Writer, id string, st *jobapi.JobStatus) error {
 	var b strings.Builder
 	row := func(k, format string, args ...any) {
 		fmt.Fprintf(&b, "%-14s"+format+"\n", append([]any{k}, args...)...)
@@ -79,7 +81,7 @@ func printStatus(w io.Writer, id string, st *jobStatus) error {
 		shark += " (" + dc + ")"
 	}
 	row("Evacuating:", "%s", shark)
-	state := st.State
+	state := st.State.Title()
 	if st.DryRun != nil {
 		state += " (dry run)"
 	}
@@ -110,7 +112,7 @@ func printStatus(w io.Writer, id string, st *jobStatus) error {
 			row("  to", "%s: %s objects, %s", k, commas(v.Objects), bytesString(v.Bytes))
 		}
 	} else {
-		p := st.progress()
+		p := progressOf(st)
 		total := commas(p.objects)
 		if !p.discoveryDone {
 			total += "+ (discovery running)"
@@ -121,17 +123,17 @@ func printStatus(w io.Writer, id string, st *jobStatus) error {
 		}
 		if st.Progress != nil {
 			rate := fmt.Sprintf("%s objects/s, %s/s", rateString(p.objRate), bytesString(int64(p.byteRate)))
-			if !st.terminal() {
+			if !st.State.Terminal() {
 				rate += ", ETA " + durationString(p.eta)
 			}
 			row("Rate:", "%s", rate)
 		}
 	}
-	row("Counts:", "%s", st.countsLine())
-	if skips := st.breakdown("skip_breakdown"); len(skips) > 0 {
+	row("Counts:", "%s", countsLine(st))
+	if skips := skipBreakdown(st); len(skips) > 0 {
 		row("Skipped:", "%s", joinCounts(skips))
 	}
-	if errs := st.breakdown("error_breakdown"); len(errs) > 0 {
+	if errs := errorBreakdown(st); len(errs) > 0 {
 		row("Errors:", "%s", joinCounts(errs))
 	}
 	_, err := io.WriteString(w, b.String())

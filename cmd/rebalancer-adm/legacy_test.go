@@ -2,13 +2,13 @@ package main
 
 import (
 	"errors"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 )
 
 // A legacy (Rust) manager's replies (docs/golden.md): the CLI must read them,
@@ -21,14 +21,16 @@ const (
 		`"error_breakdown":{"moray":{"update_failed":2}},"skip_breakdown":{"source_object_not_found":622,"source_is_evac_shark":192,"{http_status_code:500}":188}},"state":"Running"}`
 )
 
-func legacyManager(t *testing.T, status *atomic.Value) string {
+// legacyManager serves a legacy manager's replies; status gives the job's
+// status document, at each GET of it.
+func legacyManager(t *testing.T, status func() string) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		switch {
 		case r.Method == "GET" && r.URL.Path == "/jobs":
 			io.WriteString(w, legacyList)
 		case r.Method == "GET" && r.URL.Path == "/jobs/"+legacyID:
-			io.WriteString(w, status.Load().(string))
+			io.WriteString(w, status())
 		case r.Method == "POST" && r.URL.Path == "/jobs":
 			b, _ := io.ReadAll(r.Body)
 			if !strings.Contains(string(b), `"from_shark":"1.stor"`) || !strings.Contains(string(b), `"max_objects":null`) {
@@ -45,9 +47,15 @@ func legacyManager(t *testing.T, status *atomic.Value) string {
 }
 
 func TestLegacyManager(t *testing.T) {
-	var status atomic.Value
-	status.Store(legacyStatus)
-	url := legacyManager(t, &status)
+	complete := strings.Replace(strings.Replace(legacyStatus, `"Assigned":73091`, `"Assigned":0`, 1), `"Running"`, `"Complete"`, 1)
+	var watching atomic.Bool // then the job completes at watch's third look
+	var looks atomic.Int32
+	url := legacyManager(t, func() string {
+		if watching.Load() && looks.Add(1) >= 3 {
+			return complete
+		}
+		return legacyStatus
+	})
 	for _, tc := range []struct {
 		args []string
 		want []string
@@ -76,10 +84,7 @@ func TestLegacyManager(t *testing.T) {
 	}
 
 	// watch derives progress from the counts, and ends when the job does.
-	go func() {
-		time.Sleep(50 * time.Millisecond)
-		status.Store(strings.Replace(strings.Replace(legacyStatus, `"Assigned":73091`, `"Assigned":0`, 1), `"Running"`, `"Complete"`, 1))
-	}()
+	watching.Store(true)
 	r := runWith(t, false, "--manager", url, "job", "watch", legacyID, "--interval", "10ms")
 	if r.code != 0 || !strings.Contains(r.stdout, "Job "+legacyID+" Complete: 75,382 objects, 1,287 complete, 1,002 skipped, 2 errors.") {
 		t.Fatalf("watch: %+v", r)
@@ -101,11 +106,10 @@ func (f *flakyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // A manager that goes away for a while (a restart) is waited out.
 func TestWatchWaitsOutAnUnreachableManager(t *testing.T) {
-	var status atomic.Value
-	status.Store(strings.Replace(legacyStatus, `"Running"`, `"Complete"`, 1))
-	url := legacyManager(t, &status)
+	complete := strings.Replace(legacyStatus, `"Running"`, `"Complete"`, 1)
+	url := legacyManager(t, func() string { return complete })
 	for _, tty := range []bool{false, true} {
-		var out, errb syncBuffer
+		var out, errb testutil.Buffer
 		a := newApp(&out, &errb)
 		a.isTerminal = func(io.Writer) bool { return tty }
 		a.width = func(io.Writer) int { return 200 }

@@ -2,39 +2,27 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
+
+	"github.com/TritonDataCenter/rebalancer/jobapi"
 )
 
 type listCmd struct {
 	JSON bool `name:"json" help:"Print the API's JSON unchanged."`
 }
 
-// listEntry is one element of GET /jobs. The legacy manager sends id,
-// action and state only.
-type listEntry struct {
-	ID        string `json:"id"`
-	Action    string `json:"action"`
-	State     string `json:"state"`
-	FromShark *struct {
-		MantaStorageID string `json:"manta_storage_id"`
-	} `json:"from_shark"`
-	RetryOf string `json:"retry_of"`
-	Created string `json:"created"`
-}
-
-func (c *listCmd) Run(ctx context.Context, a *app, cl *client) error {
-	r, err := cl.do(ctx, "GET", "/jobs", nil)
+func (c *listCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
+	if c.JSON {
+		b, err := cl.Get(ctx, jobapi.JobsPath)
+		if err != nil {
+			return err
+		}
+		return writeRaw(a, b)
+	}
+	jobs, err := cl.Jobs(ctx)
 	if err != nil {
 		return err
-	}
-	if c.JSON {
-		return writeRaw(a, r.Body)
-	}
-	var jobs []listEntry
-	if err := json.Unmarshal(r.Body, &jobs); err != nil {
-		return fmt.Errorf("cannot read the job list: %w", err)
 	}
 	if len(jobs) == 0 {
 		fmt.Fprintln(a.stdout, "No jobs.")
@@ -43,11 +31,8 @@ func (c *listCmd) Run(ctx context.Context, a *app, cl *client) error {
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tACTION\tSTATE\tSHARK\tCREATED\tRETRY OF")
 	for _, j := range jobs {
-		shark := "-"
-		if j.FromShark != nil && j.FromShark.MantaStorageID != "" {
-			shark = j.FromShark.MantaStorageID
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, orDash(j.Action), orDash(j.State), shark, orDash(j.Created), orDash(j.RetryOf))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, j.Action.Title(), j.State.Title(), orDash(j.FromShark.MantaStorageID),
+			orDash(j.Created), orDash(j.RetryOf))
 	}
 	return tw.Flush()
 }

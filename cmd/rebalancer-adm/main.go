@@ -112,39 +112,22 @@ func termWidth(w io.Writer) int {
 	return width
 }
 
-func version() string { return cmdline.Version() }
-
 // errInterrupted ends a command the user interrupted; it exits 130 without
 // a message.
 var errInterrupted = errors.New("interrupted")
 
 func (a *app) run(ctx context.Context, args []string) (code int) {
 	var c cli
-	parser, err := cmdline.New(&c,
-		kong.Name("rebalancer-adm"),
-		kong.Description("Rebalancer client utility "+version()+": manage the evacuation jobs of a rebalancer manager."),
-		kong.Writers(a.stdout, a.stderr),
-		kong.Vars{"version": "rebalancer-adm " + version()},
-		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
-	)
-	if err != nil {
-		fmt.Fprintln(a.stderr, "rebalancer-adm:", err)
-		return 2
-	}
-	kctx, err := parser.Parse(args)
-	if err != nil {
-		if code, ok := cmdline.Exited(err); ok {
-			return code
-		}
-		fmt.Fprintln(a.stderr, "rebalancer-adm: error:", err)
-		var perr *kong.ParseError
-		if errors.As(err, &perr) && perr.Context != nil {
-			// Usage of the command that was being parsed, on stderr, as
-			// the legacy client shows it.
-			parser.Stdout = a.stderr
-			perr.Context.PrintUsage(false)
-		}
-		return 2
+	kctx, code, ok := cmdline.Command{
+		Name:         "rebalancer-adm",
+		Description:  "Rebalancer client utility " + cmdline.Version() + ": manage the evacuation jobs of a rebalancer manager.",
+		Stdout:       a.stdout,
+		Stderr:       a.stderr,
+		UsageOnError: true, // as the legacy client shows it
+		Options:      []kong.Option{kong.ConfigureHelp(kong.HelpOptions{Compact: true})},
+	}.Parse(&c, args)
+	if !ok {
+		return code
 	}
 	cl, err := newClient(c.Manager, c.Token, c.Timeout, a.transport)
 	if err != nil {
@@ -157,7 +140,7 @@ func (a *app) run(ctx context.Context, args []string) (code int) {
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, errInterrupted):
+	case errors.Is(err, errInterrupted), ctx.Err() != nil && errors.Is(err, context.Canceled):
 		return 130
 	case errors.As(err, &exit):
 		if exit.msg != "" {

@@ -1,44 +1,25 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/TritonDataCenter/rebalancer/evacuate"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
+	"github.com/TritonDataCenter/rebalancer/jobapi"
 )
 
 const shark1 = "1.stor.demo.example"
-
-// syncBuffer is an io.Writer tests can read while a command writes to it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // manager is an in-process rebalancer manager: the real API handler over a
 // real engine driving a testbed fleet.
@@ -58,7 +39,7 @@ func newManager(t *testing.T, cfg testbed.Config) *manager {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := &evacuate.API{Engine: e, Domain: f.Domain(), Version: "test", Logger: slog.New(slog.DiscardHandler)}
+	api := &jobapi.Server{Engine: e, Domain: f.Domain(), Version: "test", Logger: testutil.Discard()}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close) // before the fleet closes the engine
 	return &manager{fleet: f, engine: e, url: srv.URL}
@@ -97,7 +78,7 @@ func (m *manager) cmd(t *testing.T, args ...string) result {
 
 func runWith(t *testing.T, tty bool, args ...string) result {
 	t.Helper()
-	var out, errb syncBuffer
+	var out, errb testutil.Buffer
 	a := newApp(&out, &errb)
 	a.isTerminal = func(io.Writer) bool { return tty }
 	a.width = func(io.Writer) int { return 100 }
@@ -121,24 +102,21 @@ func (m *manager) create(t *testing.T, args ...string) string {
 // waitState polls the job through the CLI until it is in state.
 func (m *manager) waitState(t *testing.T, id, state string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var doc map[string]any
+	testutil.Poll(t, "job "+id+" "+state, func() error {
 		r := m.cmd(t, "job", "get", id, "--json")
 		if r.code != 0 {
 			t.Fatalf("get: exit %d: %s", r.code, r.stderr)
 		}
-		var doc map[string]any
 		if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
 			t.Fatalf("get --json printed %q: %v", r.stdout, err)
 		}
-		if doc["state"] == state {
-			return doc
+		if doc["state"] != state {
+			return fmt.Errorf("the job is %v", doc["state"])
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s is %v, want %s", id, doc["state"], state)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
+	return doc
 }
 
 // The legacy client's tests, which assert usage errors, as a table.
@@ -340,7 +318,7 @@ func TestWatchOnTerminal(t *testing.T) {
 	m.holdDownloads()
 	id := m.create(t, "--shark", shark1, "--dry-run=false")
 
-	var out, errb syncBuffer
+	var out, errb testutil.Buffer
 	a := newApp(&out, &errb)
 	a.isTerminal = func(io.Writer) bool { return true }
 	a.width = func(io.Writer) int { return 100 }
@@ -349,15 +327,9 @@ func TestWatchOnTerminal(t *testing.T) {
 		code <- a.run(context.Background(), []string{"--manager", m.url, "job", "watch", id, "--interval", "10ms"})
 	}()
 	// Let a few frames be drawn while nothing can finish.
-	deadline := time.Now().Add(30 * time.Second)
-	for strings.Count(out.String(), "\x1b[1A") < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no redraw: %q", out.String())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, "three redraws", func() bool { return strings.Count(out.String(), "\x1b[1A") >= 3 })
 	m.release()
-	if c := <-code; c != 0 {
+	if c := testutil.Receive(t, "watch to end", code); c != 0 {
 		t.Fatalf("watch: exit %d: %s", c, errb.String())
 	}
 	screen := out.String()
@@ -402,7 +374,7 @@ func TestDryRunShownByGet(t *testing.T) {
 // REBALANCER_TOKEN; without it the manager's 401 says what to do.
 func TestToken(t *testing.T) {
 	m := newManager(t, testbed.Config{Sharks: 3})
-	api := &evacuate.API{Engine: m.engine, Domain: m.fleet.Domain(), Token: "s3cret", Logger: slog.New(slog.DiscardHandler)}
+	api := &jobapi.Server{Engine: m.engine, Domain: m.fleet.Domain(), Token: "s3cret", Logger: testutil.Discard()}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
 

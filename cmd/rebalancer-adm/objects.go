@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/url"
-	"strconv"
 	"text/tabwriter"
+
+	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/jobapi"
 )
 
 type objectsCmd struct {
@@ -17,35 +17,22 @@ type objectsCmd struct {
 	JSON   bool   `name:"json" help:"Print the API's JSON unchanged."`
 }
 
-type objectEntry struct {
-	ID            string `json:"id"`
-	Key           string `json:"key"`
-	Shard         int    `json:"shard"`
-	Status        string `json:"status"`
-	SkippedReason string `json:"skipped_reason"`
-	Error         string `json:"error"`
-	Detail        string `json:"detail"`
-	DestShark     string `json:"dest_shark"`
-	Attempts      int    `json:"attempts"`
-	ContentLength int64  `json:"content_length"`
-	Seq           int64  `json:"seq"`
-}
-
-func (c *objectsCmd) Run(ctx context.Context, a *app, cl *client) error {
-	q := url.Values{"status": {c.Status}, "limit": {strconv.Itoa(c.Limit)}}
-	if c.After > 0 {
-		q.Set("after", strconv.FormatInt(c.After, 10))
-	}
-	r, err := cl.do(ctx, "GET", jobPath(c.UUID, "objects")+"?"+q.Encode(), nil)
+func (c *objectsCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
+	status, err := rebalancer.ParseObjectStatus(c.Status) // one of the enum
 	if err != nil {
 		return err
 	}
+	q := jobapi.ObjectQuery{Status: status, Limit: c.Limit, After: c.After}
 	if c.JSON {
-		return writeRaw(a, r.Body)
+		b, err := cl.Get(ctx, jobapi.ObjectsPath(c.UUID, q))
+		if err != nil {
+			return err
+		}
+		return writeRaw(a, b)
 	}
-	var objs []objectEntry
-	if err := json.Unmarshal(r.Body, &objs); err != nil {
-		return fmt.Errorf("cannot read the object list: %w", err)
+	objs, err := cl.Objects(ctx, c.UUID, q)
+	if err != nil {
+		return err
 	}
 	if len(objs) == 0 {
 		fmt.Fprintf(a.stdout, "No %s objects.\n", c.Status)

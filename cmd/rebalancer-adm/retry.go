@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/TritonDataCenter/rebalancer/jobapi"
 )
 
 type retryCmd struct {
@@ -10,11 +11,11 @@ type retryCmd struct {
 }
 
 // Run creates the retry job and prints its id.
-func (c *retryCmd) Run(ctx context.Context, a *app, cl *client) error {
-	r, err := cl.do(ctx, "POST", jobPath(c.UUID, "retry"), nil)
+func (c *retryCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
+	id, err := cl.RetryJob(ctx, c.UUID)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintln(a.stdout, createdID(r.Body))
+	_, err = fmt.Fprintln(a.stdout, id)
 	return err
 }

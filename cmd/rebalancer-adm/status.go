@@ -1,86 +1,22 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/jobapi"
 )
 
-// jobStatus is GET /jobs/{uuid}: the legacy document (config, results,
-// state) and what the Go manager adds (id, error, times, progress, dry
-// run). Everything added is optional, so a legacy manager's reply reads
-// too.
-type jobStatus struct {
-	ID      string `json:"id"`
-	State   string `json:"state"`
-	Error   string `json:"error"`
-	RetryOf string `json:"retry_of"`
-	Config  struct {
-		Action    string `json:"action"`
-		FromShark struct {
-			Datacenter     string `json:"datacenter"`
-			MantaStorageID string `json:"manta_storage_id"`
-		} `json:"from_shark"`
-	} `json:"config"`
-	Results  map[string]json.RawMessage `json:"results"`
-	Created  *time.Time                 `json:"created"`
-	Started  *time.Time                 `json:"started"`
-	Finished *time.Time                 `json:"finished"`
-	Progress *struct {
-		Objects          int64    `json:"objects"`
-		ObjectsDone      int64    `json:"objects_done"`
-		ObjectsComplete  int64    `json:"objects_complete"`
-		Bytes            int64    `json:"bytes"`
-		BytesComplete    int64    `json:"bytes_complete"`
-		ObjectsPerSecond float64  `json:"objects_per_second"`
-		BytesPerSecond   float64  `json:"bytes_per_second"`
-		DiscoveryDone    bool     `json:"discovery_done"`
-		ETASeconds       *float64 `json:"eta_seconds"`
-	} `json:"progress"`
-	DryRun *struct {
-		Objects      int64 `json:"objects"`
-		Bytes        int64 `json:"bytes"`
-		SingleCopy   int64 `json:"single_copy_objects"`
-		Unplaceable  int64 `json:"unplaceable_objects"`
-		Destinations map[string]struct {
-			Objects int64 `json:"objects"`
-			Bytes   int64 `json:"bytes"`
-		} `json:"destinations"`
-	} `json:"dry_run"`
-}
+// What the commands show of a job's status (jobapi.JobStatus), from the Go
+// manager's document or a legacy one.
 
-func parseStatus(b []byte) (*jobStatus, error) {
-	var st jobStatus
-	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, fmt.Errorf("cannot read the job status: %w", err)
-	}
-	if st.State == "" {
-		return nil, fmt.Errorf("cannot read the job status: no state in %.80q", b)
-	}
-	return &st, nil
-}
-
-// statusKeys are the legacy object counts, in pipeline order.
-var statusKeys = []string{"Unprocessed", "Assigned", "Post Processing", "Complete", "Skipped", "Error"}
-
-// count returns a count from results (0 when absent).
-func (s *jobStatus) count(key string) int64 {
-	var n int64
-	json.Unmarshal(s.Results[key], &n)
-	return n
-}
-
-// terminal reports whether the job will not change any more.
-func (s *jobStatus) terminal() bool {
-	switch s.State {
-	case "Complete", "Failed", "Stopped":
-		return true
-	}
-	return false
-}
+// statusOrder are the object statuses in pipeline order.
+var statusOrder = []rebalancer.ObjectStatus{rebalancer.ObjectUnprocessed, rebalancer.ObjectAssigned,
+	rebalancer.ObjectPostProcessing, rebalancer.ObjectComplete, rebalancer.ObjectSkipped, rebalancer.ObjectError}
 
 // progress is what watch shows, from the Go manager's progress block or,
 // for a legacy manager, derived from the counts.
@@ -92,7 +28,7 @@ type progress struct {
 	discoveryDone           bool
 }
 
-func (s *jobStatus) progress() progress {
+func progressOf(s *jobapi.JobStatus) progress {
 	if p := s.Progress; p != nil {
 		out := progress{objects: p.Objects, done: p.ObjectsDone, complete: p.ObjectsComplete,
 			bytes: p.Bytes, bytesComplete: p.BytesComplete, objRate: p.ObjectsPerSecond, byteRate: p.BytesPerSecond,
@@ -102,36 +38,38 @@ func (s *jobStatus) progress() progress {
 		}
 		return out
 	}
-	done := s.count("Complete") + s.count("Skipped") + s.count("Error")
-	return progress{objects: s.count("Total") - s.count("Duplicates"), done: done, complete: s.count("Complete"),
-		eta: -1, discoveryDone: s.terminal()}
+	r := &s.Results
+	return progress{objects: r.Total - r.Duplicates, done: r.Complete + r.Skipped + r.Error, complete: r.Complete,
+		eta: -1, discoveryDone: s.State.Terminal()}
 }
 
-// breakdown returns the skip reasons, or the errors, with their counts,
-// largest first. Errors are grouped in the legacy document as
-// {"moray":{"etag_mismatch":1}}; they come back as "moray_etag_mismatch".
-func (s *jobStatus) breakdown(key string) []reasonCount {
+// skipBreakdown returns the skip reasons with their counts, largest first.
+func skipBreakdown(s *jobapi.JobStatus) []reasonCount {
 	var out []reasonCount
-	switch key {
-	case "skip_breakdown":
-		var m map[string]int64
-		json.Unmarshal(s.Results[key], &m)
-		for r, n := range m {
-			out = append(out, reasonCount{r, n})
-		}
-	case "error_breakdown":
-		var m map[string]map[string]int64
-		json.Unmarshal(s.Results[key], &m)
-		for group, reasons := range m {
-			for r, n := range reasons {
-				name := r
-				if group != "other" {
-					name = group + "_" + r
-				}
-				out = append(out, reasonCount{name, n})
+	for r, n := range s.Results.SkipBreakdown {
+		out = append(out, reasonCount{r, n})
+	}
+	return sortCounts(out)
+}
+
+// errorBreakdown returns the errors with their counts, largest first.
+// Errors are grouped in the legacy document as {"moray":{"etag_mismatch":1}};
+// they come back as "moray_etag_mismatch".
+func errorBreakdown(s *jobapi.JobStatus) []reasonCount {
+	var out []reasonCount
+	for group, reasons := range s.Results.ErrorBreakdown {
+		for r, n := range reasons {
+			name := r
+			if group != "other" {
+				name = group + "_" + r
 			}
+			out = append(out, reasonCount{name, n})
 		}
 	}
+	return sortCounts(out)
+}
+
+func sortCounts(out []reasonCount) []reasonCount {
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].n != out[j].n {
 			return out[i].n > out[j].n
@@ -155,12 +93,12 @@ func joinCounts(rs []reasonCount) string {
 }
 
 // countsLine is every status count, in pipeline order.
-func (s *jobStatus) countsLine() string {
+func countsLine(s *jobapi.JobStatus) string {
 	var parts []string
-	for _, k := range statusKeys {
-		parts = append(parts, strings.ToLower(k)+" "+commas(s.count(k)))
+	for _, st := range statusOrder {
+		parts = append(parts, strings.ToLower(st.Title())+" "+commas(s.Results.Count(st)))
 	}
-	if d := s.count("Duplicates"); d > 0 {
+	if d := s.Results.Duplicates; d > 0 {
 		parts = append(parts, "duplicates "+commas(d))
 	}
 	return strings.Join(parts, ", ")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/TritonDataCenter/rebalancer/jobapi"
 )
 
 type updateCmd struct {
@@ -11,9 +12,8 @@ type updateCmd struct {
 }
 
 // Run sends the legacy dynamic update message.
-func (c *updateCmd) Run(ctx context.Context, a *app, cl *client) error {
-	msg := map[string]any{"action": "set_metadata_threads", "params": c.MetadataThreads}
-	if _, err := cl.do(ctx, "PUT", jobPath(c.UUID), msg); err != nil {
+func (c *updateCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
+	if err := cl.SetMetadataThreads(ctx, c.UUID, c.MetadataThreads); err != nil {
 		return err
 	}
 	_, err := fmt.Fprintf(a.stdout, "Job %s: metadata threads set to %d.\n", c.UUID, c.MetadataThreads)

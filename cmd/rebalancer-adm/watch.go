@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/jobapi"
 	"io"
 	"strings"
 	"time"
@@ -23,7 +25,7 @@ type watchCmd struct {
 // minute. It exits 0 when the job completes and 1 when it fails or is
 // stopped. Losing the manager for a while (a restart) is shown and waited
 // out; a 4xx (no such job) ends the watch.
-func (c *watchCmd) Run(ctx context.Context, a *app, cl *client) error {
+func (c *watchCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
 	if c.Interval <= 0 {
 		return &exitError{code: 2, msg: "--interval must be positive"}
 	}
@@ -37,10 +39,10 @@ func (c *watchCmd) Run(ctx context.Context, a *app, cl *client) error {
 			return errInterrupted
 		case <-timer.C:
 		}
-		r, err := cl.do(ctx, "GET", jobPath(c.UUID), nil)
-		var ae *apiError
+		b, err := cl.Get(ctx, jobapi.JobPath(c.UUID))
+		var ae *jobapi.Error
 		switch {
-		case ctx.Err() != nil || errors.Is(err, errInterrupted):
+		case ctx.Err() != nil:
 			v.close()
 			return errInterrupted
 		case errors.As(err, &ae) && ae.Code/100 == 4:
@@ -49,7 +51,7 @@ func (c *watchCmd) Run(ctx context.Context, a *app, cl *client) error {
 		case err != nil:
 			v.problem(err)
 		default:
-			st, err := parseStatus(r.Body)
+			st, err := jobapi.ParseJobStatus(b)
 			if err != nil {
 				v.close()
 				return err
@@ -59,20 +61,20 @@ func (c *watchCmd) Run(ctx context.Context, a *app, cl *client) error {
 			}
 			if c.JSON {
 				var line bytes.Buffer
-				if json.Compact(&line, r.Body) != nil {
+				if json.Compact(&line, b) != nil {
 					line.Reset()
-					line.Write(bytes.TrimSpace(r.Body))
+					line.Write(bytes.TrimSpace(b))
 				}
 				line.WriteByte('\n')
 				a.stdout.Write(line.Bytes())
 			} else {
 				v.frame(st)
 			}
-			if st.terminal() {
+			if st.State.Terminal() {
 				if !c.JSON {
 					v.final(st)
 				}
-				if st.State != "Complete" {
+				if st.State != rebalancer.JobComplete {
 					return &exitError{code: 1}
 				}
 				return nil
@@ -101,8 +103,8 @@ type view struct {
 // changes, so that a log shows the watch is alive.
 const plainEvery = time.Minute
 
-func (v *view) frame(st *jobStatus) {
-	p := st.progress()
+func (v *view) frame(st *jobapi.JobStatus) {
+	p := progressOf(st)
 	total := commas(p.objects)
 	if !p.discoveryDone {
 		total += "+"
@@ -117,16 +119,16 @@ func (v *view) frame(st *jobStatus) {
 		rates = fmt.Sprintf("%s obj/s  %s/s  ETA %s", rateString(p.objRate), bytesString(int64(p.byteRate)), durationString(p.eta))
 	}
 	pct := fmt.Sprintf("%5.1f%%", percent(p.done, p.objects))
-	counts := st.countsLine()
+	counts := countsLine(st)
 
 	if !v.tty {
-		key := st.State + " " + objects + " " + counts
+		key := st.State.Title() + " " + objects + " " + counts
 		now := v.now()
 		if key == v.lastKey && now.Sub(v.lastPrint) < plainEvery {
 			return
 		}
 		v.lastKey, v.lastPrint = key, now
-		fields := []string{now.UTC().Format(time.RFC3339), st.State, objects, strings.TrimSpace(pct)}
+		fields := []string{now.UTC().Format(time.RFC3339), st.State.Title(), objects, strings.TrimSpace(pct)}
 		if size != "" {
 			fields = append(fields, size)
 		}
@@ -142,7 +144,7 @@ func (v *view) frame(st *jobStatus) {
 	}
 	filled := int(percent(p.done, p.objects) / 100 * float64(barWidth))
 	bar := "[" + strings.Repeat("#", filled) + strings.Repeat("-", barWidth-filled) + "]"
-	line1 := fmt.Sprintf("%-8s %s %s  %s", st.State, bar, pct, objects)
+	line1 := fmt.Sprintf("%-8s %s %s  %s", st.State.Title(), bar, pct, objects)
 	if size != "" {
 		line1 += "  " + size
 	}
@@ -201,11 +203,11 @@ func (v *view) close() {
 }
 
 // final prints the line that says how the job ended.
-func (v *view) final(st *jobStatus) {
+func (v *view) final(st *jobapi.JobStatus) {
 	v.close()
-	p := st.progress()
+	p := progressOf(st)
 	id := st.ID
-	line := fmt.Sprintf("Job %s %s", id, st.State)
+	line := fmt.Sprintf("Job %s %s", id, st.State.Title())
 	if st.DryRun != nil {
 		line += " (dry run)"
 	}
@@ -218,7 +220,7 @@ func (v *view) final(st *jobStatus) {
 		return
 	}
 	line += fmt.Sprintf(": %s objects, %s complete, %s skipped, %s errors",
-		commas(p.objects), commas(st.count("Complete")), commas(st.count("Skipped")), commas(st.count("Error")))
+		commas(p.objects), commas(st.Results.Complete), commas(st.Results.Skipped), commas(st.Results.Error))
 	if p.bytesComplete > 0 {
 		line += ", " + bytesString(p.bytesComplete) + " moved"
 	}
@@ -226,7 +228,7 @@ func (v *view) final(st *jobStatus) {
 	if st.Error != "" {
 		line += " Error: " + st.Error
 	}
-	if n := st.count("Skipped") + st.count("Error"); n > 0 && st.State != "Failed" {
+	if n := st.Results.Skipped + st.Results.Error; n > 0 && st.State != rebalancer.JobFailed {
 		line += " Retry what did not move with: rebalancer-adm job retry " + id
 	}
 	fmt.Fprintln(v.w, line)

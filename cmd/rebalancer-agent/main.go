@@ -68,28 +68,18 @@ func main() {
 	os.Exit(code)
 }
 
-func version() string { return cmdline.Version() }
-
 // run is the whole command; it returns the process exit status: 0 after a
 // clean stop, 2 for a usage or configuration error, 1 for anything else.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, defaultConfig string) (code int) {
 	var c cli
-	parser, err := cmdline.New(&c,
-		kong.Name("rebalancer-agent"),
-		kong.Description("Copies objects onto this storage node for the Manta rebalancer manager."),
-		kong.Writers(stdout, stderr),
-		kong.Vars{"default_config": defaultConfig, "version": "rebalancer-agent " + version()},
-	)
-	if err != nil {
-		fmt.Fprintln(stderr, "rebalancer-agent:", err)
-		return 2
-	}
-	if _, err := parser.Parse(args); err != nil {
-		if code, ok := cmdline.Exited(err); ok {
-			return code
-		}
-		fmt.Fprintln(stderr, "rebalancer-agent:", err)
-		return 2
+	if _, code, ok := (cmdline.Command{
+		Name:        "rebalancer-agent",
+		Description: "Copies objects onto this storage node for the Manta rebalancer manager.",
+		Stdout:      stdout,
+		Stderr:      stderr,
+		Options:     []kong.Option{kong.Vars{"default_config": defaultConfig}},
+	}).Parse(&c, args); !ok {
+		return code
 	}
 	s, err := resolve(&c, defaultConfig)
 	if err != nil {

@@ -27,9 +27,8 @@ import (
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/agent"
 	"github.com/TritonDataCenter/rebalancer/internal/logging"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 )
-
-const waitFor = 60 * time.Second
 
 func writeFile(t *testing.T, name, text string) string {
 	t.Helper()
@@ -263,7 +262,7 @@ func (w *logWatcher) waitListening(t *testing.T) (string, string) {
 		return addr, maddr
 	case <-w.done:
 		t.Fatalf("agent exited before listening:\n%s", w)
-	case <-time.After(waitFor):
+	case <-time.After(testutil.Timeout):
 		t.Fatalf("agent not listening:\n%s", w)
 	}
 	return "", ""
@@ -314,17 +313,16 @@ func TestRunServes(t *testing.T) {
 
 func waitComplete(t *testing.T, c *agent.Client, id string) rebalancer.Assignment {
 	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for {
-		a, err := c.GetAssignment(context.Background(), rebalancer.StorageNode{}, id)
-		if err == nil && a.Stats.State.Phase == rebalancer.AssignmentComplete {
-			return a
+	var a rebalancer.Assignment
+	testutil.Poll(t, "assignment "+id+" complete", func() error {
+		var err error
+		a, err = c.GetAssignment(context.Background(), rebalancer.StorageNode{}, id)
+		if err == nil && a.Stats.State.Phase != rebalancer.AssignmentComplete {
+			err = fmt.Errorf("%+v", a.Stats)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("assignment %s not complete: %+v %v", id, a, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return err
+	})
+	return a
 }
 
 // buildAgent builds this command into a temp directory.
@@ -441,30 +439,18 @@ func TestSIGKILLMidDownload(t *testing.T) {
 		rebalancer.AssignmentPayload{ID: id, Tasks: []rebalancer.Task{task(smallID, small), task(bigID, big)}}); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-stalled:
-	case <-time.After(waitFor):
-		t.Fatalf("the big download never started:\n%s", log1)
-	}
+	testutil.Receive(t, "the big download to start", stalled)
 	// Wait until part of the object is on disk in a temp file.
 	tmpDir := filepath.Join(root, agent.TempDirName)
-	deadline := time.Now().Add(waitFor)
-	for {
+	testutil.Poll(t, "a partial download in "+tmpDir, func() error {
 		entries, _ := os.ReadDir(tmpDir)
-		var size int64
 		for _, e := range entries {
-			if fi, err := e.Info(); err == nil {
-				size += fi.Size()
+			if fi, err := e.Info(); err == nil && fi.Size() > 0 {
+				return nil
 			}
 		}
-		if size > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no partial download in %s:\n%s", tmpDir, log1)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return fmt.Errorf("none; agent log:\n%s", log1)
+	})
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

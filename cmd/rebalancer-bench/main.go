@@ -37,8 +37,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/alecthomas/kong"
-
 	"github.com/TritonDataCenter/rebalancer/internal/cmdline"
 	"github.com/TritonDataCenter/rebalancer/internal/logging"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
@@ -127,19 +125,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	// many goroutines.
 	stderr = &syncWriter{w: stderr}
 	var c cli
-	parser, err := cmdline.New(&c, kong.Name("rebalancer-bench"),
-		kong.Description("Measures the rebalancer on this machine; prints each figure with its baseline and target."),
-		kong.Writers(stdout, stderr))
-	if err != nil {
-		fmt.Fprintln(stderr, "rebalancer-bench:", err)
-		return 2
-	}
-	if _, err := parser.Parse(args); err != nil {
-		if code, ok := cmdline.Exited(err); ok {
-			return code
-		}
-		fmt.Fprintln(stderr, "rebalancer-bench:", err)
-		return 2
+	if _, code, ok := (cmdline.Command{Name: "rebalancer-bench", Stdout: stdout, Stderr: stderr,
+		Description: "Measures the rebalancer on this machine; prints each figure with its baseline and target.",
+	}).Parse(&c, args); !ok {
+		return code
 	}
 	level, _ := logging.ParseLevel(c.LogLevel) // kong checked the name
 	logger := logging.New(stderr, "rebalancer-bench", level)
@@ -160,6 +149,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	}
 	dir := c.Dir
 	if dir == "" {
+		var err error
 		if dir, err = os.MkdirTemp(testbed.TempDir(), "rebalancer-bench-"); err != nil {
 			fmt.Fprintln(stderr, "rebalancer-bench:", err)
 			return 1

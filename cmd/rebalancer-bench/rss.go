@@ -19,6 +19,7 @@ import (
 
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/evacuate"
+	"github.com/TritonDataCenter/rebalancer/evacuate/sqlitestore"
 	"github.com/TritonDataCenter/rebalancer/storinfo"
 )
 
@@ -124,7 +125,7 @@ func evacuateGenerated(ctx context.Context, n int, dir string, log *slog.Logger)
 	if dir == "" {
 		return fmt.Errorf("--dir is required")
 	}
-	store, err := evacuate.OpenStore(ctx, filepath.Join(dir, "jobs.db"))
+	store, err := sqlitestore.Open(ctx, filepath.Join(dir, "jobs.db"), evacuate.StoreOptions{})
 	if err != nil {
 		return err
 	}

@@ -24,8 +24,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/alecthomas/kong"
-
 	"github.com/TritonDataCenter/rebalancer/internal/cmdline"
 	"github.com/TritonDataCenter/rebalancer/internal/crashtest"
 )
@@ -53,19 +51,10 @@ func main() {
 // could not happen, 2 for a usage error.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
 	var c cli
-	parser, err := cmdline.New(&c, kong.Name("rebalancer-crash"),
-		kong.Description("Crash tests: SIGKILLs rebalancer agents and the manager during evacuations, restarts them, and checks that nothing was lost or miscounted."),
-		kong.Writers(stdout, stderr))
-	if err != nil {
-		fmt.Fprintln(stderr, "rebalancer-crash:", err)
-		return 2
-	}
-	if _, err := parser.Parse(args); err != nil {
-		if code, ok := cmdline.Exited(err); ok {
-			return code
-		}
-		fmt.Fprintln(stderr, "rebalancer-crash:", err)
-		return 2
+	if _, code, ok := (cmdline.Command{Name: "rebalancer-crash", Stdout: stdout, Stderr: stderr,
+		Description: "Crash tests: SIGKILLs rebalancer agents and the manager during evacuations, restarts them, and checks that nothing was lost or miscounted.",
+	}).Parse(&c, args); !ok {
+		return code
 	}
 	if c.AgentSeeds < 0 || c.ManagerSeeds < 0 || c.AgentSeeds+c.ManagerSeeds == 0 {
 		fmt.Fprintln(stderr, "rebalancer-crash: --agent-seeds and --manager-seeds must not be negative, nor both zero")

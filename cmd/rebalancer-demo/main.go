@@ -27,7 +27,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -38,13 +37,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/alecthomas/kong"
 	"github.com/dustin/go-humanize"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
@@ -53,6 +50,7 @@ import (
 	"github.com/TritonDataCenter/rebalancer/internal/logging"
 	"github.com/TritonDataCenter/rebalancer/internal/manager"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
+	"github.com/TritonDataCenter/rebalancer/jobapi"
 )
 
 type cli struct {
@@ -133,19 +131,10 @@ type hooks struct {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, h hooks) (code int) {
 	var c cli
-	parser, err := cmdline.New(&c, kong.Name("rebalancer-demo"),
-		kong.Description("Evacuates a storage node of a small Manta running in this process, through the real manager and agents, then verifies the result from scratch."),
-		kong.Writers(stdout, stderr))
-	if err != nil {
-		fmt.Fprintln(stderr, "rebalancer-demo:", err)
-		return 2
-	}
-	if _, err := parser.Parse(args); err != nil {
-		if code, ok := cmdline.Exited(err); ok {
-			return code
-		}
-		fmt.Fprintln(stderr, "rebalancer-demo:", err)
-		return 2
+	if _, code, ok := (cmdline.Command{Name: "rebalancer-demo", Stdout: stdout, Stderr: stderr,
+		Description: "Evacuates a storage node of a small Manta running in this process, through the real manager and agents, then verifies the result from scratch.",
+	}).Parse(&c, args); !ok {
+		return code
 	}
 	if err := c.validate(); err != nil {
 		fmt.Fprintln(stderr, "rebalancer-demo:", err)
@@ -223,10 +212,11 @@ type demo struct {
 
 	fleet   *testbed.Fleet
 	pop     testbed.Population
-	api     string // the manager's base URL
-	scratch string // the fleet's directory
-	tmpDir  bool   // scratch is ours to remove
-	held    bool   // --hold reached the point where it holds
+	api     string         // the manager's base URL
+	jobs    *jobapi.Client // its job API
+	scratch string         // the fleet's directory
+	tmpDir  bool           // scratch is ours to remove
+	held    bool           // --hold reached the point where it holds
 
 	// Injected faults, for the verdict.
 	corrupted map[string]string // object id -> shark holding the corrupt copy
@@ -323,6 +313,9 @@ func (d *demo) run(ctx context.Context) (bool, error) {
 		wg.Wait()
 	}()
 	d.api = "http://" + ln.Addr().String()
+	if d.jobs, err = jobapi.NewClient(d.api); err != nil {
+		return false, err
+	}
 	if d.Hold {
 		d.say("The manager is listening at %s; it stays up after the verdict (--hold).", d.api)
 	} else {
@@ -416,40 +409,11 @@ func (d *demo) removed() string {
 // createJob posts the evacuation through the manager's HTTP API, as an
 // operator's rebalancer-adm would.
 func (d *demo) createJob(ctx context.Context) (string, error) {
-	body := fmt.Sprintf(`{"action":"evacuate","params":{"from_shark":%q}}`, d.Evacuate)
-	req, err := http.NewRequestWithContext(ctx, "POST", d.api+"/jobs", strings.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	id, err := d.jobs.CreateJob(ctx, jobapi.CreateParams{FromShark: d.Evacuate})
 	if err != nil {
 		return "", fmt.Errorf("create job: %w", err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("create job: %s: %s", resp.Status, bytes.TrimSpace(b))
-	}
-	return strings.TrimSpace(string(b)), nil
-}
-
-// jobDoc is the part of GET /jobs/{id} the progress display needs.
-type jobDoc struct {
-	State    string `json:"state"`
-	Progress struct {
-		Objects         int64   `json:"objects"`
-		ObjectsDone     int64   `json:"objects_done"`
-		ObjectsComplete int64   `json:"objects_complete"`
-		BytesComplete   int64   `json:"bytes_complete"`
-		ObjectsPerSec   float64 `json:"objects_per_second"`
-		BytesPerSec     float64 `json:"bytes_per_second"`
-		DiscoveryDone   bool    `json:"discovery_done"`
-	} `json:"progress"`
-}
-
-func (j jobDoc) terminal() bool {
-	return slices.Contains([]string{"Complete", "Failed", "Stopped"}, j.State)
+	return id, nil
 }
 
 // watch polls the job through the API until it ends: a progress bar on a
@@ -464,20 +428,20 @@ func (d *demo) watch(ctx context.Context, id string) error {
 	}
 	var lastLine time.Time
 	for {
-		doc, err := d.getJob(ctx, id)
+		doc, err := d.jobs.JobStatus(ctx, id)
 		if err != nil {
-			return err
+			return fmt.Errorf("job %s: %w", id, err)
 		}
 		p := doc.Progress
 		if bar != nil {
 			bar.Set64(p.ObjectsDone)
-		} else if time.Since(lastLine) >= time.Second || doc.terminal() {
+		} else if time.Since(lastLine) >= time.Second || doc.State.Terminal() {
 			lastLine = time.Now()
 			d.say("  %s: %s of %s objects done, %s moved (%s), %.0f objects/s",
-				doc.State, humanize.Comma(p.ObjectsDone), humanize.Comma(int64(d.pop.Pinned)),
-				humanize.Comma(p.ObjectsComplete), humanize.IBytes(uint64(p.BytesComplete)), p.ObjectsPerSec)
+				doc.State.Title(), humanize.Comma(p.ObjectsDone), humanize.Comma(int64(d.pop.Pinned)),
+				humanize.Comma(p.ObjectsComplete), humanize.IBytes(uint64(p.BytesComplete)), p.ObjectsPerSecond)
 		}
-		if doc.terminal() {
+		if doc.State.Terminal() {
 			if bar != nil {
 				bar.Finish()
 				fmt.Fprintln(d.out)
@@ -490,33 +454,6 @@ func (d *demo) watch(ctx context.Context, id string) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-func (d *demo) getJob(ctx context.Context, id string) (jobDoc, error) {
-	var doc jobDoc
-	err := d.getJSON(ctx, "/jobs/"+id, &doc)
-	return doc, err
-}
-
-// getJSON GETs path from the manager's API and decodes its JSON reply.
-func (d *demo) getJSON(ctx context.Context, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, "GET", d.api+path, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("GET %s: %w", path, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("GET %s: %s: %s", path, resp.Status, bytes.TrimSpace(b))
-	}
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		return fmt.Errorf("GET %s: %w", path, err)
-	}
-	return nil
 }
 
 func isTerminal(w io.Writer) bool {

@@ -17,6 +17,7 @@ import (
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/evacuate"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
+	"github.com/TritonDataCenter/rebalancer/jobapi"
 	"github.com/TritonDataCenter/rebalancer/moray/moraytest"
 )
 
@@ -205,21 +206,14 @@ const objectsPage = 10000
 // the API (GET /jobs/{id}/objects), as rebalancer-adm job objects does.
 func (d *demo) notMoved(ctx context.Context, id string) (map[string]outcome, error) {
 	out := map[string]outcome{}
-	for _, status := range []string{"skipped", "error"} {
+	for _, status := range []rebalancer.ObjectStatus{rebalancer.ObjectSkipped, rebalancer.ObjectError} {
 		for after := int64(0); ; {
-			var page []struct {
-				ID            string `json:"id"`
-				SkippedReason string `json:"skipped_reason"`
-				Error         string `json:"error"`
-				Detail        string `json:"detail"`
-				Seq           int64  `json:"seq"`
-			}
-			path := fmt.Sprintf("/jobs/%s/objects?status=%s&limit=%d&after=%d", id, status, objectsPage, after)
-			if err := d.getJSON(ctx, path, &page); err != nil {
+			page, err := d.jobs.Objects(ctx, id, jobapi.ObjectQuery{Status: status, Limit: objectsPage, After: after})
+			if err != nil {
 				return nil, err
 			}
 			for _, o := range page {
-				out[o.ID] = outcome{status: status, reason: o.SkippedReason + o.Error, detail: o.Detail}
+				out[o.ID] = outcome{status: status.String(), reason: o.SkippedReason + o.Error, detail: o.Detail}
 				after = o.Seq
 			}
 			if len(page) < objectsPage {

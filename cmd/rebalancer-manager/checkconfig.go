@@ -27,25 +27,17 @@ type checkCLI struct {
 // contacted.
 func checkConfig(args []string, stdout, stderr io.Writer) int {
 	var c checkCLI
-	parser, err := cmdline.New(&c,
-		kong.Name("rebalancer-manager check-config"),
-		kong.Description("Checks a rebalancer-manager config file without starting anything: prints the configuration "+
-			"the manager would run with (defaults filled in; \"*\" marks a value that is not the default, which follows in brackets) "+
-			"and every problem: invalid values, and unknown keys with the key most likely meant (the manager ignores "+
-			"unknown keys with a warning, or refuses them with --strict). Exit status: 0 without problems, 1 with problems, 2 for a usage error."),
-		kong.Writers(stdout, stderr),
-		kong.Vars{"default_config": DefaultConfigFile},
-	)
-	if err != nil {
-		fmt.Fprintln(stderr, "rebalancer-manager check-config:", err)
-		return 2
-	}
-	if _, err := parser.Parse(args); err != nil {
-		if code, ok := cmdline.Exited(err); ok {
-			return code
-		}
-		fmt.Fprintln(stderr, "rebalancer-manager check-config:", err)
-		return 2
+	if _, code, ok := (cmdline.Command{
+		Name: "rebalancer-manager check-config",
+		Description: "Checks a rebalancer-manager config file without starting anything: prints the configuration " +
+			"the manager would run with (defaults filled in; \"*\" marks a value that is not the default, which follows in brackets) " +
+			"and every problem: invalid values, and unknown keys with the key most likely meant (the manager ignores " +
+			"unknown keys with a warning, or refuses them with --strict). Exit status: 0 without problems, 1 with problems, 2 for a usage error.",
+		Stdout:  stdout,
+		Stderr:  stderr,
+		Options: []kong.Option{kong.Vars{"default_config": DefaultConfigFile}},
+	}).Parse(&c, args); !ok {
+		return code
 	}
 
 	var (

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/TritonDataCenter/rebalancer/internal/manager"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 )
 
 // readmeConfig is the example config.json of the README's "Running the
@@ -94,7 +95,7 @@ func TestStrictRefusesUnknownKeys(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "config.json")
 	writeConfig(t, path, map[string]any{"domain_name": "demo.example", "shards": []any{map[string]any{"host": "1.moray.demo.example"}},
 		"options": map[string]any{"max_sharkz": 3}})
-	var out, errOut syncBuffer
+	var out, errOut testutil.Buffer
 	code := run(context.Background(), []string{"--config", path, "--strict"}, &out, &errOut, nil, manager.Deps{},
 		func(string, string) { t.Error("started with --strict and an unknown key") })
 	if code != 2 || !strings.Contains(errOut.String(), "unknown key options.max_sharkz (did you mean options.max_sharks?)") {

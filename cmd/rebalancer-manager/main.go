@@ -66,8 +66,6 @@ func main() {
 	os.Exit(code)
 }
 
-func version() string { return cmdline.Version() }
-
 // run is the whole command. reload delivers SIGUSR1; deps replace parts of
 // the production wiring (tests); ready, when set, receives the API's and
 // metrics' addresses once they listen.
@@ -78,27 +76,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, reload <-
 		return checkConfig(args[1:], stdout, stderr)
 	}
 	var c cli
-	parser, err := cmdline.New(&c,
-		kong.Name("rebalancer-manager"),
-		kong.Description("Evacuates Manta storage nodes: the rebalancer manager and its job API.\n\n"+
-			"SIGUSR1 re-reads the config file and applies placement limits, the snaplink gate, job options, "+
-			"metadata threads of running jobs and the log level; other keys need a restart. "+
-			"SIGTERM stops gracefully at any moment: running jobs resume at the next start. GET /health answers 503 "+
-			"while the job store fails. API reference: docs/api.md; securing a deployment: README.\n\n"+
-			"rebalancer-manager check-config [FILE] checks a config file without starting anything (see its --help)."),
-		kong.Writers(stdout, stderr),
-		kong.Vars{"default_config": DefaultConfigFile, "default_database": manager.DefaultDatabase, "version": "rebalancer-manager " + version()},
-	)
-	if err != nil {
-		fmt.Fprintln(stderr, "rebalancer-manager:", err)
-		return 2
-	}
-	if _, err := parser.Parse(args); err != nil {
-		if code, ok := cmdline.Exited(err); ok {
-			return code
-		}
-		fmt.Fprintln(stderr, "rebalancer-manager:", err)
-		return 2
+	if _, code, ok := (cmdline.Command{
+		Name: "rebalancer-manager",
+		Description: "Evacuates Manta storage nodes: the rebalancer manager and its job API.\n\n" +
+			"SIGUSR1 re-reads the config file and applies placement limits, the snaplink gate, job options, " +
+			"metadata threads of running jobs and the log level; other keys need a restart. " +
+			"SIGTERM stops gracefully at any moment: running jobs resume at the next start. GET /health answers 503 " +
+			"while the job store fails. API reference: docs/api.md; securing a deployment: README.\n\n" +
+			"rebalancer-manager check-config [FILE] checks a config file without starting anything (see its --help).",
+		Stdout:  stdout,
+		Stderr:  stderr,
+		Options: []kong.Option{kong.Vars{"default_config": DefaultConfigFile, "default_database": manager.DefaultDatabase}},
+	}).Parse(&c, args); !ok {
+		return code
 	}
 	cfg, err := load(&c)
 	if err != nil {
@@ -119,7 +109,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, reload <-
 		deps.LogLevel = level // log_level applies, and SIGUSR1 changes it
 	}
 	log := logging.New(stdout, "rebalancer", level)
-	deps.Logger, deps.Version = log, version()
+	deps.Logger, deps.Version = log, cmdline.Version()
 	err = serve(ctx, &c, cfg, deps, reload, ready)
 	switch {
 	case err == nil:

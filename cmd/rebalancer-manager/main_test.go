@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,33 +10,16 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
-	"time"
 
+	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/internal/logging"
 	"github.com/TritonDataCenter/rebalancer/internal/manager"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
+	"github.com/TritonDataCenter/rebalancer/jobapi"
 )
-
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func writeConfig(t *testing.T, path string, cfg any) {
 	t.Helper()
@@ -76,7 +58,7 @@ func TestUsageAndConfigErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var out, errOut syncBuffer
+			var out, errOut testutil.Buffer
 			code := run(context.Background(), tt.args, &out, &errOut, nil, manager.Deps{}, nil)
 			all := out.String() + errOut.String()
 			if code != tt.code {
@@ -106,7 +88,7 @@ func TestServeReloadAndShutdown(t *testing.T) {
 	defer cancel()
 	reload := make(chan os.Signal, 1)
 	addrs := make(chan [2]string, 1)
-	var out, errOut syncBuffer
+	var out, errOut testutil.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"--config", cfgPath, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"},
@@ -132,37 +114,24 @@ func TestServeReloadAndShutdown(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	type doc struct {
-		State   string `json:"state"`
-		Options struct {
-			MetadataThreads int `json:"metadata_threads"`
-		} `json:"options"`
+	c, err := jobapi.NewClient(api)
+	if err != nil {
+		t.Fatal(err)
 	}
-	get := func(id string) doc {
+	get := func(id string) *jobapi.JobStatus {
 		t.Helper()
-		code, body := call("GET", api+"/jobs/"+id, "")
-		var d doc
-		if code != http.StatusOK || json.Unmarshal([]byte(body), &d) != nil {
-			t.Fatalf("GET job: %d %s", code, body)
+		st, err := c.JobStatus(ctx, id)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return d
+		return st
 	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(60 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("waited too long for %s; log:\n%s", what, out.String())
-			}
-		}
+	id, err := c.CreateJob(ctx, jobapi.CreateParams{FromShark: "1.stor"})
+	if err != nil {
+		t.Fatalf("create: %v", err)
 	}
-
-	code, body := call("POST", api+"/jobs", `{"action":"evacuate","params":{"from_shark":"1.stor"}}`)
-	if code != http.StatusOK {
-		t.Fatalf("create: %d %s", code, body)
-	}
-	id := strings.TrimSpace(body)
-	if code, body := call("POST", api+"/jobs/"+id+"/pause", ""); code != http.StatusOK {
-		t.Fatalf("pause: %d %s", code, body)
+	if err := c.PauseJob(ctx, id); err != nil {
+		t.Fatalf("pause: %v", err)
 	}
 
 	cfg["options"].(map[string]any)["max_metadata_update_threads"] = 4
@@ -170,20 +139,20 @@ func TestServeReloadAndShutdown(t *testing.T) {
 	cfg["log_level"] = "error"
 	writeConfig(t, cfgPath, cfg)
 	reload <- syscall.SIGUSR1
-	waitFor("the reload to reach the paused job", func() bool { return get(id).Options.MetadataThreads == 4 })
+	testutil.Eventually(t, "the reload to reach the paused job", func() bool { return get(id).Options.MetadataThreads == 4 })
 
 	if err := os.WriteFile(cfgPath, []byte(`{"domain_name": 7}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	reload <- syscall.SIGUSR1
-	waitFor("the broken file to be reported", func() bool {
+	testutil.Eventually(t, "the broken file to be reported", func() bool {
 		return strings.Contains(out.String(), "error parsing config after signal received; not updating")
 	})
 
-	if code, body := call("POST", api+"/jobs/"+id+"/resume", ""); code != http.StatusOK {
-		t.Fatalf("resume: %d %s", code, body)
+	if err := c.ResumeJob(ctx, id); err != nil {
+		t.Fatalf("resume: %v", err)
 	}
-	waitFor("the job to complete", func() bool { return get(id).State == "Complete" })
+	testutil.Eventually(t, "the job to complete", func() bool { return get(id).State == rebalancer.JobComplete })
 	if d := get(id); d.Options.MetadataThreads != 4 {
 		t.Errorf("metadata threads after a bad reload = %d, want 4", d.Options.MetadataThreads)
 	}
@@ -199,13 +168,8 @@ func TestServeReloadAndShutdown(t *testing.T) {
 	}
 
 	cancel()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Errorf("exit %d after cancellation; stderr:\n%s", code, errOut.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("did not stop within 30s of cancellation")
+	if code := testutil.Receive(t, "the manager to stop once cancelled", done); code != 0 {
+		t.Errorf("exit %d after cancellation; stderr:\n%s", code, errOut.String())
 	}
 	// Standard output is bunyan records, named as the legacy's. After the
 	// reload to log_level "error", info lines (such as the resume's) are
@@ -263,7 +227,7 @@ func TestStopAtAnyMoment(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	addr := make(chan string, 1)
-	var out syncBuffer
+	var out testutil.Buffer
 	go func() {
 		done <- run(ctx, args, &out, &out, nil, deps, func(api, _ string) { addr <- api })
 	}()
@@ -293,7 +257,7 @@ func TestStopAtAnyMoment(t *testing.T) {
 			if when == "before starting" {
 				cancel()
 			}
-			var out syncBuffer
+			var out testutil.Buffer
 			code := run(ctx, args, &out, &out, nil, deps, func(string, string) { cancel() })
 			cancel()
 			if code != 0 {
@@ -315,7 +279,7 @@ func TestStoreReplacedExit(t *testing.T) {
 	deps := manager.Deps{Shards: f.Shards(), AgentClient: f.AgentClient(), JobOptions: testbed.FastTimers}
 	args := []string{"--config", cfgPath, "--listen", "127.0.0.1:0", "--metrics-listen", "off"}
 	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuffer
+	var out testutil.Buffer
 	code := run(ctx, args, &out, &out, nil, deps, func(api, _ string) {
 		resp, err := http.Post("http://"+api+"/jobs", "application/json", strings.NewReader(`{"action":"evacuate","params":{"from_shark":"2.stor"}}`))
 		if err == nil {
@@ -329,7 +293,7 @@ func TestStoreReplacedExit(t *testing.T) {
 	for _, name := range []string{"jobs.db", "jobs.db-wal", "jobs.db-shm"} {
 		os.Remove(filepath.Join(dir, name))
 	}
-	var errOut syncBuffer
+	var errOut testutil.Buffer
 	code = run(context.Background(), args, &out, &errOut, nil, deps, func(string, string) { t.Error("listened on a replaced store") })
 	if code != 2 || !strings.Contains(errOut.String(), "--accept-empty-store") || !strings.Contains(errOut.String(), "with 1 jobs") {
 		t.Fatalf("on a replaced store: exit %d, stderr %q", code, errOut.String())

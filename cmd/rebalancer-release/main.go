@@ -28,8 +28,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/alecthomas/kong"
-
 	"github.com/TritonDataCenter/rebalancer/internal/cmdline"
 	"github.com/TritonDataCenter/rebalancer/internal/release"
 )
@@ -51,20 +49,11 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var c cli
-	parser, err := cmdline.New(&c, kong.Name("rebalancer-release"),
-		kong.Description("Builds the rebalancer's release tarballs for Triton (illumos/amd64) in the legacy layouts, "+
-			"with the agent's image manifest, and checks them. Run it from the module: ./scripts/release.sh."),
-		kong.Writers(stdout, stderr))
-	if err != nil {
-		fmt.Fprintln(stderr, "rebalancer-release:", err)
-		return 2
-	}
-	if _, err := parser.Parse(args); err != nil {
-		if code, ok := cmdline.Exited(err); ok {
-			return code
-		}
-		fmt.Fprintln(stderr, "rebalancer-release:", err)
-		return 2
+	if _, code, ok := (cmdline.Command{Name: "rebalancer-release", Stdout: stdout, Stderr: stderr,
+		Description: "Builds the rebalancer's release tarballs for Triton (illumos/amd64) in the legacy layouts, " +
+			"with the agent's image manifest, and checks them. Run it from the module: ./scripts/release.sh.",
+	}).Parse(&c, args); !ok {
+		return code
 	}
 	root, err := moduleRoot(ctx)
 	if err != nil {

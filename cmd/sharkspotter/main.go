@@ -69,8 +69,6 @@ func main() {
 	os.Exit(code)
 }
 
-func version() string { return cmdline.Version() }
-
 const description = `Lists the objects that have a copy on a shark, scanning every metadata shard
 through its Moray (default) or its read-only PostgreSQL copy (--direct-db).
 
@@ -87,22 +85,8 @@ type usageError struct{ error }
 // run is the whole command; it returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
 	var c cli
-	parser, err := cmdline.New(&c,
-		kong.Name("sharkspotter"),
-		kong.Description(description),
-		kong.Writers(stdout, stderr),
-		kong.Vars{"version": "sharkspotter " + version()},
-	)
-	if err != nil {
-		fmt.Fprintln(stderr, "sharkspotter:", err)
-		return 2
-	}
-	if _, err := parser.Parse(args); err != nil {
-		if code, ok := cmdline.Exited(err); ok {
-			return code
-		}
-		fmt.Fprintln(stderr, "sharkspotter:", err)
-		return 2
+	if _, code, ok := (cmdline.Command{Name: "sharkspotter", Description: description, Stdout: stdout, Stderr: stderr}).Parse(&c, args); !ok {
+		return code
 	}
 	level, _ := logging.ParseLevel(c.LogLevel) // kong checked the name
 	log := logging.New(stderr, "sharkspotter", level)

@@ -27,6 +27,7 @@ import (
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/agent"
 	"github.com/TritonDataCenter/rebalancer/evacuate"
+	"github.com/TritonDataCenter/rebalancer/evacuate/sqlitestore"
 	"github.com/TritonDataCenter/rebalancer/moray"
 	"github.com/TritonDataCenter/rebalancer/storinfo"
 )
@@ -82,13 +83,13 @@ type Options struct {
 	Agents   *agent.Client      // nil: agents on port 7878
 	Shark    string             // the shark to take the objects off
 	Keys     string             // the "SHARD KEY" file
-	Database string             // job store (SQLite path or postgres:// URL)
+	Database string             // job store: a SQLite file (package pgstore keeps jobs in PostgreSQL)
 	Log      *slog.Logger
 }
 
 // Run evacuates the listed objects and returns the finished job's status.
 func Run(ctx context.Context, o Options) (evacuate.Status, error) {
-	store, err := evacuate.OpenStore(ctx, o.Database)
+	store, err := sqlitestore.Open(ctx, o.Database, evacuate.StoreOptions{})
 	if err != nil {
 		return evacuate.Status{}, err
 	}
@@ -148,7 +149,7 @@ func main() {
 	flag.StringVar(&o.Storinfo, "storinfo", "", "storinfo base URL")
 	flag.StringVar(&o.Shark, "shark", "", "storage id of the shark to move the objects off")
 	flag.StringVar(&o.Keys, "keys", "", `file of "SHARD KEY" lines`)
-	flag.StringVar(&o.Database, "db", "keylist-jobs.db", "job store: SQLite file or postgres:// URL")
+	flag.StringVar(&o.Database, "db", "keylist-jobs.db", "job store: a SQLite file")
 	flag.Parse()
 	if len(shards) == 0 || o.Storinfo == "" || o.Shark == "" || o.Keys == "" {
 		fmt.Fprintln(os.Stderr, "keylist: -moray, -storinfo, -shark and -keys are required")

@@ -20,6 +20,7 @@ import (
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/agent"
 	"github.com/TritonDataCenter/rebalancer/evacuate"
+	"github.com/TritonDataCenter/rebalancer/evacuate/sqlitestore"
 	"github.com/TritonDataCenter/rebalancer/moray"
 	"github.com/TritonDataCenter/rebalancer/sharkspotter"
 )
@@ -34,7 +35,7 @@ type Options struct {
 	Agents   *agent.Client      // nil: agents on port 7878
 	Shark    string             // the shark to empty
 	Dests    []string           // storage ids of the only destinations
-	Database string             // job store (SQLite path or postgres:// URL)
+	Database string             // job store: a SQLite file (package pgstore keeps jobs in PostgreSQL)
 	Log      *slog.Logger
 }
 
@@ -52,7 +53,7 @@ func Run(ctx context.Context, o Options) (evacuate.Status, error) {
 		}
 		place.Dests = append(place.Dests, n)
 	}
-	store, err := evacuate.OpenStore(ctx, o.Database)
+	store, err := sqlitestore.Open(ctx, o.Database, evacuate.StoreOptions{})
 	if err != nil {
 		return evacuate.Status{}, err
 	}
@@ -104,7 +105,7 @@ func main() {
 		return nil
 	})
 	flag.StringVar(&o.Shark, "shark", "", "storage id of the shark to empty")
-	flag.StringVar(&o.Database, "db", o.Database, "job store: SQLite file or postgres:// URL")
+	flag.StringVar(&o.Database, "db", o.Database, "job store: a SQLite file")
 	flag.Parse()
 	if len(addrs) == 0 || o.Shark == "" || len(o.Dests) == 0 {
 		fmt.Fprintln(os.Stderr, "pinned: -moray, -shark and -dest are required")

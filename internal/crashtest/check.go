@@ -29,6 +29,9 @@ func (r *run) check(ctx context.Context) error {
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
 	d := r.last
+	if d.JobStatus == nil {
+		return errors.New("the job's status was never read")
+	}
 	if d.State != rebalancer.JobComplete || d.Error != "" {
 		add("job ended %s (error %q), want Complete", d.State, d.Error)
 	}
@@ -41,7 +44,7 @@ func (r *run) check(ctx context.Context) error {
 	if sum != pinned || d.Progress.Objects != pinned {
 		add("counts: statuses add up to %d and progress says %d objects; %d objects listed %s", sum, d.Progress.Objects, pinned, evacuated)
 	}
-	if dups, total := d.count("Duplicates"), d.count("Total"); dups != 0 || total != pinned {
+	if dups, total := d.Results.Duplicates, d.Results.Total; dups != 0 || total != pinned {
 		add("counts: Total %d with %d duplicates, want %d and none", total, dups, pinned)
 	}
 	for _, st := range []rebalancer.ObjectStatus{rebalancer.ObjectUnprocessed, rebalancer.ObjectAssigned, rebalancer.ObjectPostProcessing} {

@@ -1,12 +1,10 @@
 package crashtest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -20,6 +18,7 @@ import (
 	"github.com/TritonDataCenter/rebalancer/internal/logging"
 	"github.com/TritonDataCenter/rebalancer/internal/retry"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
+	"github.com/TritonDataCenter/rebalancer/jobapi"
 )
 
 const (
@@ -80,8 +79,8 @@ type run struct {
 
 	agents  map[string]*proc // by storage id
 	manager *proc
-	api     string // the manager's base URL
-	client  *http.Client
+	client  *http.Client   // to the manager
+	jobs    *jobapi.Client // its job API, through client
 
 	job     string
 	created time.Time
@@ -164,7 +163,7 @@ func runOne(ctx context.Context, cfg Config, bins string, seed int64) (res Resul
 	res = Result{Kill: cfg.Kill, Seed: seed}
 	defer func() {
 		res.Kills, res.Objects, res.Counts = r.kills, r.pinned, r.last.counts()
-		if !r.created.IsZero() && r.last.State.Terminal() {
+		if !r.created.IsZero() && r.last.JobStatus != nil && r.last.State.Terminal() {
 			res.JobTime = r.ended.Sub(r.created)
 		}
 		res.Elapsed = time.Since(start)
@@ -310,7 +309,10 @@ func (r *run) startManager() error {
 		return err
 	}
 	r.manager = p
-	r.api = "http://" + p.addr
+	if r.jobs, err = jobapi.NewClient(p.addr); err != nil {
+		return err
+	}
+	r.jobs.HTTPClient = r.client
 	return nil
 }
 
@@ -446,51 +448,30 @@ func (r *run) processErr() error {
 }
 
 func (r *run) createJob(ctx context.Context) error {
-	body, err := json.Marshal(map[string]any{"action": "evacuate",
-		"params": map[string]any{"from_shark": evacuated, "options": jobOptions}})
+	opts, err := json.Marshal(jobOptions)
 	if err != nil {
 		return err
 	}
-	code, reply, err := r.do(ctx, http.MethodPost, "/jobs", body)
-	if err != nil {
+	if r.job, err = r.jobs.CreateJob(ctx, jobapi.CreateParams{FromShark: evacuated, Options: opts}); err != nil {
 		return fmt.Errorf("create job: %w", err)
 	}
-	if code != http.StatusOK {
-		return fmt.Errorf("create job: %d %s", code, reply)
-	}
-	r.job = strings.TrimSpace(string(reply))
 	r.created = time.Now()
 	return nil
 }
 
 func (r *run) getJob(ctx context.Context) (jobDoc, error) {
-	code, body, err := r.do(ctx, http.MethodGet, "/jobs/"+r.job, nil)
+	raw, err := r.jobs.Get(ctx, jobapi.JobPath(r.job))
 	if err != nil {
 		return jobDoc{}, err
 	}
-	if code != http.StatusOK {
-		return jobDoc{}, fmt.Errorf("GET /jobs/%s: %d %s", r.job, code, body)
-	}
-	var d jobDoc
-	if err := json.Unmarshal(body, &d); err != nil {
+	st, err := jobapi.ParseJobStatus(raw)
+	if err != nil {
 		return jobDoc{}, fmt.Errorf("GET /jobs/%s: %w", r.job, err)
 	}
-	d.raw = body
-	return d, nil
-}
-
-func (r *run) do(ctx context.Context, method, path string, body []byte) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, r.api+path, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, err
+	if st.Progress == nil {
+		return jobDoc{}, fmt.Errorf("GET /jobs/%s: no progress in %.200s", r.job, raw)
 	}
-	resp, err := r.client.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
+	return jobDoc{st, raw}, nil
 }
 
 // teardown stops whatever still runs, hard: a run that got here cleanly
@@ -534,37 +515,26 @@ func (r *run) diagnose(err error) error {
 	return errors.New(b.String())
 }
 
-// jobDoc is what the crash runs read of GET /jobs/{id}.
+// jobDoc is the job as a crash run last read it (GET /jobs/{id}), with the
+// reply as it came, for diagnostics.
 type jobDoc struct {
-	State    rebalancer.JobState        `json:"state"`
-	Error    string                     `json:"error"`
-	Results  map[string]json.RawMessage `json:"results"`
-	Progress struct {
-		Objects     int64 `json:"objects"`
-		ObjectsDone int64 `json:"objects_done"`
-	} `json:"progress"`
+	*jobapi.JobStatus
 	raw []byte
 }
 
 // skipped returns how many objects the job skipped for reason.
 func (d jobDoc) skipped(reason rebalancer.SkipReason) int64 {
-	var breakdown map[string]int64
-	json.Unmarshal(d.Results["skip_breakdown"], &breakdown)
-	return breakdown[reason.String()]
-}
-
-// count returns a numeric entry of results ("Complete", "Total"...).
-func (d jobDoc) count(name string) int64 {
-	var n int64
-	json.Unmarshal(d.Results[name], &n)
-	return n
+	return d.Results.SkipBreakdown[reason.String()]
 }
 
 // counts returns the per-status counts, by Title Case name.
 func (d jobDoc) counts() map[string]int64 {
 	out := map[string]int64{}
+	if d.JobStatus == nil {
+		return out
+	}
 	for _, st := range rebalancer.ObjectStatuses() {
-		out[st.Title()] = d.count(st.Title())
+		out[st.Title()] = d.Results.Count(st)
 	}
 	return out
 }
@@ -575,5 +545,5 @@ func (d jobDoc) metric(name string) int64 {
 	if name == "done" {
 		return d.Progress.ObjectsDone
 	}
-	return d.Progress.Objects - d.count(rebalancer.ObjectUnprocessed.Title())
+	return d.Progress.Objects - d.Results.Unprocessed
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/TritonDataCenter/rebalancer/evacuate"
+	"github.com/TritonDataCenter/rebalancer/evacuate/sqlitestore"
+	"github.com/TritonDataCenter/rebalancer/internal/storedsn"
 	"github.com/TritonDataCenter/rebalancer/storinfo"
 )
 
@@ -80,10 +82,10 @@ func (c *Config) markFile(dsn string) string {
 	if c.StoreMark != "" {
 		return c.StoreMark
 	}
-	if m := evacuate.DefaultMarkFile(dsn); m != "" {
-		return m
+	if storedsn.IsPostgres(dsn) {
+		return DefaultPostgresMark
 	}
-	return DefaultPostgresMark
+	return sqlitestore.DefaultMarkFile(dsn)
 }
 
 // ShardHost is one metadata shard, as "N.moray.<domain>".

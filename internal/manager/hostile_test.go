@@ -18,24 +18,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/agent"
 	"github.com/TritonDataCenter/rebalancer/evacuate"
 	"github.com/TritonDataCenter/rebalancer/internal/manager"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 )
-
-// createWith creates a job on the evacuated shark with options.
-func (r *running) createWith(options string) string {
-	r.t.Helper()
-	code, body := r.do("POST", "/jobs", `{"action":"evacuate","params":{"from_shark":"`+evacuated+`","options":`+options+`}}`)
-	if code != http.StatusOK {
-		r.t.Fatalf("POST /jobs: %d %s", code, body)
-	}
-	return strings.TrimSpace(body)
-}
 
 // noOrphans fails the test if any shark but the evacuated one holds a file
 // that no metadata names: a copy made for nothing.
@@ -52,18 +42,6 @@ func (r *running) noOrphans() {
 		if shark != evacuated && n > 0 {
 			r.t.Errorf("%d orphan copies on %s", n, shark)
 		}
-	}
-}
-
-// waitUntil polls cond until it holds.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited too long for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -123,9 +101,9 @@ func TestLostAssignmentsPostedAgain(t *testing.T) {
 				return false
 			})
 		}
-		id := r.createWith(`{"max_tasks_per_assignment":10}`)
+		id := r.createWith(evacuated, `{"max_tasks_per_assignment":10}`)
 		d := r.waitFor(id, "the end", terminal)
-		if d.State != "Complete" || d.Results["Complete"] != float64(objects) {
+		if d.State != rebalancer.JobComplete || d.Results.Complete != objects {
 			t.Fatalf("job ended %s (%s): %v", d.State, d.Error, d.Results)
 		}
 		r.noOrphans()
@@ -164,12 +142,12 @@ func TestLostAssignmentsPostedAgain(t *testing.T) {
 			})
 		}
 		// Posts to an agent being restarted wait for it.
-		id := r.createWith(`{"max_tasks_per_assignment":10,"agent_unreachable_timeout":"1m",
+		id := r.createWith(evacuated, `{"max_tasks_per_assignment":10,"agent_unreachable_timeout":"1m",
 			"unreachable_backoff":{"initial":"50ms","step":"50ms","max":"500ms","tries":200}}`)
 		// Wait until an agent has finished an assignment the manager does
 		// not know the outcome of.
 		ac := r.fleet.AgentClient()
-		waitUntil(t, "an agent to finish an assignment", func() bool {
+		testutil.Eventually(t, "an agent to finish an assignment", func() bool {
 			for _, s := range dests {
 				l, err := ac.ListAssignments(context.Background(), s.Node(), "", 0)
 				if err != nil {
@@ -198,7 +176,7 @@ func TestLostAssignmentsPostedAgain(t *testing.T) {
 		}
 		close(hold)
 		d := r.waitFor(id, "the end", terminal)
-		if d.State != "Complete" || d.Results["Complete"] != float64(objects) {
+		if d.State != rebalancer.JobComplete || d.Results.Complete != objects {
 			t.Fatalf("job ended %s (%s): %v", d.State, d.Error, d.Results)
 		}
 		r.noOrphans()
@@ -217,7 +195,7 @@ func TestTokens(t *testing.T) {
 	t.Run("agent token", func(t *testing.T) {
 		r := start(t, fleet, func(cfg map[string]any) { cfg["agent_token"] = "agent-s3cret" })
 		id := r.create(evacuated)
-		if d := r.waitFor(id, "the end", terminal); d.State != "Complete" || d.Results["Complete"] != float64(objects) {
+		if d := r.waitFor(id, "the end", terminal); d.State != rebalancer.JobComplete || d.Results.Complete != objects {
 			t.Fatalf("job ended %s (%s): %v", d.State, d.Error, d.Results)
 		}
 		r.noOrphans()
@@ -227,8 +205,7 @@ func TestTokens(t *testing.T) {
 		r := start(t, fleet, nil)
 		id := r.create(evacuated)
 		d := r.waitFor(id, "the end", terminal)
-		skipped, _ := d.Results["skip_breakdown"].(map[string]any)
-		if d.Results["Complete"] != float64(0) || skipped["assignment_rejected"] != float64(objects) {
+		if d.Results.Complete != 0 || d.Results.SkipBreakdown["assignment_rejected"] != objects {
 			t.Fatalf("job without the agents' token ended %s: %v", d.State, d.Results)
 		}
 		code, body := r.do("GET", "/jobs/"+id+"/objects?status=skipped&limit=1", "")

@@ -22,6 +22,8 @@ import (
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/agent"
 	"github.com/TritonDataCenter/rebalancer/evacuate"
+	"github.com/TritonDataCenter/rebalancer/internal/storedsn"
+	"github.com/TritonDataCenter/rebalancer/jobapi"
 	"github.com/TritonDataCenter/rebalancer/moray"
 	"github.com/TritonDataCenter/rebalancer/storinfo"
 )
@@ -76,7 +78,7 @@ type Manager struct {
 	view      *storinfo.View
 	placement *storinfo.Placement
 	metrics   *evacuate.Metrics
-	api       *evacuate.API
+	api       *jobapi.Server
 	closers   []func() error
 
 	tune func(evacuate.Options) evacuate.Options // Deps.JobOptions
@@ -106,7 +108,7 @@ func New(ctx context.Context, cfg *Config, deps Deps) (*Manager, error) {
 	if dsn == "" {
 		dsn = DefaultDatabase
 	}
-	store, err := evacuate.OpenStoreWith(ctx, dsn, evacuate.StoreOptions{
+	store, err := storedsn.Open(ctx, dsn, evacuate.StoreOptions{
 		MarkFile: cfg.markFile(dsn), AcceptEmpty: cfg.AcceptEmptyStore, Logger: m.log,
 	})
 	switch {
@@ -197,7 +199,7 @@ func New(ctx context.Context, cfg *Config, deps Deps) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.api = &evacuate.API{
+	m.api = &jobapi.Server{
 		Engine:                  m.engine,
 		Domain:                  cfg.DomainName,
 		SnaplinkCleanupRequired: func() bool { return m.config().SnaplinkCleanupRequired },
@@ -226,7 +228,7 @@ func (m *Manager) jobOptions(cfg *Config) evacuate.Options {
 	return o
 }
 
-// Handler serves the manager's HTTP API (see evacuate.API).
+// Handler serves the manager's HTTP API (see jobapi.Server).
 func (m *Manager) Handler() http.Handler { return m.api.Handler() }
 
 // MetricsHandler serves the Prometheus metrics.

@@ -10,12 +10,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/TritonDataCenter/rebalancer/evacuate"
+	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/internal/manager"
 	"github.com/TritonDataCenter/rebalancer/internal/pgtest"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
+	"github.com/TritonDataCenter/rebalancer/jobapi"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -97,49 +98,53 @@ func (r *running) do(method, path, body string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// client is a job API client of the manager.
+func (r *running) client() *jobapi.Client {
+	r.t.Helper()
+	c, err := jobapi.NewClient(r.api.URL)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return c
+}
+
+// createWith creates a job on shark, with options (a JSON object) when not
+// empty.
+func (r *running) createWith(shark, options string) string {
+	r.t.Helper()
+	id, err := r.client().CreateJob(context.Background(), jobapi.CreateParams{FromShark: shark, Options: []byte(options)})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return id
+}
+
 func (r *running) create(shark string) string {
 	r.t.Helper()
-	code, body := r.do("POST", "/jobs", fmt.Sprintf(`{"action":"evacuate","params":{"from_shark":%q}}`, shark))
-	if code != http.StatusOK {
-		r.t.Fatalf("POST /jobs: %d %s", code, body)
-	}
-	return strings.TrimSpace(body)
+	return r.createWith(shark, "")
 }
 
-type jobDoc struct {
-	State   string           `json:"state"`
-	Error   string           `json:"error"`
-	Results map[string]any   `json:"results"`
-	Options evacuate.Options `json:"options"`
-}
-
-func (r *running) get(id string) jobDoc {
+func (r *running) get(id string) *jobapi.JobStatus {
 	r.t.Helper()
-	code, body := r.do("GET", "/jobs/"+id, "")
-	if code != http.StatusOK {
-		r.t.Fatalf("GET /jobs/%s: %d %s", id, code, body)
+	st, err := r.client().JobStatus(context.Background(), id)
+	if err != nil {
+		r.t.Fatal(err)
 	}
-	var d jobDoc
-	if err := json.Unmarshal([]byte(body), &d); err != nil {
-		r.t.Fatalf("GET /jobs/%s: %v in %s", id, err, body)
-	}
-	return d
+	return st
 }
 
 // waitFor polls the job until cond holds.
-func (r *running) waitFor(id string, what string, cond func(jobDoc) bool) jobDoc {
+func (r *running) waitFor(id string, what string, cond func(*jobapi.JobStatus) bool) *jobapi.JobStatus {
 	r.t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		d := r.get(id)
-		if cond(d) {
-			return d
+	var st *jobapi.JobStatus
+	testutil.Poll(r.t, "job "+id+": "+what, func() error {
+		st = r.get(id)
+		if !cond(st) {
+			return fmt.Errorf("%s %q: %+v", st.State, st.Error, st.Results)
 		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("job %s: waited too long for %s; last %+v", id, what, d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return st
 }
 
 func (r *running) verify() {
@@ -153,13 +158,7 @@ func (r *running) verify() {
 	}
 }
 
-func terminal(d jobDoc) bool {
-	switch d.State {
-	case "Complete", "Failed", "Stopped":
-		return true
-	}
-	return false
-}
+func terminal(d *jobapi.JobStatus) bool { return d.State.Terminal() }
 
 // The product's wiring end to end: sharkspotter through Moray's sql RPC on
 // two shards, storinfo over HTTP, placement, agents, metadata updates,
@@ -176,7 +175,7 @@ func TestManagerEvacuates(t *testing.T) {
 				})
 			id := r.create("1.stor") // short form: the manager completes the domain
 			d := r.waitFor(id, "the end", terminal)
-			if d.State != "Complete" || d.Results["Complete"] != float64(300) || d.Results["Total"] != float64(300) {
+			if d.State != rebalancer.JobComplete || d.Results.Complete != 300 || d.Results.Total != 300 {
 				t.Fatalf("job ended %s (%s): %v", d.State, d.Error, d.Results)
 			}
 			r.verify()
@@ -201,10 +200,10 @@ func TestManagerEvacuates(t *testing.T) {
 func TestReloadAppliesToRunningJob(t *testing.T) {
 	r := start(t, testbed.Config{Sharks: 4, Objects: testbed.Objects{Count: 200, Pin: evacuated, PinFraction: 1}}, nil)
 	id := r.create(evacuated)
-	if code, body := r.do("POST", "/jobs/"+id+"/pause", ""); code != http.StatusOK {
-		t.Fatalf("pause: %d %s", code, body)
+	if err := r.client().PauseJob(context.Background(), id); err != nil {
+		t.Fatalf("pause: %v", err)
 	}
-	r.waitFor(id, "paused", func(d jobDoc) bool { return d.State == "Paused" })
+	r.waitFor(id, "paused", func(d *jobapi.JobStatus) bool { return d.State == rebalancer.JobPaused })
 
 	next := r.fleet.ManagerConfig()
 	next["options"].(map[string]any)["max_metadata_update_threads"] = 3
@@ -224,10 +223,10 @@ func TestReloadAppliesToRunningJob(t *testing.T) {
 		t.Errorf("max fill = %d, want 77", got)
 	}
 
-	if code, body := r.do("POST", "/jobs/"+id+"/resume", ""); code != http.StatusOK {
-		t.Fatalf("resume: %d %s", code, body)
+	if err := r.client().ResumeJob(context.Background(), id); err != nil {
+		t.Fatalf("resume: %v", err)
 	}
-	if d := r.waitFor(id, "the end", terminal); d.State != "Complete" {
+	if d := r.waitFor(id, "the end", terminal); d.State != rebalancer.JobComplete {
 		t.Fatalf("job ended %s (%s): %v", d.State, d.Error, d.Results)
 	}
 	r.verify()

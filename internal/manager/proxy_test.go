@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/internal/manager"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
 )
@@ -66,7 +67,7 @@ func TestAgentProxy(t *testing.T) {
 
 	id := r.create(evacuated)
 	d := r.waitFor(id, "the end", terminal)
-	if d.State != "Complete" || d.Results["Complete"] != float64(60) {
+	if d.State != rebalancer.JobComplete || d.Results.Complete != 60 {
 		t.Fatalf("job ended %s (%s): %v", d.State, d.Error, d.Results)
 	}
 	r.verify()

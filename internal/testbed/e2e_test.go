@@ -127,12 +127,12 @@ func TestEvacuationWithFaults(t *testing.T) {
 	// Once assignments are out, kill an agent holding some.
 	var victim *Shark
 	testutil.Eventually(t, "an object to be assigned", func() bool {
-		rows, err := f.store.ObjectsInStatus(ctx, j.ID, rebalancer.ObjectAssigned, 0, 1)
+		objs, err := e.Objects(ctx, j.ID, rebalancer.ObjectAssigned, 0, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(rows) > 0 {
-			victim = f.Shark(rows[0].DestShark)
+		if len(objs) > 0 {
+			victim = f.Shark(objs[0].Dest.MantaStorageID)
 		}
 		return victim != nil
 	})

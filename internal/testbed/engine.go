@@ -8,6 +8,7 @@ import (
 
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/evacuate"
+	"github.com/TritonDataCenter/rebalancer/internal/storedsn"
 	"github.com/TritonDataCenter/rebalancer/storinfo"
 )
 
@@ -118,7 +119,7 @@ func (f *Fleet) managerParts(ctx context.Context) (*evacuate.Store, *storinfo.Pl
 		if dsn == "" {
 			dsn = filepath.Join(f.dir, "manager", "jobs.db")
 		}
-		st, err := evacuate.OpenStore(ctx, dsn)
+		st, err := storedsn.Open(ctx, dsn, evacuate.StoreOptions{})
 		if err != nil {
 			return nil, nil, fmt.Errorf("testbed: %w", err)
 		}

@@ -164,12 +164,12 @@ func TestEvacuationKeepsOffSharksBeingEvacuated(t *testing.T) {
 	}
 	onThree := 0
 	testutil.Eventually(t, "job 1 to place an object on "+shark3, func() bool {
-		rows, err := f.store.ObjectsInStatus(ctx, j1.ID, rebalancer.ObjectAssigned, 0, 1000)
+		objs, err := e.Objects(ctx, j1.ID, rebalancer.ObjectAssigned, 0, 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, row := range rows {
-			if row.DestShark == shark3 {
+		for _, o := range objs {
+			if o.Dest.MantaStorageID == shark3 {
 				onThree++
 			}
 		}

@@ -9,9 +9,12 @@
 //     listing the stacks of just those goroutines (go.uber.org/goleak).
 //   - Logger sends a component's logs to the test's log, shown for failed
 //     tests and with -v; Discard drops them.
+//   - Buffer collects what goroutines write (a command's output, a log)
+//     for the test to read while they go on.
 package testutil
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -182,4 +185,25 @@ func (w *testWriter) close() {
 	w.mu.Lock()
 	w.done = true
 	w.mu.Unlock()
+}
+
+// Buffer is an io.Writer that a test may read (String) while other
+// goroutines write to it: the output of a command run in-process, a
+// server's log.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns everything written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

@@ -162,3 +162,25 @@ func TestLogger(t *testing.T) {
 	}
 	Discard().Error("nothing happens")
 }
+
+// Writers and a reader at once (the race detector watches).
+func TestBuffer(t *testing.T) {
+	var b Buffer
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 100 {
+				b.Write([]byte("x"))
+			}
+		}()
+	}
+	for range 10 {
+		_ = b.String()
+	}
+	wg.Wait()
+	if got := len(b.String()); got != 400 {
+		t.Errorf("%d bytes, want 400", got)
+	}
+}

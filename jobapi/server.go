@@ -1,4 +1,4 @@
-package evacuate
+package jobapi
 
 import (
 	"crypto/subtle"
@@ -14,25 +14,16 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/evacuate"
 )
 
-// API is the manager's HTTP API: the legacy routes with their status codes
-// and bodies, so that existing scripts and the legacy rebalancer-adm keep
-// working, plus new routes for stop, pause, resume, dry runs and listing a
-// job's objects.
-//
-//	POST /jobs                    create (legacy body; 200 "<uuid>\n")
-//	GET  /jobs                    list
-//	GET  /jobs/{uuid}             status
-//	PUT  /jobs/{uuid}             {"action":"set_metadata_threads","params":N}
-//	POST /jobs/{uuid}/retry       retry what did not complete (200 "<uuid>\n")
-//	POST /jobs/{uuid}/stop        new: stop after the copies in flight
-//	POST /jobs/{uuid}/pause       new
-//	POST /jobs/{uuid}/resume      new
-//	GET  /jobs/{uuid}/objects     new: ?status=skipped&limit=100&after=<seq>
-//	GET  /health                  new: 503 while the job store fails
-type API struct {
-	Engine *Engine
+// Server serves the job API (the routes: see the package documentation)
+// of an evacuate.Engine: the legacy routes with their status codes and
+// bodies, so that existing scripts and the legacy rebalancer-adm keep
+// working, and the new ones.
+type Server struct {
+	// Engine runs the jobs. Required.
+	Engine *evacuate.Engine
 	// Domain completes a shark given without it ("1.stor" becomes
 	// "1.stor.<domain>"), as the legacy does.
 	Domain string
@@ -41,8 +32,9 @@ type API struct {
 	SnaplinkCleanupRequired func() bool
 	// JobOptions returns the options for a new job (the current
 	// configuration's tunables); nil means the engine's defaults.
-	JobOptions func() Options
-	Metrics    *Metrics
+	JobOptions func() evacuate.Options
+	// Metrics, when set, counts requests (the legacy request_count).
+	Metrics *evacuate.Metrics
 	// Version goes in the Server header: "rebalancer-manager <Version>".
 	Version string
 	Logger  *slog.Logger
@@ -55,27 +47,27 @@ type API struct {
 }
 
 // Handler returns the API's routes.
-func (a *API) Handler() http.Handler {
+func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /jobs", a.createJob)
-	mux.HandleFunc("GET /jobs", a.listJobs)
-	mux.HandleFunc("GET /jobs/{uuid}", a.getJob)
-	mux.HandleFunc("PUT /jobs/{uuid}", a.updateJob)
-	mux.HandleFunc("POST /jobs/{uuid}/retry", a.retryJob)
-	mux.HandleFunc("POST /jobs/{uuid}/stop", a.control("stop"))
-	mux.HandleFunc("POST /jobs/{uuid}/pause", a.control("pause"))
-	mux.HandleFunc("POST /jobs/{uuid}/resume", a.control("resume"))
-	mux.HandleFunc("GET /jobs/{uuid}/objects", a.jobObjects)
-	mux.HandleFunc("GET /health", a.health)
+	mux.HandleFunc("POST /jobs", s.createJob)
+	mux.HandleFunc("GET /jobs", s.listJobs)
+	mux.HandleFunc("GET /jobs/{uuid}", s.getJob)
+	mux.HandleFunc("PUT /jobs/{uuid}", s.updateJob)
+	mux.HandleFunc("POST /jobs/{uuid}/retry", s.retryJob)
+	mux.HandleFunc("POST /jobs/{uuid}/stop", s.control("stop"))
+	mux.HandleFunc("POST /jobs/{uuid}/pause", s.control("pause"))
+	mux.HandleFunc("POST /jobs/{uuid}/resume", s.control("resume"))
+	mux.HandleFunc("GET /jobs/{uuid}/objects", s.jobObjects)
+	mux.HandleFunc("GET /health", s.health)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		version := a.Version
+		version := s.Version
 		if version == "" {
 			version = "dev"
 		}
 		w.Header().Set("Server", "rebalancer-manager "+version)
 		// The legacy labels every reply JSON, plain-text bodies included.
 		w.Header().Set("Content-Type", "application/json")
-		if !a.authorized(r) {
+		if !s.authorized(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="rebalancer-manager"`)
 			writeText(w, http.StatusUnauthorized, "This manager requires its API token: send \"Authorization: Bearer <api_token>\" "+
 				"(rebalancer-adm: --token or REBALANCER_TOKEN)")
@@ -87,17 +79,17 @@ func (a *API) Handler() http.Handler {
 
 // authorized reports whether r may use the API: it carries the token, or
 // none is required, or it is the health probe.
-func (a *API) authorized(r *http.Request) bool {
-	if a.Token == "" || ((r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Path == "/health") {
+func (s *Server) authorized(r *http.Request) bool {
+	if s.Token == "" || ((r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Path == "/health") {
 		return true
 	}
-	want := "Bearer " + a.Token
+	want := "Bearer " + s.Token
 	return subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(want)) == 1
 }
 
-func (a *API) log() *slog.Logger {
-	if a.Logger != nil {
-		return a.Logger
+func (s *Server) log() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
 	}
 	return slog.Default()
 }
@@ -118,8 +110,8 @@ func writeText(w http.ResponseWriter, code int, msg string) {
 	io.WriteString(w, msg)
 }
 
-func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	limit := a.MaxBodyBytes
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	limit := s.MaxBodyBytes
 	if limit <= 0 {
 		limit = 1 << 20
 	}
@@ -135,29 +127,18 @@ func parseJobID(s string) (string, error) {
 	return u.String(), nil
 }
 
-// createRequest is the legacy POST /jobs body, with new optional params.
-type createRequest struct {
-	Action string `json:"action"`
-	Params *struct {
-		FromShark  *string         `json:"from_shark"`
-		MaxObjects *int64          `json:"max_objects"`
-		DryRun     bool            `json:"dry_run"`
-		Options    json.RawMessage `json:"options"`
-	} `json:"params"`
-}
-
-func (a *API) createJob(w http.ResponseWriter, r *http.Request) {
+func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 	// The legacy checks the snaplink gate before reading the body.
-	if a.SnaplinkCleanupRequired != nil && a.SnaplinkCleanupRequired() {
+	if s.SnaplinkCleanupRequired != nil && s.SnaplinkCleanupRequired() {
 		writeText(w, http.StatusInternalServerError, "Snaplink Cleanup Required")
 		return
 	}
-	body, err := a.readBody(w, r)
+	body, err := s.readBody(w, r)
 	if err != nil {
 		writeText(w, http.StatusRequestEntityTooLarge, "cannot read request: "+err.Error())
 		return
 	}
-	var req createRequest
+	var req CreateRequest
 	if err := json.Unmarshal(body, &req); err != nil {
 		writeText(w, http.StatusUnprocessableEntity, "Could not parse job request: "+err.Error())
 		return
@@ -166,17 +147,17 @@ func (a *API) createJob(w http.ResponseWriter, r *http.Request) {
 	case req.Action != "evacuate":
 		writeText(w, http.StatusUnprocessableEntity, fmt.Sprintf("Could not parse job request: unknown action %q (only \"evacuate\")", req.Action))
 		return
-	case req.Params == nil || req.Params.FromShark == nil || strings.TrimSpace(*req.Params.FromShark) == "":
+	case req.Params == nil || strings.TrimSpace(req.Params.FromShark) == "":
 		writeText(w, http.StatusUnprocessableEntity, "Could not parse job request: params.from_shark is required")
 		return
 	case req.Params.MaxObjects != nil && (*req.Params.MaxObjects < 0 || *req.Params.MaxObjects > 1<<32-1):
 		writeText(w, http.StatusUnprocessableEntity, "Could not parse job request: params.max_objects must be in 0..4294967295")
 		return
 	}
-	a.Metrics.Request("evacuate")
-	opts := a.Engine.cfg.Defaults
-	if a.JobOptions != nil {
-		opts = a.JobOptions()
+	s.Metrics.Request("evacuate")
+	opts := s.Engine.Defaults()
+	if s.JobOptions != nil {
+		opts = s.JobOptions()
 	}
 	if len(req.Params.Options) > 0 && string(req.Params.Options) != "null" {
 		if err := opts.MergeJSON(req.Params.Options, "params.options."); err != nil {
@@ -188,23 +169,23 @@ func (a *API) createJob(w http.ResponseWriter, r *http.Request) {
 		opts.MaxObjects = int(*req.Params.MaxObjects) // 0 (or null) is unlimited, as in the legacy
 	}
 	opts.DryRun = opts.DryRun || req.Params.DryRun
-	shark := a.qualify(strings.TrimSpace(*req.Params.FromShark))
-	j, err := a.Engine.CreateJob(r.Context(), shark, opts)
+	shark := s.qualify(strings.TrimSpace(req.Params.FromShark))
+	j, err := s.Engine.CreateJob(r.Context(), shark, opts)
 	if err != nil {
 		code := http.StatusInternalServerError
 		switch {
-		case errors.Is(err, ErrSharkBusy):
+		case errors.Is(err, evacuate.ErrSharkBusy):
 			code = http.StatusConflict
-		case errors.Is(err, ErrInvalidOptions):
+		case errors.Is(err, evacuate.ErrInvalidOptions):
 			code = http.StatusUnprocessableEntity
-		case errors.Is(err, ErrEngineClosed):
+		case errors.Is(err, evacuate.ErrEngineClosed):
 			code = http.StatusServiceUnavailable
 		}
-		a.log().Error("cannot create job", "shark", shark, "err", err)
+		s.log().Error("cannot create job", "shark", shark, "err", err)
 		writeText(w, code, "Could not create job: "+err.Error())
 		return
 	}
-	a.log().Info("job created", "job", j.ID, "shark", shark, "dry_run", opts.DryRun)
+	s.log().Info("job created", "job", j.ID, "shark", shark, "dry_run", opts.DryRun)
 	writeText(w, http.StatusOK, j.ID+"\n")
 }
 
@@ -212,55 +193,46 @@ func (a *API) createJob(w http.ResponseWriter, r *http.Request) {
 // {"status":"error","error":"..."} saying what is wrong with it otherwise
 // (Engine.Health): a manager that cannot record progress is not healthy,
 // even though it answers.
-func (a *API) health(w http.ResponseWriter, r *http.Request) {
-	if err := a.Engine.Health(r.Context()); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "error", "error": err.Error()})
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	if err := s.Engine.Health(r.Context()); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, Health{Status: "error", Error: err.Error()})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, Health{Status: "ok"})
 }
 
 // qualify appends the domain to a shark given in short form.
-func (a *API) qualify(shark string) string {
-	if a.Domain == "" || strings.Contains(shark, a.Domain) {
+func (s *Server) qualify(shark string) string {
+	if s.Domain == "" || strings.Contains(shark, s.Domain) {
 		return shark
 	}
-	return shark + "." + a.Domain
+	return shark + "." + s.Domain
 }
 
-type listEntry struct {
-	ID      string                 `json:"id"`
-	Action  rebalancer.JobAction   `json:"action"`
-	State   rebalancer.JobState    `json:"state"`
-	From    rebalancer.StorageNode `json:"from_shark"`
-	RetryOf string                 `json:"retry_of,omitempty"`
-	Created string                 `json:"created"`
-}
-
-func (a *API) listJobs(w http.ResponseWriter, r *http.Request) {
-	a.Metrics.Request("list_jobs")
-	jobs, err := a.Engine.Jobs(r.Context())
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
+	s.Metrics.Request("list_jobs")
+	jobs, err := s.Engine.Jobs(r.Context())
 	if err != nil {
 		writeText(w, http.StatusInternalServerError, "Error Getting Job List: "+err.Error())
 		return
 	}
-	out := make([]listEntry, len(jobs))
+	out := make([]Job, len(jobs))
 	for i, j := range jobs {
-		out[i] = listEntry{ID: j.ID, Action: j.Action, State: j.State, From: j.From, RetryOf: j.RetryOf,
+		out[i] = Job{ID: j.ID, Action: j.Action, State: j.State, FromShark: j.From, RetryOf: j.RetryOf,
 			Created: j.CreatedAt.UTC().Format("2006-01-02T15:04:05.000Z")}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (a *API) getJob(w http.ResponseWriter, r *http.Request) {
-	a.Metrics.Request("get_job")
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
+	s.Metrics.Request("get_job")
 	id, err := parseJobID(r.PathValue("uuid"))
 	if err != nil {
 		writeText(w, http.StatusBadRequest, "Invalid UUID: "+err.Error())
 		return
 	}
-	st, err := a.Engine.JobStatus(r.Context(), id)
-	if errors.Is(err, ErrJobNotFound) {
+	st, err := s.Engine.JobStatus(r.Context(), id)
+	if errors.Is(err, evacuate.ErrJobNotFound) {
 		writeText(w, http.StatusNotFound, "Could not find job UUID: "+id)
 		return
 	}
@@ -268,18 +240,18 @@ func (a *API) getJob(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusInternalServerError, "Error Getting Job Status: "+err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeJSON(w, http.StatusOK, newJobStatus(st))
 }
 
-func (a *API) updateJob(w http.ResponseWriter, r *http.Request) {
+func (s *Server) updateJob(w http.ResponseWriter, r *http.Request) {
 	raw := r.PathValue("uuid")
 	id, err := parseJobID(raw)
 	if err != nil {
 		writeText(w, http.StatusBadRequest, fmt.Sprintf("Invalid UUID %q: %v", raw, err))
 		return
 	}
-	j, err := a.Engine.Job(r.Context(), id)
-	if errors.Is(err, ErrJobNotFound) {
+	j, err := s.Engine.Job(r.Context(), id)
+	if errors.Is(err, evacuate.ErrJobNotFound) {
 		writeText(w, http.StatusBadRequest, "Could not find job "+id)
 		return
 	}
@@ -287,19 +259,16 @@ func (a *API) updateJob(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	if (j.State != rebalancer.JobRunning && j.State != rebalancer.JobPaused) || !a.Engine.isRunning(id) {
+	if (j.State != rebalancer.JobRunning && j.State != rebalancer.JobPaused) || !s.Engine.Running(id) {
 		writeText(w, http.StatusBadRequest, "Attempt to update job that is not running")
 		return
 	}
-	body, err := a.readBody(w, r)
+	body, err := s.readBody(w, r)
 	if err != nil {
 		writeText(w, http.StatusRequestEntityTooLarge, "cannot read request: "+err.Error())
 		return
 	}
-	var msg struct {
-		Action string `json:"action"`
-		Params *int64 `json:"params"`
-	}
+	var msg UpdateRequest
 	if err := json.Unmarshal(body, &msg); err != nil || msg.Action != "set_metadata_threads" || msg.Params == nil {
 		reason := "expected {\"action\":\"set_metadata_threads\",\"params\":N}"
 		if err != nil {
@@ -312,12 +281,12 @@ func (a *API) updateJob(w http.ResponseWriter, r *http.Request) {
 	case n < 1:
 		writeText(w, http.StatusBadRequest, "Cannot set metadata update threads below 1")
 		return
-	case n > MaxMetadataThreads:
-		writeText(w, http.StatusBadRequest, fmt.Sprintf("Cannot set metadata update threads above %d", MaxMetadataThreads))
+	case n > evacuate.MaxMetadataThreads:
+		writeText(w, http.StatusBadRequest, fmt.Sprintf("Cannot set metadata update threads above %d", evacuate.MaxMetadataThreads))
 		return
 	}
-	if err := a.Engine.SetMetadataThreads(r.Context(), id, int(*msg.Params)); err != nil {
-		if errors.Is(err, ErrJobNotRunning) {
+	if err := s.Engine.SetMetadataThreads(r.Context(), id, int(*msg.Params)); err != nil {
+		if errors.Is(err, evacuate.ErrJobNotRunning) {
 			writeText(w, http.StatusBadRequest, "Attempt to update job that is not running")
 			return
 		}
@@ -327,82 +296,67 @@ func (a *API) updateJob(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-func (a *API) retryJob(w http.ResponseWriter, r *http.Request) {
+func (s *Server) retryJob(w http.ResponseWriter, r *http.Request) {
 	id, err := parseJobID(r.PathValue("uuid"))
 	if err != nil {
 		writeText(w, http.StatusBadRequest, "Invalid UUID: "+err.Error())
 		return
 	}
-	var opts *Options
-	if a.JobOptions != nil {
-		o := a.JobOptions()
+	var opts *evacuate.Options
+	if s.JobOptions != nil {
+		o := s.JobOptions()
 		opts = &o
 	}
-	j, err := a.Engine.RetryJob(r.Context(), id, opts)
+	j, err := s.Engine.RetryJob(r.Context(), id, opts)
 	switch {
-	case errors.Is(err, ErrJobNotFound):
+	case errors.Is(err, evacuate.ErrJobNotFound):
 		writeText(w, http.StatusNotFound, "Could not find job with UUID "+id)
-	case errors.Is(err, ErrSharkBusy):
+	case errors.Is(err, evacuate.ErrSharkBusy):
 		writeText(w, http.StatusConflict, err.Error())
-	case errors.Is(err, ErrInvalidOptions):
+	case errors.Is(err, evacuate.ErrInvalidOptions):
 		writeText(w, http.StatusUnprocessableEntity, "Could not retry job: "+err.Error())
-	case errors.Is(err, ErrEngineClosed):
+	case errors.Is(err, evacuate.ErrEngineClosed):
 		writeText(w, http.StatusServiceUnavailable, "Could not retry job: "+err.Error())
 	case err != nil:
 		writeText(w, http.StatusInternalServerError, "Could not retry job: "+err.Error())
 	default:
-		a.log().Info("retry job created", "job", j.ID, "retry_of", id)
+		s.log().Info("retry job created", "job", j.ID, "retry_of", id)
 		writeText(w, http.StatusOK, j.ID+"\n")
 	}
 }
 
-func (a *API) control(action string) http.HandlerFunc {
+func (s *Server) control(action string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id, err := parseJobID(r.PathValue("uuid"))
 		if err != nil {
 			writeText(w, http.StatusBadRequest, "Invalid UUID: "+err.Error())
 			return
 		}
-		if _, err := a.Engine.Job(r.Context(), id); errors.Is(err, ErrJobNotFound) {
+		if _, err := s.Engine.Job(r.Context(), id); errors.Is(err, evacuate.ErrJobNotFound) {
 			writeText(w, http.StatusNotFound, "Could not find job "+id)
 			return
 		}
 		switch action {
 		case "stop":
-			err = a.Engine.StopJob(r.Context(), id)
+			err = s.Engine.StopJob(r.Context(), id)
 		case "pause":
-			err = a.Engine.PauseJob(r.Context(), id)
+			err = s.Engine.PauseJob(r.Context(), id)
 		case "resume":
-			err = a.Engine.ResumeJob(r.Context(), id)
+			err = s.Engine.ResumeJob(r.Context(), id)
 		}
 		switch {
-		case errors.Is(err, ErrJobNotRunning):
+		case errors.Is(err, evacuate.ErrJobNotRunning):
 			writeText(w, http.StatusConflict, fmt.Sprintf("Cannot %s job %s: it is not running", action, id))
 		case err != nil:
 			writeText(w, http.StatusConflict, fmt.Sprintf("Cannot %s job %s: %v", action, id, err))
 		default:
-			a.log().Info("job control", "job", id, "action", action)
+			s.log().Info("job control", "job", id, "action", action)
 			w.WriteHeader(http.StatusOK)
 		}
 	}
 }
 
-type objectEntry struct {
-	ID            string `json:"id"`
-	Key           string `json:"key"`
-	Shard         int    `json:"shard"`
-	Status        string `json:"status"`
-	SkippedReason string `json:"skipped_reason,omitempty"`
-	Error         string `json:"error,omitempty"`
-	Detail        string `json:"detail,omitempty"`
-	DestShark     string `json:"dest_shark,omitempty"`
-	Assignment    string `json:"assignment_id,omitempty"`
-	Attempts      int    `json:"attempts"`
-	ContentLength int64  `json:"content_length"`
-	Seq           int64  `json:"seq"`
-}
-
-func (a *API) jobObjects(w http.ResponseWriter, r *http.Request) {
+func (s *Server) jobObjects(w http.ResponseWriter, r *http.Request) {
 	id, err := parseJobID(r.PathValue("uuid"))
 	if err != nil {
 		writeText(w, http.StatusBadRequest, "Invalid UUID: "+err.Error())
@@ -427,25 +381,20 @@ func (a *API) jobObjects(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if _, err := a.Engine.Job(r.Context(), id); errors.Is(err, ErrJobNotFound) {
+	if _, err := s.Engine.Job(r.Context(), id); errors.Is(err, evacuate.ErrJobNotFound) {
 		writeText(w, http.StatusNotFound, "Could not find job "+id)
 		return
 	}
-	rows, err := a.Engine.cfg.Store.ObjectsInStatus(r.Context(), id, status, after, limit)
+	objs, err := s.Engine.Objects(r.Context(), id, status, after, limit)
 	if err != nil {
 		writeText(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	out := make([]objectEntry, len(rows))
-	for i, row := range rows {
-		out[i] = objectEntry{ID: row.ID, Key: row.Key, Shard: row.Shard, Status: row.Status, Detail: row.Detail,
-			DestShark: row.DestShark, Assignment: row.AssignmentID, Attempts: row.Attempts, ContentLength: row.ContentLength, Seq: row.Seq}
-		if row.SkippedReason != nil {
-			out[i].SkippedReason = *row.SkippedReason
-		}
-		if row.Error != nil {
-			out[i].Error = *row.Error
-		}
+	out := make([]Object, len(objs))
+	for i, o := range objs {
+		out[i] = Object{ID: o.ID, Key: o.Key, Shard: o.Shard, Status: o.Status.String(), SkippedReason: o.SkipReason, Error: o.Error,
+			Detail: o.Detail, DestShark: o.Dest.MantaStorageID, AssignmentID: o.AssignmentID, Attempts: o.Attempts,
+			ContentLength: o.ContentLength, Seq: o.Seq}
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -1,4 +1,4 @@
-package evacuate
+package jobstore
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 // 4,100 at 10k; 5,000 at both once fixed).
 func TestSQLiteQueryPlans(t *testing.T) {
 	ctx := context.Background()
-	st, err := OpenStore(ctx, filepath.Join(t.TempDir(), "jobs.db"))
+	st, err := open(ctx, filepath.Join(t.TempDir(), "jobs.db"), MarkOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,56 +1,30 @@
-package evacuate
+package jobapi
 
 import (
 	"encoding/json"
-	"io"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/evacuate"
+	"github.com/TritonDataCenter/rebalancer/evacuate/sqlitestore"
+	"github.com/TritonDataCenter/rebalancer/internal/fakes"
+	"github.com/TritonDataCenter/rebalancer/internal/testbed"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 )
 
-type apiHarness struct {
-	*harness
-	srv      *httptest.Server
-	snaplink atomic.Bool
-}
-
-func newAPIHarness(t *testing.T, n int) *apiHarness {
-	h := &apiHarness{harness: newHarness(t, filepath.Join(t.TempDir(), "jobs.db"), n, nil)}
-	api := &API{
-		Engine: h.engine, Domain: "test", Version: "9.9.9", Metrics: h.engine.cfg.Metrics, Logger: quietLogger(),
-		SnaplinkCleanupRequired: h.snaplink.Load,
-	}
-	h.srv = httptest.NewServer(api.Handler())
-	t.Cleanup(h.srv.Close)
-	return h
-}
-
-func (h *apiHarness) do(method, path, body string) (int, string, http.Header) {
-	h.t.Helper()
-	req, err := http.NewRequest(method, h.srv.URL+path, strings.NewReader(body))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), resp.Header
-}
-
 func TestAPICreateAndStatus(t *testing.T) {
-	h := newAPIHarness(t, 60)
+	h := newHarness(t, 60)
 	code, body, hdr := h.do("POST", "/jobs", `{"action":"evacuate","params":{"from_shark":"1.stor","max_objects":null}}`)
 	if code != 200 || !strings.HasSuffix(body, "\n") {
 		t.Fatalf("create: %d %q", code, body)
@@ -102,7 +76,7 @@ func TestAPICreateAndStatus(t *testing.T) {
 	}
 
 	code, body, _ = h.do("GET", "/jobs/"+id+"/objects?status=complete&limit=5", "")
-	var objs []objectEntry
+	var objs []Object
 	if code != 200 || json.Unmarshal([]byte(body), &objs) != nil || len(objs) != 5 || objs[0].DestShark == "" {
 		t.Errorf("objects: %d %s", code, body)
 	}
@@ -115,7 +89,7 @@ func TestAPICreateAndStatus(t *testing.T) {
 }
 
 func TestAPIErrors(t *testing.T) {
-	h := newAPIHarness(t, 5)
+	h := newHarness(t, 5)
 	unknown := uuid.NewString()
 	tests := []struct {
 		name, method, path, body string
@@ -158,18 +132,15 @@ func TestAPIErrors(t *testing.T) {
 }
 
 func TestAPIUpdateAndControl(t *testing.T) {
-	h := newAPIHarness(t, 200)
-	h.agents.slow = true
+	h := newHarness(t, 200)
+	h.agents.SetSlow(true)
 	code, body, _ := h.do("POST", "/jobs", `{"action":"evacuate","params":{"from_shark":"1.stor.test"}}`)
 	if code != 200 {
 		t.Fatalf("create: %d %s", code, body)
 	}
 	id := strings.TrimSpace(body)
 	// Claimed is not enough: PUT wants the job past its setup.
-	waitFor(t, func() bool {
-		j, err := h.store.GetJob(t.Context(), id)
-		return err == nil && j.State == rebalancer.JobRunning && h.engine.isRunning(id)
-	})
+	h.running(id)
 	for _, tt := range []struct {
 		body, contains string
 		code           int
@@ -184,7 +155,7 @@ func TestAPIUpdateAndControl(t *testing.T) {
 			t.Errorf("PUT %s: %d %q", tt.body, code, body)
 		}
 	}
-	if j, _ := h.store.GetJob(t.Context(), id); j.Options.MetadataThreads != 30 {
+	if j := h.job(id); j.Options.MetadataThreads != 30 {
 		t.Errorf("metadata threads %d after PUT", j.Options.MetadataThreads)
 	}
 	if code, body, _ := h.do("POST", "/jobs", `{"action":"evacuate","params":{"from_shark":"1.stor.test"}}`); code != 409 {
@@ -202,9 +173,7 @@ func TestAPIUpdateAndControl(t *testing.T) {
 	if code, _, _ := h.do("POST", "/jobs/"+id+"/stop", ""); code != 200 {
 		t.Errorf("stop: %d", code)
 	}
-	h.agents.mu.Lock()
-	h.agents.slow = false
-	h.agents.mu.Unlock()
+	h.agents.SetSlow(false)
 	h.wait(id)
 	if code, body, _ := h.do("PUT", "/jobs/"+id, `{"action":"set_metadata_threads","params":3}`); code != 400 || body != "Attempt to update job that is not running" {
 		t.Errorf("PUT on a stopped job: %d %q", code, body)
@@ -218,7 +187,7 @@ func TestAPIUpdateAndControl(t *testing.T) {
 // range, unknown keys are refused at any depth, and the errors name the
 // option and its range; what is accepted is stored as given.
 func TestAPIJobOptions(t *testing.T) {
-	h := newAPIHarness(t, 5)
+	h := newHarness(t, 5)
 	create := func(options string) (int, string) {
 		code, body, _ := h.do("POST", "/jobs", `{"action":"evacuate","params":{"from_shark":"1.stor","options":`+options+`}}`)
 		return code, body
@@ -260,8 +229,8 @@ func TestAPIJobOptions(t *testing.T) {
 			t.Errorf("options %s: %d %q, want 422 containing %q", tt.options, code, body, tt.want)
 		}
 	}
-	if jobs, _ := h.store.ListJobs(t.Context()); len(jobs) != 0 {
-		t.Fatalf("%d jobs stored by refused requests", len(jobs))
+	if n := h.jobs(); n != 0 {
+		t.Fatalf("%d jobs stored by refused requests", n)
 	}
 
 	// Accepted values, at the edges of their ranges, are stored as given;
@@ -272,11 +241,11 @@ func TestAPIJobOptions(t *testing.T) {
 		t.Fatalf("create at the edges: %d %s", code, body)
 	}
 	j := h.wait(strings.TrimSpace(body))
-	want := fastOptions()
-	want.AssignmentTimeout = Duration(time.Minute)
-	want.PollInterval = Duration(10 * time.Millisecond)
+	want := testbed.FastJobOptions()
+	want.AssignmentTimeout = evacuate.Duration(time.Minute)
+	want.PollInterval = evacuate.Duration(10 * time.Millisecond)
 	want.EtagRetries = 100
-	want.BusyBackoff.Tries, want.BusyBackoff.Initial = 1, Duration(time.Millisecond)
+	want.BusyBackoff.Tries, want.BusyBackoff.Initial = 1, evacuate.Duration(time.Millisecond)
 	want.ExcludeKeyPrefixes = []string{"/stor/logs/"}
 	if !reflect.DeepEqual(j.Options, want) {
 		t.Errorf("stored options\n%+v\nwant\n%+v", j.Options, want)
@@ -286,17 +255,14 @@ func TestAPIJobOptions(t *testing.T) {
 // A request refused for any reason leaves no job behind (the legacy stored
 // a Failed job for each refused create).
 func TestRefusedRequestsStoreNothing(t *testing.T) {
-	h := newAPIHarness(t, 50)
-	h.agents.slow = true
+	h := newHarness(t, 50)
+	h.agents.SetSlow(true)
 	code, body, _ := h.do("POST", "/jobs", `{"action":"evacuate","params":{"from_shark":"1.stor"}}`)
 	if code != http.StatusOK {
 		t.Fatalf("create: %d %s", code, body)
 	}
 	id := strings.TrimSpace(body)
-	waitFor(t, func() bool {
-		j, err := h.store.GetJob(t.Context(), id)
-		return err == nil && j.State == rebalancer.JobRunning
-	})
+	h.running(id)
 	_, before, _ := h.do("GET", "/jobs", "")
 	refusals := []struct {
 		method, path, body string
@@ -323,9 +289,7 @@ func TestRefusedRequestsStoreNothing(t *testing.T) {
 	if err := h.engine.StopJob(t.Context(), id); err != nil {
 		t.Fatal(err)
 	}
-	h.agents.mu.Lock()
-	h.agents.slow = false
-	h.agents.mu.Unlock()
+	h.agents.SetSlow(false)
 	h.wait(id)
 
 	// A closing engine refuses too, and stores nothing either.
@@ -334,7 +298,134 @@ func TestRefusedRequestsStoreNothing(t *testing.T) {
 	if code != http.StatusServiceUnavailable {
 		t.Errorf("create on a closed engine: %d %q", code, body)
 	}
-	if jobs, _ := h.store.ListJobs(t.Context()); len(jobs) != 1 {
-		t.Errorf("%d jobs stored, want 1", len(jobs))
+	if n := h.jobs(); n != 1 {
+		t.Errorf("%d jobs stored, want 1", n)
 	}
+}
+
+// The documents are byte for byte what the manager wrote before they had
+// types of their own (testdata/wire.jsonl was written by that code): a
+// running job with errors, skips and duplicates, a finished dry run, a job
+// that has not started, a job list and an object list.
+func TestWireFormat(t *testing.T) {
+	b, err := os.ReadFile("testdata/wire.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Split(strings.TrimSpace(string(b)), "\n")
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 6000000, time.UTC)
+	pct, proj := 41.0, 41.25
+	statuses := []evacuate.Status{
+		{Job: evacuate.JobRecord{ID: "1b4f0000-0000-4000-8000-000000000000", Action: rebalancer.JobEvacuate, State: rebalancer.JobRunning,
+			From: rebalancer.StorageNode{Datacenter: "dc1", MantaStorageID: "1.stor.x"}, Options: evacuate.DefaultOptions(), RetryOf: "r", Error: "e",
+			DiscoveryDone: true, CreatedAt: t0, StartedAt: t0.Add(time.Second), UpdatedAt: t0.Add(2 * time.Second)},
+			Counts: []evacuate.Count{{Status: "complete", N: 996, Bytes: 4079616}, {Status: "error", Reason: "moray_etag_mismatch", N: 1, Bytes: 10},
+				{Status: "error", Reason: "bad_shard_number", N: 2}, {Status: "skipped", Reason: "source_is_evac_shark", N: 3, Bytes: 30},
+				{Status: "unprocessed", N: 5, Bytes: 50}, {Status: "skipped", Reason: "{http_status_code:500}", N: 1}},
+			Duplicates: 2, Running: true, ObjectsPerSecond: 3120.456, BytesPerSecond: 12781568.7},
+		{Job: evacuate.JobRecord{ID: "2", Action: rebalancer.JobEvacuate, State: rebalancer.JobComplete, From: rebalancer.StorageNode{MantaStorageID: "1.stor.x"},
+			Options: evacuate.Options{DryRun: true}, CreatedAt: t0, StartedAt: t0, FinishedAt: t0.Add(time.Minute)},
+			Counts: []evacuate.Count{{Status: "unprocessed", N: 10, Bytes: 100}},
+			DryRun: &evacuate.DryRunReport{Objects: 10, Bytes: 100, SingleCopy: 1, Destinations: map[string]evacuate.DryRunDestination{
+				"2.stor": {Objects: 5, Bytes: 50, PercentUsed: &pct, ProjectedPercentUsed: &proj}, "3.stor": {Objects: 5, Bytes: 50}}}},
+		{Job: evacuate.JobRecord{ID: "3", Action: rebalancer.JobEvacuate, State: rebalancer.JobSetup}},
+	}
+	var got []any
+	for _, st := range statuses {
+		got = append(got, newJobStatus(st))
+	}
+	got = append(got,
+		[]Job{{ID: "a", Action: rebalancer.JobEvacuate, State: rebalancer.JobPaused, FromShark: rebalancer.StorageNode{MantaStorageID: "s"}, Created: "c"},
+			{ID: "b", Action: rebalancer.JobEvacuate, State: rebalancer.JobSetup, RetryOf: "a"}},
+		[]Object{{ID: "o", Key: "k", Shard: 1, Status: "skipped", SkippedReason: "x", Attempts: 2, ContentLength: 3, Seq: 4}, {ID: "p", Status: "complete"}})
+	if len(got) != len(want) {
+		t.Fatalf("%d documents, %d in testdata", len(got), len(want))
+	}
+	for i, v := range got {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b) != want[i] {
+			t.Errorf("document %d:\n got %s\nwant %s", i, b, want[i])
+		}
+		// And the Client reads back what the Server wrote.
+		if st, ok := v.(JobStatus); ok {
+			back, err := ParseJobStatus(b)
+			if err != nil || !reflect.DeepEqual(*back, st) {
+				t.Errorf("document %d read back as %+v, %v", i, back, err)
+			}
+		}
+	}
+}
+
+// Every object status has its place in the legacy results.
+func TestResultsCountEveryStatus(t *testing.T) {
+	for _, st := range rebalancer.ObjectStatuses() {
+		var r Results
+		if p := r.count(st); p == nil {
+			t.Errorf("no count for %v", st)
+		} else {
+			*p = 7
+		}
+		b, _ := json.Marshal(r)
+		if !strings.Contains(string(b), `"`+st.Title()+`":7`) {
+			t.Errorf("%v counted as %s", st, b)
+		}
+	}
+}
+
+// While the job store fails, /health answers 503 saying why, and a running
+// job's status says it is held up; both through the Client too.
+func TestStoreFailureShown(t *testing.T) {
+	dir := t.TempDir()
+	st, err := sqlitestore.Open(t.Context(), filepath.Join(dir, "jobs.db"), evacuate.StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f := newFleet(50)
+	f.agents.SetSlow(true)
+	e := f.engine(t, st, nil)
+	t.Cleanup(e.Close)
+	srv := httptest.NewServer((&Server{Engine: e, Logger: testutil.Discard()}).Handler())
+	t.Cleanup(srv.Close)
+	c, err := NewClient(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Health(t.Context()); err != nil {
+		t.Fatalf("Health of a working store: %v", err)
+	}
+	j, err := e.CreateJob(t.Context(), fakes.Shark(1).MantaStorageID, evacuate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, "an assignment posted", func() bool { return f.agents.Posts() > 0 })
+	for _, name := range []string{"jobs.db", "jobs.db-wal", "jobs.db-shm"} {
+		os.Remove(filepath.Join(dir, name))
+	}
+	const why = "was deleted while in use"
+	testutil.Poll(t, "the store failure reported", func() error {
+		code, body, _ := do(t, srv.Client(), "GET", srv.URL+"/health", "")
+		var h Health
+		if code != http.StatusServiceUnavailable || json.Unmarshal([]byte(body), &h) != nil || h.Status != "error" || !strings.Contains(h.Error, why) {
+			return fmt.Errorf("GET /health: %d %s", code, body)
+		}
+		if err := c.Health(t.Context()); !isStatus(err, http.StatusServiceUnavailable) || !strings.Contains(err.Error(), why) {
+			return fmt.Errorf("Client.Health: %v", err)
+		}
+		// The job says it is held up, by the health check's finding or by
+		// a failure of its own to read the store, whichever came first.
+		st, err := c.JobStatus(t.Context(), j.ID)
+		if err != nil || !strings.Contains(st.Error, "held up by the job store") {
+			return fmt.Errorf("Client.JobStatus: %+v, %v", st, err)
+		}
+		return nil
+	})
+}
+
+func isStatus(err error, code int) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == code
 }

@@ -1,4 +1,4 @@
-package evacuate
+package jobstore
 
 import (
 	"context"
@@ -41,6 +41,11 @@ func (r *ObjectRow) Object() (rebalancer.Object, error) {
 	}
 	o.Shard, o.Etag, o.ScanID = r.Shard, r.Etag, r.ScanID
 	return o, nil
+}
+
+// Dest is the destination the object was assigned to.
+func (r *ObjectRow) Dest() rebalancer.StorageNode {
+	return rebalancer.StorageNode{Datacenter: r.DestDC, MantaStorageID: r.DestShark}
 }
 
 // Avoided returns the destinations this object must not be placed on again.
@@ -273,15 +278,26 @@ func (c *Change) reason() (string, error) {
 var ErrStatusChanged = fmt.Errorf("object status changed concurrently")
 
 // Transition applies changes to objects that are all in status from, in one
-// transaction with their counters. extra, if not nil, runs in the same
-// transaction (to record assignment state alongside).
-func (s *Store) Transition(ctx context.Context, jobID string, from rebalancer.ObjectStatus, changes []Change, extra func(*sqlx.Tx) error) error {
+// transaction with their counters.
+func (s *Store) Transition(ctx context.Context, jobID string, from rebalancer.ObjectStatus, changes []Change) error {
 	return s.write(ctx, func(tx *sqlx.Tx) error {
-		return transition(ctx, tx, jobID, from, changes, extra)
+		return transition(ctx, tx, jobID, from, changes)
 	})
 }
 
-func transition(ctx context.Context, tx *sqlx.Tx, jobID string, from rebalancer.ObjectStatus, changes []Change, extra func(*sqlx.Tx) error) error {
+// FinishAssignment records an assignment's outcome: changes to its
+// objects, which are all assigned, and the assignment done, in one
+// transaction.
+func (s *Store) FinishAssignment(ctx context.Context, jobID, assignmentID string, changes []Change) error {
+	return s.write(ctx, func(tx *sqlx.Tx) error {
+		if err := transition(ctx, tx, jobID, rebalancer.ObjectAssigned, changes); err != nil {
+			return err
+		}
+		return setAssignmentState(ctx, tx, jobID, assignmentID, AssignmentDone)
+	})
+}
+
+func transition(ctx context.Context, tx *sqlx.Tx, jobID string, from rebalancer.ObjectStatus, changes []Change) error {
 	t := now()
 	cnt := counter{}
 	// Group the plain changes so that the hot paths (assigned to
@@ -379,13 +395,7 @@ func transition(ctx context.Context, tx *sqlx.Tx, jobID string, from rebalancer.
 			return fmt.Errorf("job %s: object %s %s -> %s: %w", jobID, c.ID, from, c.To, ErrStatusChanged)
 		}
 	}
-	if err := cnt.apply(ctx, tx, jobID); err != nil {
-		return err
-	}
-	if extra != nil {
-		return extra(tx)
-	}
-	return nil
+	return cnt.apply(ctx, tx, jobID)
 }
 
 // AssignmentRecord is an assignment as stored: a batch of objects for one
@@ -406,13 +416,11 @@ type AssignmentRecord struct {
 
 // Assignment states.
 const (
-	assignmentCreated = "created" // stored; not yet accepted by its agent
-	assignmentPosted  = "posted"  // accepted by the agent; being polled
-	assignmentDone    = "done"    // results recorded
+	AssignmentCreated = "created" // stored; not yet accepted by its agent
+	AssignmentPosted  = "posted"  // accepted by the agent; being polled
+	AssignmentDone    = "done"    // results recorded
 )
 
-// Assign stores a new assignment and moves its objects from unprocessed to
-// assigned, in one transaction.
 // whereIDsInStatus is the WHERE clause of a batch update of n objects of a
 // job by id, guarded by their current status; its arguments are the job
 // id, the n ids, then the status.
@@ -427,11 +435,13 @@ func whereIDsInStatus(n int) string {
 	return `job_id = ? AND id IN (?` + strings.Repeat(",?", n-1) + `) AND status || '' = ?`
 }
 
+// Assign stores a new assignment and moves its objects from unprocessed to
+// assigned, in one transaction.
 func (s *Store) Assign(ctx context.Context, jobID string, a AssignmentRecord, objs []Change) error {
 	return s.write(ctx, func(tx *sqlx.Tx) error {
 		t := now()
 		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO assignments (job_id, id, dest_shark, dest_datacenter, state, tasks, bytes, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), jobID, a.ID, a.Dest.MantaStorageID, a.Dest.Datacenter, assignmentCreated, a.Tasks, a.Bytes, t)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), jobID, a.ID, a.Dest.MantaStorageID, a.Dest.Datacenter, AssignmentCreated, a.Tasks, a.Bytes, t)
 		if err != nil {
 			return fmt.Errorf("job %s: store assignment %s: %w", jobID, a.ID, err)
 		}
@@ -462,7 +472,7 @@ func (s *Store) Assign(ctx context.Context, jobID string, a AssignmentRecord, ob
 func setAssignmentState(ctx context.Context, tx *sqlx.Tx, jobID, id, state string) error {
 	q := `UPDATE assignments SET state = ?`
 	args := []any{state}
-	if state == assignmentPosted {
+	if state == AssignmentPosted {
 		q += `, posted_at = ?, posts = posts + 1`
 		args = append(args, now())
 	}

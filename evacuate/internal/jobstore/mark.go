@@ -1,4 +1,4 @@
-package evacuate
+package jobstore
 
 import (
 	"context"
@@ -7,57 +7,31 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 )
 
-// StoreOptions guard a job store against being silently swapped.
+// MarkOptions guard a store against being silently swapped (see
+// evacuate.StoreOptions, which they are).
 //
-// A store replaced by an empty one (a SQLite file deleted or restored from
-// an old copy, a PostgreSQL database recreated) looks like a fresh install:
-// a manager started on it would forget every job it had, and the operator
-// would see no job where there were some. So a small mark file, kept
-// outside the store, records the store's identity (a random id drawn when
-// the store was created, in its store_meta table) and the number of jobs
-// it held. Opening a store that is not the one marked, or that holds fewer
-// jobs than the mark says, fails with an error wrapping ErrStoreReplaced,
-// unless AcceptEmpty is set.
-//
-// The mark is written (atomically) when the store is first opened with it
-// and after every job created; a crash in between leaves it behind the
-// store, never ahead, so it never refuses a good store. A store copied
-// whole (pg_dump and restore, a SQLite file moved with its mark) keeps its
-// identity and is accepted.
-type StoreOptions struct {
-	// MarkFile is where the mark is kept; "" keeps none. DefaultMarkFile
-	// gives the usual place for a SQLite store. It must be outside the
-	// store's own database (for PostgreSQL, a local file).
-	MarkFile string
+// A mark file, kept outside the store, records the store's identity (a
+// random id drawn when the store was created, in its store_meta table)
+// and the number of jobs it held. It is written (atomically) when the
+// store is first opened with it and after every job created; a crash in
+// between leaves it behind the store, never ahead, so it never refuses a
+// good store.
+type MarkOptions struct {
+	// File is where the mark is kept; "" keeps none.
+	File string
 	// AcceptEmpty opens a store that does not match its mark anyway and
-	// marks it as the store from now on: the jobs the mark remembers are
-	// forgotten. For an operator who replaced the store on purpose.
+	// marks it as the store from now on.
 	AcceptEmpty bool
 	// Logger receives the warning when AcceptEmpty was needed
 	// (slog.Default when nil).
 	Logger *slog.Logger
 }
-
-// DefaultMarkFile is the mark file of a SQLite job store: its file name
-// with ".mark" appended, in the same directory. PostgreSQL stores have no
-// default ("").
-func DefaultMarkFile(dsn string) string {
-	if p := SQLitePath(dsn); p != "" {
-		return p + ".mark"
-	}
-	return ""
-}
-
-// ErrStoreReplaced is matched by the error of opening a job store that
-// does not match its mark file (see StoreOptions).
-var ErrStoreReplaced = errors.New("job store does not match its mark file")
 
 // markRecord is the content of a mark file.
 type markRecord struct {
@@ -78,29 +52,29 @@ type mark struct {
 
 // checkMark compares the store with its mark file, refusing a store that
 // is not the one marked, and starts keeping the mark.
-func (s *Store) checkMark(ctx context.Context, dsn string, opts StoreOptions) error {
-	if opts.MarkFile == "" {
+func (s *Store) checkMark(ctx context.Context, opts MarkOptions) error {
+	if opts.File == "" {
 		return nil
 	}
 	var jobs int64
 	if err := s.db.GetContext(ctx, &jobs, `SELECT COUNT(*) FROM jobs`); err != nil {
-		return fmt.Errorf("job store %s: count jobs: %w", s.name(), err)
+		return fmt.Errorf("job store %s: count jobs: %w", s.name, err)
 	}
-	here := markRecord{Store: s.identity, Jobs: jobs, Database: redactDSN(dsn)}
-	m := &mark{path: opts.MarkFile, rec: here}
-	prev, err := readMark(opts.MarkFile)
+	here := markRecord{Store: s.identity, Jobs: jobs, Database: s.name}
+	m := &mark{path: opts.File, rec: here}
+	prev, err := readMark(opts.File)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		// First start with a mark (a new store, or an upgrade).
 		err = nil
 	case err != nil:
-		err = fmt.Errorf("%w: mark file %s is unreadable (%v)", ErrStoreReplaced, opts.MarkFile, err)
+		err = fmt.Errorf("%w: mark file %s is unreadable (%v)", ErrStoreReplaced, opts.File, err)
 	case prev.Store != here.Store:
 		err = fmt.Errorf("%w: job store %s is store %s with %d jobs, but mark file %s records store %s (%s) with %d jobs: was it replaced, or the database recreated?",
-			ErrStoreReplaced, s.name(), here.Store, here.Jobs, opts.MarkFile, prev.Store, prev.Database, prev.Jobs)
+			ErrStoreReplaced, s.name, here.Store, here.Jobs, opts.File, prev.Store, prev.Database, prev.Jobs)
 	case prev.Jobs > here.Jobs:
 		err = fmt.Errorf("%w: job store %s holds %d jobs, but mark file %s records %d: jobs were lost (restored from an old copy?)",
-			ErrStoreReplaced, s.name(), here.Jobs, opts.MarkFile, prev.Jobs)
+			ErrStoreReplaced, s.name, here.Jobs, opts.File, prev.Jobs)
 	}
 	if err != nil {
 		if !opts.AcceptEmpty {
@@ -210,17 +184,4 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
-}
-
-// redactDSN returns dsn without a password, for the mark file.
-func redactDSN(dsn string) string {
-	if !isPostgres(dsn) {
-		return SQLitePath(dsn)
-	}
-	u, err := url.Parse(dsn)
-	if err != nil {
-		return "(PostgreSQL)"
-	}
-	u.RawQuery = ""
-	return u.Redacted()
 }

@@ -1,46 +1,29 @@
-package evacuate
+package jobapi
 
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/evacuate"
+	"github.com/TritonDataCenter/rebalancer/internal/fakes"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 )
 
 // fuzzEngine is an engine over the fakes, with a few objects on shark 1,
 // for fuzzing the API; any shark can be looked up.
-func fuzzEngine(f *testing.F, st *Store, agents *fakeAgents) *Engine {
-	m := newFakeMoray()
-	var objs []rebalancer.Object
-	for i := range 5 {
-		o := m.put(1, objectValue("acct", fmt.Sprintf("00000000-0000-4000-8000-%012d", i), 100, shark(1), shark(2)))
-		o.ScanID = int64(i + 1)
-		objs = append(objs, o)
-	}
-	e, err := NewEngine(Config{
-		Store:     st,
-		Source:    func(JobRecord) (rebalancer.ObjectSource, error) { return &sliceSource{objs: objs}, nil },
-		Metadata:  m,
-		Placement: newFakePlacement(shark(3), shark(4), shark(5)),
-		Agent:     agents,
-		LookupShark: func(ctx context.Context, id string) (rebalancer.StorageNode, error) {
-			return rebalancer.StorageNode{Datacenter: "dc1", MantaStorageID: id}, nil
-		},
-		Defaults: fastOptions(),
-		Logger:   quietLogger(),
+func fuzzEngine(tb testing.TB, st *evacuate.Store, agents *fakes.Agents) *evacuate.Engine {
+	fl := newFleet(5)
+	fl.agents = agents
+	return fl.engine(tb, st, func(ctx context.Context, id string) (rebalancer.StorageNode, error) {
+		return rebalancer.StorageNode{Datacenter: "dc1", MantaStorageID: id}, nil
 	})
-	if err != nil {
-		f.Fatal(err)
-	}
-	return e
 }
 
 func serve(h http.Handler, method, path, body string) *httptest.ResponseRecorder {
@@ -57,27 +40,23 @@ func serve(h http.Handler, method, path, body string) *httptest.ResponseRecorder
 // corpus (testdata/fuzz/FuzzCreateJobBody) holds the legacy bodies of
 // docs/golden.md and rebalancer-adm's, with options.
 func FuzzCreateJobBody(f *testing.F) {
-	st, err := OpenStore(context.Background(), filepath.Join(f.TempDir(), "jobs.db"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { st.Close() })
+	st := openStore(f)
 	f.Add(`{"action":"evacuate","params":{"from_shark":"1.stor","max_objects":null}}`)
 	f.Fuzz(func(t *testing.T, body string) {
 		// A fresh engine per body: a job started by one body does not make
 		// the next one a 409, and closing it ends the job.
-		e := fuzzEngine(f, st, newFakeAgents())
+		e := fuzzEngine(t, st, fakes.NewAgents())
 		defer e.Close()
-		before, err := st.ListJobs(t.Context())
+		before, err := e.Jobs(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
-		api := &API{Engine: e, Domain: "test", Logger: quietLogger()}
+		api := &Server{Engine: e, Domain: "test", Logger: testutil.Discard()}
 		w := serve(api.Handler(), http.MethodPost, "/jobs", body)
 		if w.Code >= 500 {
 			t.Fatalf("POST /jobs %q: %d %s", body, w.Code, w.Body)
 		}
-		after, err := st.ListJobs(t.Context())
+		after, err := e.Jobs(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +70,7 @@ func FuzzCreateJobBody(f *testing.F) {
 		if len(after) != len(before)+1 {
 			t.Fatalf("POST /jobs %q accepted: %d jobs stored, want %d", body, len(after), len(before)+1)
 		}
-		j, err := st.GetJob(t.Context(), id)
+		j, err := e.Job(t.Context(), id)
 		if err != nil {
 			t.Fatalf("POST /jobs %q answered %q: %v", body, id, err)
 		}
@@ -105,7 +84,7 @@ func FuzzCreateJobBody(f *testing.F) {
 // checkStoredJob checks a job created by body against what body asked for,
 // reading body on its own terms: the shark, max_objects, dry_run, and every
 // option given, which must be stored as given.
-func checkStoredJob(t *testing.T, body string, j JobRecord) {
+func checkStoredJob(t *testing.T, body string, j evacuate.JobRecord) {
 	t.Helper()
 	var req struct {
 		Params struct {
@@ -125,15 +104,13 @@ func checkStoredJob(t *testing.T, body string, j JobRecord) {
 	if err := j.Options.Validate(); err != nil {
 		t.Errorf("POST /jobs %q: stored options out of range: %v", body, err)
 	}
-	inRange := func(path string) {
-		if r, ok := rangeOf(path); ok {
-			if msg := r.check(r.get(&j.Options), true); msg != "" {
-				t.Errorf("POST /jobs %q accepted: %s", body, msg)
-			}
+	inRange := func(path ...string) {
+		if err := strictRange(j.Options, path...); err != nil {
+			t.Errorf("POST /jobs %q accepted: %v", body, err)
 		}
 	}
 	stored := jsonObject(t, j.Options)
-	optType := reflect.TypeFor[Options]()
+	optType := reflect.TypeFor[evacuate.Options]()
 	for key, given := range p.Options {
 		if string(given) == "null" {
 			continue
@@ -149,7 +126,7 @@ func checkStoredJob(t *testing.T, body string, j JobRecord) {
 				if string(sv) != "null" && !sameJSON(sv, storedSub[sk], sf.Type) {
 					t.Errorf("POST /jobs %q: %s.%s given %s, stored %s", body, key, sk, sv, storedSub[sk])
 				}
-				inRange(key + "." + sk)
+				inRange(key, sk)
 			}
 			continue
 		}
@@ -169,6 +146,24 @@ func checkStoredJob(t *testing.T, body string, j JobRecord) {
 	if j.Options.DryRun != (p.DryRun || optDry) {
 		t.Errorf("POST /jobs %q: dry_run %v stored", body, j.Options.DryRun)
 	}
+}
+
+// strictRange checks the option at path (JSON names: "etag_retries", or
+// "busy_backoff" then "tries") of o against its documented range, the one
+// the API holds requests to: the value alone, on DefaultOptions (which are
+// in range), must pass Options.ValidateStrict.
+func strictRange(o evacuate.Options, path ...string) error {
+	d := evacuate.DefaultOptions()
+	from, to := reflect.ValueOf(o), reflect.ValueOf(&d).Elem()
+	for _, key := range path {
+		name := fieldOf(from.Type(), key)
+		if name == "" {
+			return nil // not an option: the API refuses it
+		}
+		from, to = from.FieldByName(name), to.FieldByName(name)
+	}
+	to.Set(from)
+	return d.ValidateStrict()
 }
 
 // fieldOf returns the name of t's field whose JSON name is key.
@@ -220,39 +215,27 @@ func jsonObject(t *testing.T, v any) map[string]json.RawMessage {
 // (testdata/fuzz/FuzzUpdateJobBody) holds the legacy set_metadata_threads
 // messages.
 func FuzzUpdateJobBody(f *testing.F) {
-	st, err := OpenStore(context.Background(), filepath.Join(f.TempDir(), "jobs.db"))
+	agents := fakes.NewAgents()
+	agents.SetSlow(true) // the job never ends
+	e := fuzzEngine(f, openStore(f), agents)
+	f.Cleanup(e.Close)
+	j, err := e.CreateJob(context.Background(), fakes.Shark(1).MantaStorageID, evacuate.Options{})
 	if err != nil {
 		f.Fatal(err)
 	}
-	agents := newFakeAgents()
-	agents.slow = true // the job never ends
-	e := fuzzEngine(f, st, agents)
-	f.Cleanup(func() {
-		e.Close()
-		st.Close()
+	testutil.Eventually(f, "the job running", func() bool {
+		cur, err := e.Job(context.Background(), j.ID)
+		return err == nil && cur.State == rebalancer.JobRunning
 	})
-	j, err := e.CreateJob(context.Background(), shark(1).MantaStorageID, Options{})
-	if err != nil {
-		f.Fatal(err)
-	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
-		cur, err := st.GetJob(context.Background(), j.ID)
-		if err == nil && cur.State == rebalancer.JobRunning {
-			break
-		}
-		if time.Now().After(deadline) {
-			f.Fatalf("job never ran: %+v %v", cur, err)
-		}
-	}
-	h := (&API{Engine: e, Logger: quietLogger()}).Handler()
+	h := (&Server{Engine: e, Logger: testutil.Discard()}).Handler()
 	f.Add(`{"action":"set_metadata_threads","params":30}`)
 	f.Fuzz(func(t *testing.T, body string) {
-		prev, err := st.GetJob(t.Context(), j.ID)
+		prev, err := e.Job(t.Context(), j.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
 		w := serve(h, http.MethodPut, "/jobs/"+j.ID, body)
-		cur, err := st.GetJob(t.Context(), j.ID)
+		cur, err := e.Job(t.Context(), j.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
