@@ -79,7 +79,9 @@ type harness struct {
 func newHarness(t *testing.T, dsn string, n int, layout func(i int) []rebalancer.StorageNode) *harness {
 	t.Helper()
 	ctx := context.Background()
-	st, err := openStore(ctx, dsn, StoreOptions{MarkFile: dsn + ".mark"})
+	// The mark goes in the test's directory whatever the DSN: a PostgreSQL
+	// URL plus ".mark" is a relative path that would land in the package.
+	st, err := openStore(ctx, dsn, StoreOptions{MarkFile: filepath.Join(t.TempDir(), "jobs.mark")})
 	if err != nil {
 		t.Fatal(err)
 	}
