@@ -79,9 +79,14 @@ type harness struct {
 func newHarness(t *testing.T, dsn string, n int, layout func(i int) []rebalancer.StorageNode) *harness {
 	t.Helper()
 	ctx := context.Background()
-	// The mark goes in the test's directory whatever the DSN: a PostgreSQL
-	// URL plus ".mark" is a relative path that would land in the package.
-	st, err := openStore(ctx, dsn, StoreOptions{MarkFile: filepath.Join(t.TempDir(), "jobs.mark")})
+	// A SQLite store's mark sits beside it, as the manager keeps it; a
+	// PostgreSQL store's goes in the test's directory (the URL plus ".mark"
+	// would be a relative path into the package).
+	mark := dsn + ".mark"
+	if strings.HasPrefix(dsn, "postgres://") {
+		mark = filepath.Join(t.TempDir(), "postgres.mark")
+	}
+	st, err := openStore(ctx, dsn, StoreOptions{MarkFile: mark})
 	if err != nil {
 		t.Fatal(err)
 	}

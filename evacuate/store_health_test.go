@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lib/pq"
+
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/internal/pgtest"
 	"github.com/TritonDataCenter/rebalancer/internal/testutil"
@@ -152,8 +154,19 @@ func pgConnect(t *testing.T, dsn, name string) *sql.DB {
 
 func pgExec(t *testing.T, db *sql.DB, q string) {
 	t.Helper()
-	if _, err := db.Exec(q); err != nil {
-		t.Fatalf("%s: %v", q, err)
+	// DDL on tables the running job is writing can lose a deadlock to
+	// the job's transactions (SQLSTATE 40P01): PostgreSQL aborts the
+	// statement, which then only has to be sent again.
+	for attempt := 1; ; attempt++ {
+		_, err := db.Exec(q)
+		var pqErr *pq.Error
+		if errors.As(err, &pqErr) && pqErr.Code == "40P01" && attempt < 20 {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		return
 	}
 }
 
