@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/TritonDataCenter/rebalancer/internal/jsonstr"
 )
 
 // buckets-mdapi's Fast server (rust-fast) finds where one request frame ends
@@ -33,45 +35,12 @@ const maxDepth = 100
 // guess about, and a wrong guess costs the connection.
 var errInexactNumber = errors.New("number is not an integer in the 64-bit range")
 
-const hexDigits = "0123456789abcdef"
-
 // appendString appends s, which must be valid UTF-8, as serde_json writes a
 // string.
-func appendString(b []byte, s string) []byte { return appendStr(b, s) }
+func appendString(b []byte, s string) []byte { return jsonstr.AppendSerde(b, s) }
 
 // appendBytes is appendString for a []byte.
-func appendBytes(b, s []byte) []byte { return appendStr(b, s) }
-
-func appendStr[S ~string | ~[]byte](b []byte, s S) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\b':
-			b = append(b, '\\', 'b')
-		case '\t':
-			b = append(b, '\\', 't')
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\f':
-			b = append(b, '\\', 'f')
-		case '\r':
-			b = append(b, '\\', 'r')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
+func appendBytes(b, s []byte) []byte { return jsonstr.AppendSerde(b, s) }
 
 // objw appends a JSON object member by member.
 type objw struct {
