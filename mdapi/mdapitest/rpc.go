@@ -15,6 +15,9 @@ import (
 
 	"github.com/lib/pq"
 
+	"github.com/TritonDataCenter/rebalancer/internal/fastserver"
+	"github.com/TritonDataCenter/rebalancer/internal/jsonstr"
+	"github.com/TritonDataCenter/rebalancer/internal/retry"
 	"github.com/TritonDataCenter/rebalancer/moray/fast"
 )
 
@@ -60,9 +63,9 @@ func notImplemented(c *call, _ *fields) {
 }
 
 // handle runs one request on the connection's goroutine.
-func (s *Server) handle(c *conn, m *fast.Message) {
-	s.countCall(m.Method)
-	rep := &reply{c: c, req: m}
+func (s *Server) handle(c *fastserver.Conn, m *fast.Message) {
+	s.srv.CountCall(m.Method)
+	rep := &reply{c.NewReply(m)}
 	var args []json.RawMessage
 	if err := json.Unmarshal(m.Data, &args); err != nil {
 		rep.fastError("mdapitest: cannot parse arguments: " + err.Error())
@@ -72,19 +75,13 @@ func (s *Server) handle(c *conn, m *fast.Message) {
 	if len(args) > 0 {
 		first = args[0]
 	}
-	act := s.action(c, m.Method, m.ID, first)
-	if act.Delay > 0 {
-		t := time.NewTimer(act.Delay)
-		select {
-		case <-t.C:
-		case <-c.ctx.Done():
-			t.Stop()
-			return
-		}
+	act := s.action(c.ID(), m.Method, m.ID, first)
+	if act.Delay > 0 && !retry.Sleep(c.Context(), act.Delay) {
+		return
 	}
 	switch {
 	case act.Drop:
-		c.drop()
+		c.Drop()
 		return
 	case act.Fault != nil && act.Fault.Frame:
 		rep.fail(act.Fault.Name, act.Fault.Message)
@@ -100,7 +97,7 @@ func (s *Server) handle(c *conn, m *fast.Message) {
 		return
 	}
 	if meth.what == "" {
-		meth.h(&call{s: s, ctx: c.ctx, method: m.Method, rep: rep}, nil)
+		meth.h(&call{s: s, ctx: c.Context(), method: m.Method, rep: rep}, nil)
 		return
 	}
 	// The server decodes every element of d as the payload and uses the
@@ -120,7 +117,7 @@ func (s *Server) handle(c *conn, m *fast.Message) {
 			return
 		}
 	}
-	meth.h(&call{s: s, ctx: c.ctx, method: m.Method, rep: rep}, decodeFields(args[0], meth.what))
+	meth.h(&call{s: s, ctx: c.Context(), method: m.Method, rep: rep}, decodeFields(args[0], meth.what))
 }
 
 // decoding reports whether the call only decodes its payload (a dry run).
@@ -165,7 +162,7 @@ func (c *call) getObject(f *fields) {
 			c.rep.appError(name, msg)
 			return
 		}
-		c.rep.item(objectJSON(obj))
+		c.rep.Data(objectJSON(obj))
 		c.rep.end()
 	}
 }
@@ -299,7 +296,7 @@ func (c *call) updateObject(f *fields) {
 		c.pgError(err)
 		return
 	}
-	c.rep.item(objectJSON(obj))
+	c.rep.Data(objectJSON(obj))
 	c.rep.end()
 }
 
@@ -370,7 +367,7 @@ func (c *call) batchUpdate(f *fields) {
 	}
 	w.b = append(w.b, ']')
 	w.close()
-	c.rep.item(w.b)
+	c.rep.Data(w.b)
 	c.rep.end()
 }
 
@@ -428,7 +425,7 @@ func appendEchoedUpdate(b []byte, u update) []byte {
 			if i > 0 {
 				cw.b = append(cw.b, ',')
 			}
-			cw.b = appendSerdeString(cw.b, s)
+			cw.b = jsonstr.AppendSerde(cw.b, s)
 		}
 		cw.b = append(cw.b, ']')
 	}
@@ -438,7 +435,7 @@ func appendEchoedUpdate(b []byte, u update) []byte {
 			cw.b = append(cw.b, "null"...)
 			return
 		}
-		cw.b = appendSerdeString(cw.b, serdeTime(*t))
+		cw.b = jsonstr.AppendSerde(cw.b, serdeTime(*t))
 	}
 	list("if_match", u.cond.hasIfMatch, u.cond.ifMatch)
 	list("if_none_match", u.cond.hasIfNoneMatch, u.cond.ifNoneMatch)
@@ -504,7 +501,7 @@ func (c *call) listObjects(f *fields) {
 			c.pgError(err)
 			return
 		}
-		c.rep.item(objectJSON(&o))
+		c.rep.Data(objectJSON(&o))
 	}
 	if err := rows.Err(); err != nil {
 		c.pgError(err)
@@ -541,7 +538,7 @@ func (c *call) listBuckets(f *fields) {
 		w.str("name", name)
 		w.str("created", serdeTime(created))
 		w.close()
-		c.rep.item(w.b)
+		c.rep.Data(w.b)
 	}
 	if err := rows.Err(); err != nil {
 		c.pgError(err)
@@ -590,7 +587,7 @@ func (c *call) listVnodes(f *fields) {
 	}
 	w.b = append(w.b, ']')
 	w.close()
-	c.rep.item(w.b)
+	c.rep.Data(w.b)
 	c.rep.end()
 }
 
@@ -630,7 +627,7 @@ func (c *call) listOwners(f *fields) {
 		if n > 0 {
 			w.b = append(w.b, ',')
 		}
-		w.b = appendSerdeString(w.b, o)
+		w.b = jsonstr.AppendSerde(w.b, o)
 	}
 	if err := rows.Err(); err != nil {
 		c.pgError(err)
@@ -638,7 +635,7 @@ func (c *call) listOwners(f *fields) {
 	}
 	w.b = append(w.b, ']')
 	w.close()
-	c.rep.item(w.b)
+	c.rep.Data(w.b)
 	c.rep.end()
 }
 
@@ -682,7 +679,7 @@ func headersJSON(h map[string]*string) []byte {
 	for _, k := range keys {
 		w.key(k)
 		if v := h[k]; v != nil {
-			w.b = appendSerdeString(w.b, *v)
+			w.b = jsonstr.AppendSerde(w.b, *v)
 		} else {
 			w.b = append(w.b, "null"...)
 		}
@@ -731,7 +728,7 @@ func appendValue(b []byte, v any) []byte {
 	case json.Number:
 		return append(b, v.String()...)
 	case string:
-		return appendSerdeString(b, v)
+		return jsonstr.AppendSerde(b, v)
 	case []any:
 		b = append(b, '[')
 		for i, e := range v {
@@ -752,7 +749,7 @@ func appendValue(b []byte, v any) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendSerdeString(b, k)
+			b = jsonstr.AppendSerde(b, k)
 			b = append(b, ':')
 			b = appendValue(b, v[k])
 		}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/TritonDataCenter/rebalancer/internal/jsonstr"
 )
 
 // buckets-mdapi's Fast server (rust-fast) parses each request frame's
@@ -68,7 +70,7 @@ func payloadLen(payload []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	name, err := SerdeLen(appendSerdeString(nil, *p.M.Name))
+	name, err := SerdeLen(jsonstr.AppendSerde(nil, *p.M.Name))
 	if err != nil {
 		return 0, err
 	}
@@ -324,32 +326,4 @@ func strLen(s string) int {
 		}
 	}
 	return n
-}
-
-// appendSerdeString writes s as serde_json does (s must be valid UTF-8).
-func appendSerdeString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c == '\b':
-			b = append(b, '\\', 'b')
-		case c == '\t':
-			b = append(b, '\\', 't')
-		case c == '\n':
-			b = append(b, '\\', 'n')
-		case c == '\f':
-			b = append(b, '\\', 'f')
-		case c == '\r':
-			b = append(b, '\\', 'r')
-		case c < 0x20:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-		default:
-			b = append(b, c)
-		}
-	}
-	return append(b, '"')
 }
