@@ -45,6 +45,9 @@ type Server struct {
 
 	// beforeCopy, when set (tests only), runs before each task's copy.
 	beforeCopy func(ctx context.Context, objectID string)
+	// handedOver, when set (tests only), runs once a task's result is
+	// queued for the group commit.
+	handedOver func()
 }
 
 // New prepares an agent: it checks the Manta root, empties the temp

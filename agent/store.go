@@ -42,7 +42,10 @@ type store struct {
 	// SQLite has one writer at a time; serializing writers in process
 	// avoids busy retries between our own goroutines.
 	wmu sync.Mutex
-	now func() time.Time
+	// recordTask is record's statement, prepared on first use (under wmu)
+	// and kept: parsing it took a third of a record's time.
+	recordTask *sql.Stmt
+	now        func() time.Time
 	// fault, when set (tests only), is called before each write and its
 	// error returned as the write's.
 	fault func(op string) error
@@ -243,7 +246,12 @@ func moveAside(dir, name string, now time.Time) (string, error) {
 	return filepath.Join(dir, aside), d.Sync()
 }
 
-func (s *store) close() error { return s.db.Close() }
+func (s *store) close() error {
+	if s.recordTask != nil {
+		s.recordTask.Close()
+	}
+	return s.db.Close()
+}
 
 func (s *store) migrate(ctx context.Context) error {
 	var v int
@@ -284,6 +292,22 @@ func (s *store) write(ctx context.Context, op string, fn func(*sql.Tx) error) er
 
 func execOne(ctx context.Context, tx *sql.Tx, what string, query string, args ...any) error {
 	res, err := tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if n != 1 {
+		return fmt.Errorf("%s: %d rows changed, expected 1", what, n)
+	}
+	return nil
+}
+
+// execStmt is execOne for a prepared statement.
+func execStmt(ctx context.Context, stmt *sql.Stmt, what string, args ...any) error {
+	res, err := stmt.ExecContext(ctx, args...)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
@@ -464,30 +488,78 @@ func (s *store) start(ctx context.Context, id string) (int64, []pendingTask, err
 	return seq, out, nil
 }
 
+// result is a task's final status, as record stores it.
+type result struct {
+	idx    int // the task's position in the payload
+	status rebalancer.TaskStatus
+	detail string // what went wrong, for operators reading the database
+}
+
 // record stores a task's final status and counts it, in one transaction.
 // A task that is not pending any more is an error (it would be counted
 // twice).
 func (s *store) record(ctx context.Context, seq int64, idx int, st rebalancer.TaskStatus, detail string) error {
-	state, reason, err := encodeStatus(st)
+	return s.recordAll(ctx, seq, []result{{idx: idx, status: st, detail: detail}})
+}
+
+// recordAll stores the final statuses of tasks of one assignment and
+// counts them, all in one transaction: either every one is recorded or
+// none is. A task that is not pending any more is an error (it would be
+// counted twice), and fails the whole transaction.
+func (s *store) recordAll(ctx context.Context, seq int64, results []result) error {
+	type row struct {
+		state  string
+		reason any
+		failed int
+	}
+	rows := make([]row, len(results))
+	for i, r := range results {
+		state, reason, err := encodeStatus(r.status)
+		if err != nil {
+			return err
+		}
+		if state == taskPending {
+			return errors.New("cannot record a pending status")
+		}
+		rows[i] = row{state: state, reason: reason}
+		if state == taskFailed {
+			rows[i].failed = 1
+		}
+	}
+	return s.write(ctx, "record", func(tx *sql.Tx) error {
+		if err := s.prepareRecord(ctx); err != nil {
+			return err
+		}
+		// done_order numbers tasks in the order they were recorded.
+		var done int
+		if err := tx.QueryRowContext(ctx, "SELECT done FROM assignments WHERE seq = ? AND state = 'running'", seq).Scan(&done); err != nil {
+			return fmt.Errorf("count tasks: %w", err)
+		}
+		record := tx.StmtContext(ctx, s.recordTask)
+		failed := 0
+		for i, r := range results {
+			if err := execStmt(ctx, record, "record task", rows[i].state, rows[i].reason, nullable(r.detail), done+i+1, seq, r.idx); err != nil {
+				return err
+			}
+			failed += rows[i].failed
+		}
+		return execOne(ctx, tx, "count tasks", "UPDATE assignments SET done = done + ?, failed = failed + ? WHERE seq = ? AND state = 'running'",
+			len(results), failed, seq)
+	})
+}
+
+// prepareRecord prepares record's statement once. Call it under wmu.
+func (s *store) prepareRecord(ctx context.Context) error {
+	if s.recordTask != nil {
+		return nil
+	}
+	record, err := s.db.PrepareContext(ctx, `UPDATE tasks SET state = ?, reason = ?, detail = ?, done_order = ?
+		WHERE aseq = ? AND idx = ? AND state = 'pending'`)
 	if err != nil {
 		return err
 	}
-	if state == taskPending {
-		return errors.New("cannot record a pending status")
-	}
-	failed := 0
-	if state == taskFailed {
-		failed = 1
-	}
-	return s.write(ctx, "record", func(tx *sql.Tx) error {
-		if err := execOne(ctx, tx, "record task", `UPDATE tasks SET state = ?, reason = ?, detail = ?,
-			done_order = (SELECT done + 1 FROM assignments WHERE seq = ?) WHERE aseq = ? AND idx = ? AND state = 'pending'`,
-			state, reason, nullable(detail), seq, seq, idx); err != nil {
-			return err
-		}
-		return execOne(ctx, tx, "count task", "UPDATE assignments SET done = done + 1, failed = failed + ? WHERE seq = ? AND state = 'running'",
-			failed, seq)
-	})
+	s.recordTask = record
+	return nil
 }
 
 // complete marks an assignment complete, after checking in the same

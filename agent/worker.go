@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/retry"
 )
 
 // worker runs assignments one at a time until stop ends. work is the
@@ -56,11 +57,16 @@ func (s *Server) runAssignment(stop, work context.Context, wg *sync.WaitGroup, i
 	log.Info("assignment started", "pending_tasks", len(tasks))
 
 	var (
-		nextTask   atomic.Int64
-		abandoned  atomic.Int64
-		unrecorded atomic.Int64
-		tg         sync.WaitGroup
+		nextTask  atomic.Int64
+		abandoned atomic.Int64
+		tg        sync.WaitGroup
 	)
+	// Workers hand their results to the assignment's group commit and go
+	// on with the next download while it makes them durable and records
+	// them.
+	results := make(chan taskResult, min(len(tasks), maxBatch))
+	unrecordedc := make(chan int, 1)
+	go func() { unrecordedc <- s.commitResults(work, log, seq, results) }()
 	for range min(s.cfg.WorkersPerAssignment, len(tasks)) {
 		tg.Go(func() {
 			for {
@@ -78,21 +84,24 @@ func (s *Server) runAssignment(stop, work context.Context, wg *sync.WaitGroup, i
 					abandoned.Add(1)
 					continue
 				}
-				if !s.recordTask(work, log, seq, p, out) {
-					unrecorded.Add(1)
+				results <- taskResult{p: p, out: out}
+				if s.handedOver != nil {
+					s.handedOver()
 				}
 			}
 		})
 	}
 	tg.Wait()
+	close(results)
+	unrecorded := <-unrecordedc
 
 	switch {
 	case abandoned.Load() > 0:
 		log.Info("assignment interrupted by shutdown; it resumes at the next start", "abandoned_tasks", abandoned.Load())
 		return
-	case unrecorded.Load() > 0:
+	case unrecorded > 0:
 		log.Error("task results could not be recorded; the assignment is not complete and will run again",
-			"unrecorded_tasks", unrecorded.Load(), "retry_in", s.cfg.RequeueDelay)
+			"unrecorded_tasks", unrecorded, "retry_in", s.cfg.RequeueDelay)
 		s.requeueLater(stop, wg, id)
 		return
 	}
@@ -133,20 +142,100 @@ func (s *Server) safeCopy(ctx context.Context, t rebalancer.Task) (out outcome) 
 	return out
 }
 
-// recordTask stores a task's outcome, retrying failed writes, and only then
-// counts it. It reports whether the outcome was stored; if not, the task
-// stays pending and is done again.
-func (s *Server) recordTask(ctx context.Context, log *slog.Logger, seq int64, p pendingTask, out outcome) bool {
-	t := p.task
-	detail := ""
-	if out.err != nil {
-		detail = out.err.Error()
+// taskResult is a task's outcome on its way to the database.
+type taskResult struct {
+	p   pendingTask
+	out outcome
+}
+
+// maxBatch bounds the results one transaction records.
+const maxBatch = 256
+
+// commitResults is an assignment's group commit. It takes results as the
+// workers deliver them; for each batch (whatever waited while the
+// previous one was committed, so that a lone result waits for nothing) it
+// fsyncs every destination directory once, records every result in one
+// transaction, and only then counts them. It returns how many results
+// could not be recorded: those tasks stay pending and are done again.
+func (s *Server) commitResults(ctx context.Context, log *slog.Logger, seq int64, results <-chan taskResult) (unrecorded int) {
+	batch := make([]taskResult, 0, maxBatch)
+	for r := range results {
+		batch = append(batch[:0], r)
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case r, ok := <-results:
+				if !ok {
+					break more
+				}
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		if !s.commitBatch(ctx, log, seq, batch) {
+			unrecorded += len(batch)
+		}
 	}
-	err := s.retryWrite(ctx, func() error { return s.store.record(ctx, seq, p.idx, out.status, detail) })
+	return unrecorded
+}
+
+// commitBatch makes a batch of results durable and records them, retrying
+// failed writes, then counts them. It reports whether they were recorded.
+func (s *Server) commitBatch(ctx context.Context, log *slog.Logger, seq int64, batch []taskResult) bool {
+	s.syncDirs(batch)
+	recs := make([]result, len(batch))
+	for i, r := range batch {
+		recs[i] = result{idx: r.p.idx, status: r.out.status}
+		if r.out.err != nil {
+			recs[i].detail = r.out.err.Error()
+		}
+	}
+	err := s.retryWrite(ctx, func() error { return s.store.recordAll(ctx, seq, recs) })
 	if err != nil {
-		log.Error("cannot record task result", "object", t.ObjectID, "owner", t.Owner, "status", out.status.String(), "err", err)
+		for _, r := range batch {
+			t := r.p.task
+			log.Error("cannot record task result", "object", t.ObjectID, "owner", t.Owner, "status", r.out.status.String(), "err", err)
+		}
 		return false
 	}
+	for _, r := range batch {
+		s.counted(log, r.p.task, r.out)
+	}
+	return true
+}
+
+// syncDirs fsyncs the directory of every complete task in batch, each
+// directory once, and closes them. A task whose directory cannot be
+// fsynced fails (AgentFSError): its copy may not survive a power loss.
+func (s *Server) syncDirs(batch []taskResult) {
+	for i := range batch {
+		pd := batch[i].out.dir
+		if pd == nil {
+			continue
+		}
+		err := s.copier.tree.syncDir(pd.d)
+		// The same directory, open for other tasks of the batch, is
+		// synced now too: one fsync covers every entry made before it.
+		for j := i; j < len(batch); j++ {
+			o := &batch[j].out
+			if o.dir == nil || !o.dir.id.same(pd.id) {
+				continue
+			}
+			if j != i {
+				o.dir.d.Close()
+			}
+			o.dir = nil
+			if err != nil {
+				*o = s.copier.fsFailure(relPath(batch[j].p.task), err)
+			}
+		}
+		pd.d.Close()
+	}
+}
+
+// counted counts and logs a task whose result was recorded.
+func (s *Server) counted(log *slog.Logger, t rebalancer.Task, out outcome) {
 	s.m.task(out.status)
 	switch {
 	case out.status.State == rebalancer.TaskFailed:
@@ -159,25 +248,22 @@ func (s *Server) recordTask(ctx context.Context, log *slog.Logger, seq int64, p 
 		s.m.bytes.Add(float64(out.bytes))
 		log.Debug("object copied", "object", t.ObjectID, "owner", t.Owner, "source", t.Source.MantaStorageID, "bytes", out.bytes)
 	}
-	return true
 }
 
 // retryWrite runs a database write until it succeeds, for up to
-// Config.RecordRetry.
+// Config.RecordRetry, waiting 20 ms after the first failure and twice as
+// long after each next one, up to 2 s.
 func (s *Server) retryWrite(ctx context.Context, write func() error) error {
-	deadline := time.Now().Add(s.cfg.RecordRetry)
-	delay := 20 * time.Millisecond
-	for {
+	return retry.Do(ctx, retry.Policy{
+		MaxElapsed: s.cfg.RecordRetry,
+		Backoff:    retry.Backoff{Initial: 20 * time.Millisecond, Max: 2 * time.Second},
+	}, func(context.Context) error {
 		err := write()
-		if err == nil {
-			return nil
+		if err != nil {
+			s.m.recordFails.Inc()
 		}
-		s.m.recordFails.Inc()
-		if time.Now().Add(delay).After(deadline) || !sleep(ctx, delay) {
-			return err
-		}
-		delay = min(2*delay, 2*time.Second)
-	}
+		return err
+	})
 }
 
 // requeueLater puts an assignment back in the queue after
@@ -185,7 +271,7 @@ func (s *Server) retryWrite(ctx context.Context, write func() error) error {
 // next start: it is still unfinished in the database).
 func (s *Server) requeueLater(stop context.Context, wg *sync.WaitGroup, id string) {
 	wg.Go(func() {
-		if !sleep(stop, s.cfg.RequeueDelay) {
+		if !retry.Sleep(stop, s.cfg.RequeueDelay) {
 			return
 		}
 		s.mu.Lock()
