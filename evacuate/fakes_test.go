@@ -242,6 +242,8 @@ type fakeAgents struct {
 	posts   int
 	// taskPosts counts, per object id, the accepted posts that carried it.
 	taskPosts map[string]int
+	// sizes lists the sizes of the accepted posts, in order, by destination.
+	sizes map[string][]int
 
 	// Misbehaviours.
 	busyPosts   int                                           // answer 503 to this many posts
@@ -261,7 +263,7 @@ type fakeAssignment struct {
 
 func newFakeAgents() *fakeAgents {
 	return &fakeAgents{assigns: map[string]*fakeAssignment{}, copies: map[string]bool{}, downDest: map[string]bool{},
-		forgetAfter: map[string]bool{}, taskPosts: map[string]int{}}
+		forgetAfter: map[string]bool{}, taskPosts: map[string]int{}, sizes: map[string][]int{}}
 }
 
 type statusErr int
@@ -298,6 +300,7 @@ func (f *fakeAgents) PostAssignment(ctx context.Context, dest rebalancer.Storage
 		}
 	}
 	f.assigns[a.ID] = &fakeAssignment{dest: dest.MantaStorageID, payload: p}
+	f.sizes[dest.MantaStorageID] = append(f.sizes[dest.MantaStorageID], len(p.Tasks))
 	for _, t := range p.Tasks {
 		f.taskPosts[t.ObjectID]++
 	}

@@ -56,7 +56,9 @@ type Options struct {
 	// DryRun discovers and places without copying or changing metadata.
 	DryRun bool `json:"dry_run,omitempty"`
 
-	// MaxTasksPerAssignment caps an assignment's size (legacy 50).
+	// MaxTasksPerAssignment caps an assignment's size (legacy 50). The
+	// first assignments to each destination are smaller (2, 4, 8...), so
+	// that a job's first copies are done within a second of its start.
 	MaxTasksPerAssignment int `json:"max_tasks_per_assignment"`
 	// FlushAge sends a partial assignment once its oldest task waited this
 	// long, so copying starts within a second of job start.
