@@ -74,7 +74,9 @@ type Options struct {
 	// PollConcurrency bounds concurrent status requests (legacy 8).
 	PollConcurrency int `json:"poll_concurrency"`
 	// MaxOutstandingPerDest bounds the assignments posted to one agent and
-	// not yet finished.
+	// not yet finished. A job starts with one per agent, and doubles that
+	// each time one finishes: its first copies are not slowed down by
+	// everything else it posts.
 	MaxOutstandingPerDest int `json:"max_outstanding_per_dest"`
 	// MaxInflightTasks bounds the tasks of one job that are placed and not
 	// yet copied, which bounds its memory.

@@ -1,6 +1,8 @@
 package evacuate
 
 import (
+	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -32,5 +34,47 @@ func TestAssignmentSlowStart(t *testing.T) {
 				t.Fatalf("%s: assignment sizes %v, want 2, 4, 8, 16, then 20", dest, sizes)
 			}
 		}
+	}
+}
+
+// A destination holds one assignment at first, and twice as many each
+// time one of its assignments finishes, up to MaxOutstandingPerDest.
+func TestPostingWindow(t *testing.T) {
+	o := fastOptions()
+	o.MaxOutstandingPerDest = 5
+	f := newFlight(o)
+	dest := rebalancer.StorageNode{MantaStorageID: "3.stor"}
+	n := 0
+	newAssignment := func() *assignment {
+		n++
+		a := &assignment{id: fmt.Sprint(n), dest: dest, objects: map[string]*planned{}}
+		f.adopt(a)
+		return a
+	}
+	// acquire takes every slot it can get without waiting.
+	acquire := func() []*assignment {
+		var got []*assignment
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+			a := newAssignment()
+			ok := f.acquireDest(ctx, a)
+			cancel()
+			if !ok {
+				return got
+			}
+			got = append(got, a)
+		}
+	}
+	var held []*assignment
+	for _, want := range []int{1, 2, 4, 5, 5} {
+		held = append(held, acquire()...)
+		if len(held) != want {
+			t.Fatalf("%d assignments held at once, want %d", len(held), want)
+		}
+		f.finish(held[0])
+		held = held[1:]
+	}
+	if other := (&assignment{id: "other", dest: rebalancer.StorageNode{MantaStorageID: "4.stor"}}); !f.acquireDest(context.Background(), other) {
+		t.Fatal("another destination has a window of its own")
 	}
 }
