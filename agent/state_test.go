@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 )
 
 // TestMetrics: the legacy names, labels and "total" series are on the
@@ -32,17 +32,10 @@ func TestMetrics(t *testing.T) {
 	id := newID()
 	a.mustPost(id, good, bad)
 	// Wait without GET requests, which would be counted.
-	deadline := time.Now().Add(waitFor)
-	for {
+	testutil.Eventually(t, "the assignment complete", func() bool {
 		got, err := a.s.store.get(context.Background(), id)
-		if err == nil && got.Stats.State.Phase == rebalancer.AssignmentComplete {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("assignment never completed")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return err == nil && got.Stats.State.Phase == rebalancer.AssignmentComplete
+	})
 	a.post(rebalancer.AssignmentPayload{ID: id, Tasks: []rebalancer.Task{}}) // 409
 	a.post("garbage")                                                        // 400
 	a.get(id)
@@ -115,7 +108,7 @@ func TestPrune(t *testing.T) {
 // AssignmentError.
 func TestStoreGuards(t *testing.T) {
 	ctx := context.Background()
-	st, err := openStore(ctx, t.TempDir(), slog.New(slog.DiscardHandler))
+	st, err := openStore(ctx, t.TempDir(), testutil.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +180,7 @@ func TestStoreGuards(t *testing.T) {
 // order after those recorded before.
 func TestRecordAllAtomic(t *testing.T) {
 	ctx := context.Background()
-	st, err := openStore(ctx, t.TempDir(), slog.New(slog.DiscardHandler))
+	st, err := openStore(ctx, t.TempDir(), testutil.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
