@@ -2,6 +2,7 @@ package agent
 
 import (
 	"os"
+	"slices"
 	"sync/atomic"
 	"testing"
 
@@ -123,5 +124,58 @@ func TestGroupCommitSyncFailure(t *testing.T) {
 		if reasons[task.ObjectID] != rebalancer.SkipAgentFSError {
 			t.Errorf("task in the failing directory: %v, want AgentFSError", reasons[task.ObjectID])
 		}
+	}
+}
+
+// TestGroupCommitAcrossAssignments: one batch records the results of
+// several running assignments, each counted and numbered on its own.
+func TestGroupCommitAcrossAssignments(t *testing.T) {
+	src := newSource(t)
+	cfg := testConfig(t)
+	cfg.Workers = 2
+	cfg.WorkersPerAssignment = 2
+	g := newGate()
+	t.Cleanup(g.release)
+	var records, handed atomic.Int64
+	a := startAgent(t, cfg, func(s *Server) {
+		s.handedOver = func() { handed.Add(1) }
+		s.store.fault = func(op string) error {
+			if op == "record" && records.Add(1) == 1 {
+				g.wait(t.Context())
+			}
+			return nil
+		}
+	})
+	body := content("across", 700)
+	ids := []string{newID(), newID()}
+	sizes := []int{5, 4}
+	for k, id := range ids {
+		var tasks []rebalancer.Task
+		for range sizes[k] {
+			tasks = append(tasks, src.put(newID(), newID(), body))
+		}
+		a.mustPost(id, tasks...)
+	}
+	g.arrivals(t, 1)
+	testutil.Eventually(t, "every result handed to the committer", func() bool { return handed.Load() == 9 })
+	g.release()
+	for k, id := range ids {
+		if got := a.waitComplete(id); got.Stats.Failed != 0 || got.Stats.Complete != sizes[k] {
+			t.Fatalf("%s: stats %+v", id, got.Stats)
+		}
+		st, _ := storedAssignment(t, a.s, id)
+		var order []int64
+		for _, task := range st.tasks {
+			order = append(order, task.doneOrder.Int64)
+		}
+		slices.Sort(order)
+		for i, n := range order {
+			if n != int64(i+1) {
+				t.Fatalf("%s: done_order %v, want 1 to %d", id, order, sizes[k])
+			}
+		}
+	}
+	if n := records.Load(); n != 2 {
+		t.Fatalf("%d record transactions, want 2", n)
 	}
 }

@@ -88,13 +88,15 @@
 //
 // The last two steps are a group commit, so that a small object does not
 // pay a directory fsync and a database transaction of its own: a worker
-// that has renamed a file into place hands the task to its assignment's
+// that has renamed a file into place hands the task to the agent's
 // committer and starts the next download. The committer takes every
-// result waiting (none waits for company: a lone result is committed at
-// once), fsyncs each of their directories once, records them all in one
-// transaction, and then counts them. A directory that cannot be fsynced
-// fails every task of the batch in it (AgentFSError), and a batch that
-// cannot be recorded leaves all of its tasks pending.
+// result waiting, from all running assignments (none waits for company:
+// a lone result is committed at once), fsyncs each of their directories
+// once, records them all in one transaction, and then counts them. A
+// directory that cannot be fsynced fails every task of the batch in it
+// (AgentFSError), and a batch that cannot be recorded leaves all of its
+// tasks pending. An assignment is complete only once the committer has
+// recorded all of its tasks.
 //
 // # On disk
 //

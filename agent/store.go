@@ -42,10 +42,11 @@ type store struct {
 	// SQLite has one writer at a time; serializing writers in process
 	// avoids busy retries between our own goroutines.
 	wmu sync.Mutex
-	// recordTask is record's statement, prepared on first use (under wmu)
-	// and kept: parsing it took a third of a record's time.
-	recordTask *sql.Stmt
-	now        func() time.Time
+	// recordTask and countTasks are recordBatch's statements, prepared on
+	// first use (under wmu) and kept: parsing them took a third of a
+	// record's time.
+	recordTask, countTasks *sql.Stmt
+	now                    func() time.Time
 	// fault, when set (tests only), is called before each write and its
 	// error returned as the write's.
 	fault func(op string) error
@@ -247,8 +248,10 @@ func moveAside(dir, name string, now time.Time) (string, error) {
 }
 
 func (s *store) close() error {
-	if s.recordTask != nil {
-		s.recordTask.Close()
+	for _, st := range []*sql.Stmt{s.recordTask, s.countTasks} {
+		if st != nil {
+			st.Close()
+		}
 	}
 	return s.db.Close()
 }
@@ -507,58 +510,78 @@ func (s *store) record(ctx context.Context, seq int64, idx int, st rebalancer.Ta
 // none is. A task that is not pending any more is an error (it would be
 // counted twice), and fails the whole transaction.
 func (s *store) recordAll(ctx context.Context, seq int64, results []result) error {
+	return s.recordBatch(ctx, []assignmentResults{{seq: seq, results: results}})
+}
+
+// assignmentResults are results of one assignment.
+type assignmentResults struct {
+	seq     int64
+	results []result
+}
+
+// recordBatch is recordAll for the results of several assignments, in
+// one transaction.
+func (s *store) recordBatch(ctx context.Context, batch []assignmentResults) error {
 	type row struct {
 		state  string
 		reason any
-		failed int
 	}
-	rows := make([]row, len(results))
-	for i, r := range results {
-		state, reason, err := encodeStatus(r.status)
-		if err != nil {
-			return err
-		}
-		if state == taskPending {
-			return errors.New("cannot record a pending status")
-		}
-		rows[i] = row{state: state, reason: reason}
-		if state == taskFailed {
-			rows[i].failed = 1
+	rows := make([][]row, len(batch))
+	for g, a := range batch {
+		rows[g] = make([]row, len(a.results))
+		for i, r := range a.results {
+			state, reason, err := encodeStatus(r.status)
+			if err != nil {
+				return err
+			}
+			if state == taskPending {
+				return errors.New("cannot record a pending status")
+			}
+			rows[g][i] = row{state: state, reason: reason}
 		}
 	}
 	return s.write(ctx, "record", func(tx *sql.Tx) error {
 		if err := s.prepareRecord(ctx); err != nil {
 			return err
 		}
-		// done_order numbers tasks in the order they were recorded.
-		var done int
-		if err := tx.QueryRowContext(ctx, "SELECT done FROM assignments WHERE seq = ? AND state = 'running'", seq).Scan(&done); err != nil {
-			return fmt.Errorf("count tasks: %w", err)
-		}
-		record := tx.StmtContext(ctx, s.recordTask)
-		failed := 0
-		for i, r := range results {
-			if err := execStmt(ctx, record, "record task", rows[i].state, rows[i].reason, nullable(r.detail), done+i+1, seq, r.idx); err != nil {
+		record, count := tx.StmtContext(ctx, s.recordTask), tx.StmtContext(ctx, s.countTasks)
+		for g, a := range batch {
+			failed := 0
+			for i, r := range a.results {
+				// done_order numbers tasks in the order they are recorded.
+				if err := execStmt(ctx, record, "record task", rows[g][i].state, rows[g][i].reason, nullable(r.detail),
+					i+1, a.seq, a.seq, r.idx); err != nil {
+					return err
+				}
+				if rows[g][i].state == taskFailed {
+					failed++
+				}
+			}
+			if err := execStmt(ctx, count, "count tasks", len(a.results), failed, a.seq); err != nil {
 				return err
 			}
-			failed += rows[i].failed
 		}
-		return execOne(ctx, tx, "count tasks", "UPDATE assignments SET done = done + ?, failed = failed + ? WHERE seq = ? AND state = 'running'",
-			len(results), failed, seq)
+		return nil
 	})
 }
 
-// prepareRecord prepares record's statement once. Call it under wmu.
+// prepareRecord prepares recordBatch's statements once. Call it under
+// wmu.
 func (s *store) prepareRecord(ctx context.Context) error {
-	if s.recordTask != nil {
+	if s.countTasks != nil {
 		return nil
 	}
-	record, err := s.db.PrepareContext(ctx, `UPDATE tasks SET state = ?, reason = ?, detail = ?, done_order = ?
-		WHERE aseq = ? AND idx = ? AND state = 'pending'`)
+	record, err := s.db.PrepareContext(ctx, `UPDATE tasks SET state = ?, reason = ?, detail = ?,
+		done_order = (SELECT done + ? FROM assignments WHERE seq = ?) WHERE aseq = ? AND idx = ? AND state = 'pending'`)
 	if err != nil {
 		return err
 	}
-	s.recordTask = record
+	count, err := s.db.PrepareContext(ctx, "UPDATE assignments SET done = done + ?, failed = failed + ? WHERE seq = ? AND state = 'running'")
+	if err != nil {
+		record.Close()
+		return err
+	}
+	s.recordTask, s.countTasks = record, count
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,16 +58,18 @@ func (s *Server) runAssignment(stop, work context.Context, wg *sync.WaitGroup, i
 	log.Info("assignment started", "pending_tasks", len(tasks))
 
 	var (
-		nextTask  atomic.Int64
-		abandoned atomic.Int64
-		tg        sync.WaitGroup
+		nextTask   atomic.Int64
+		abandoned  atomic.Int64
+		unrecorded atomic.Int64
+		tg         sync.WaitGroup
+		committing sync.WaitGroup // results handed to the committer and not yet acknowledged
 	)
-	// Workers hand their results to the assignment's group commit and go
-	// on with the next download while it makes them durable and records
-	// them.
-	results := make(chan taskResult, min(len(tasks), maxBatch))
-	unrecordedc := make(chan int, 1)
-	go func() { unrecordedc <- s.commitResults(work, log, seq, results) }()
+	ack := func(recorded bool) {
+		if !recorded {
+			unrecorded.Add(1)
+		}
+		committing.Done()
+	}
 	for range min(s.cfg.WorkersPerAssignment, len(tasks)) {
 		tg.Go(func() {
 			for {
@@ -84,7 +87,10 @@ func (s *Server) runAssignment(stop, work context.Context, wg *sync.WaitGroup, i
 					abandoned.Add(1)
 					continue
 				}
-				results <- taskResult{p: p, out: out}
+				// The committer makes the result durable and records it
+				// while this worker goes on with the next download.
+				committing.Add(1)
+				s.commits <- &taskResult{seq: seq, p: p, out: out, log: log, ack: ack}
 				if s.handedOver != nil {
 					s.handedOver()
 				}
@@ -92,16 +98,15 @@ func (s *Server) runAssignment(stop, work context.Context, wg *sync.WaitGroup, i
 		})
 	}
 	tg.Wait()
-	close(results)
-	unrecorded := <-unrecordedc
+	committing.Wait()
 
 	switch {
 	case abandoned.Load() > 0:
 		log.Info("assignment interrupted by shutdown; it resumes at the next start", "abandoned_tasks", abandoned.Load())
 		return
-	case unrecorded > 0:
+	case unrecorded.Load() > 0:
 		log.Error("task results could not be recorded; the assignment is not complete and will run again",
-			"unrecorded_tasks", unrecorded, "retry_in", s.cfg.RequeueDelay)
+			"unrecorded_tasks", unrecorded.Load(), "retry_in", s.cfg.RequeueDelay)
 		s.requeueLater(stop, wg, id)
 		return
 	}
@@ -144,21 +149,27 @@ func (s *Server) safeCopy(ctx context.Context, t rebalancer.Task) (out outcome) 
 
 // taskResult is a task's outcome on its way to the database.
 type taskResult struct {
+	seq int64 // the assignment's
 	p   pendingTask
 	out outcome
+	log *slog.Logger
+	// ack is called once the result is recorded and counted, or could not
+	// be recorded.
+	ack func(recorded bool)
 }
 
 // maxBatch bounds the results one transaction records.
 const maxBatch = 256
 
-// commitResults is an assignment's group commit. It takes results as the
-// workers deliver them; for each batch (whatever waited while the
-// previous one was committed, so that a lone result waits for nothing) it
-// fsyncs every destination directory once, records every result in one
-// transaction, and only then counts them. It returns how many results
-// could not be recorded: those tasks stay pending and are done again.
-func (s *Server) commitResults(ctx context.Context, log *slog.Logger, seq int64, results <-chan taskResult) (unrecorded int) {
-	batch := make([]taskResult, 0, maxBatch)
+// committer is the agent's group commit. It takes results as the
+// workers of every running assignment deliver them; for each batch
+// (whatever waited while the previous one was committed, so that a lone
+// result waits for nothing) it fsyncs every destination directory once,
+// records every result in one transaction, and only then counts them and
+// acknowledges them to their assignments. It returns when results is
+// closed.
+func (s *Server) committer(ctx context.Context, results <-chan *taskResult) {
+	batch := make([]*taskResult, 0, maxBatch)
 	for r := range results {
 		batch = append(batch[:0], r)
 	more:
@@ -173,42 +184,44 @@ func (s *Server) commitResults(ctx context.Context, log *slog.Logger, seq int64,
 				break more
 			}
 		}
-		if !s.commitBatch(ctx, log, seq, batch) {
-			unrecorded += len(batch)
-		}
+		s.commitBatch(ctx, batch)
 	}
-	return unrecorded
 }
 
 // commitBatch makes a batch of results durable and records them, retrying
-// failed writes, then counts them. It reports whether they were recorded.
-func (s *Server) commitBatch(ctx context.Context, log *slog.Logger, seq int64, batch []taskResult) bool {
+// failed writes, then counts them. Results that cannot be recorded are
+// acknowledged as such: their tasks stay pending and are done again.
+func (s *Server) commitBatch(ctx context.Context, batch []*taskResult) {
 	s.syncDirs(batch)
-	recs := make([]result, len(batch))
-	for i, r := range batch {
-		recs[i] = result{idx: r.p.idx, status: r.out.status}
-		if r.out.err != nil {
-			recs[i].detail = r.out.err.Error()
-		}
-	}
-	err := s.retryWrite(ctx, func() error { return s.store.recordAll(ctx, seq, recs) })
-	if err != nil {
-		for _, r := range batch {
-			t := r.p.task
-			log.Error("cannot record task result", "object", t.ObjectID, "owner", t.Owner, "status", r.out.status.String(), "err", err)
-		}
-		return false
-	}
+	var groups []assignmentResults
 	for _, r := range batch {
-		s.counted(log, r.p.task, r.out)
+		rec := result{idx: r.p.idx, status: r.out.status}
+		if r.out.err != nil {
+			rec.detail = r.out.err.Error()
+		}
+		i := slices.IndexFunc(groups, func(g assignmentResults) bool { return g.seq == r.seq })
+		if i < 0 {
+			i = len(groups)
+			groups = append(groups, assignmentResults{seq: r.seq})
+		}
+		groups[i].results = append(groups[i].results, rec)
 	}
-	return true
+	err := s.retryWrite(ctx, func() error { return s.store.recordBatch(ctx, groups) })
+	for _, r := range batch {
+		if err != nil {
+			t := r.p.task
+			r.log.Error("cannot record task result", "object", t.ObjectID, "owner", t.Owner, "status", r.out.status.String(), "err", err)
+		} else {
+			s.counted(r.log, r.p.task, r.out)
+		}
+		r.ack(err == nil)
+	}
 }
 
 // syncDirs fsyncs the directory of every complete task in batch, each
 // directory once, and closes them. A task whose directory cannot be
 // fsynced fails (AgentFSError): its copy may not survive a power loss.
-func (s *Server) syncDirs(batch []taskResult) {
+func (s *Server) syncDirs(batch []*taskResult) {
 	for i := range batch {
 		pd := batch[i].out.dir
 		if pd == nil {
