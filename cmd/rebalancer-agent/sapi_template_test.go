@@ -103,7 +103,9 @@ func TestSAPITemplateMatchesLegacy(t *testing.T) {
 			if name == "all-keys" {
 				// The keys the legacy template lacks.
 				legacy.agent.Token, legacy.agent.MaxBodyBytes, legacy.agent.Retention = ours.agent.Token, ours.agent.MaxBodyBytes, ours.agent.Retention
-				legacy.agent.PruneInterval = ours.agent.PruneInterval
+				// Defaults derived from them: the prune interval from the
+				// retention, the bodies in flight from the body limit.
+				legacy.agent.PruneInterval, legacy.agent.MaxBodyBytesInFlight = ours.agent.PruneInterval, ours.agent.MaxBodyBytesInFlight
 			}
 			if !reflect.DeepEqual(legacy.agent, ours.agent) || legacy.listen != ours.listen || legacy.metricsListen != ours.metricsListen {
 				t.Errorf("legacy rendering gives %s %s %+v\nnew one gives %s %s %+v",
