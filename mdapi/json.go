@@ -42,52 +42,6 @@ func appendString(b []byte, s string) []byte { return jsonstr.AppendSerde(b, s) 
 // appendBytes is appendString for a []byte.
 func appendBytes(b, s []byte) []byte { return jsonstr.AppendSerde(b, s) }
 
-// objw appends a JSON object member by member.
-type objw struct {
-	b []byte
-	n int
-}
-
-func (w *objw) open()  { w.b = append(w.b, '{') }
-func (w *objw) close() { w.b = append(w.b, '}') }
-
-func (w *objw) key(k string) {
-	if w.n > 0 {
-		w.b = append(w.b, ',')
-	}
-	w.n++
-	w.b = appendString(w.b, k)
-	w.b = append(w.b, ':')
-}
-
-func (w *objw) str(k, v string) {
-	w.key(k)
-	w.b = appendString(w.b, v)
-}
-
-func (w *objw) uint(k string, v uint64) {
-	w.key(k)
-	w.b = strconv.AppendUint(w.b, v, 10)
-}
-
-// raw appends a value that is already in serde_json's form.
-func (w *objw) raw(k string, v []byte) {
-	w.key(k)
-	w.b = append(w.b, v...)
-}
-
-func (w *objw) strs(k string, vs []string) {
-	w.key(k)
-	w.b = append(w.b, '[')
-	for i, v := range vs {
-		if i > 0 {
-			w.b = append(w.b, ',')
-		}
-		w.b = appendString(w.b, v)
-	}
-	w.b = append(w.b, ']')
-}
-
 // canonical appends src, a JSON value, to dst in serde_json's form. It fails
 // on anything that is not exactly one well-formed JSON value, on invalid
 // UTF-8 and unpaired surrogates, on duplicate object keys, on numbers that
@@ -345,19 +299,10 @@ func (p *canonParser) escape() (rune, error) {
 	}
 	c := p.src[p.i+1]
 	p.i += 2
+	if e, ok := jsonstr.Unescape(c); ok {
+		return rune(e), nil
+	}
 	switch c {
-	case '"', '\\', '/':
-		return rune(c), nil
-	case 'b':
-		return '\b', nil
-	case 'f':
-		return '\f', nil
-	case 'n':
-		return '\n', nil
-	case 'r':
-		return '\r', nil
-	case 't':
-		return '\t', nil
 	case 'u':
 		r, ok := p.hex4()
 		if !ok {

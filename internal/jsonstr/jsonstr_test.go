@@ -83,3 +83,66 @@ func FuzzAppend(f *testing.F) {
 		}
 	})
 }
+
+func TestObject(t *testing.T) {
+	build := func(f jsonstr.Form) string {
+		o := jsonstr.Object{B: []byte("["), Form: f}
+		o.Open()
+		o.Str("s", "a\u2028")
+		o.Key("in")
+		o.Open()
+		o.Close()
+		o.Key("nested")
+		o.Open()
+		o.Bool("t", true)
+		o.Int("i", -1)
+		o.Close()
+		o.Uint("u", 18446744073709551615)
+		o.Strs("none", nil)
+		o.Strs("l", []string{"x", "\u2029"})
+		o.Raw("r", []byte(`{"k":null}`))
+		o.Close()
+		o.B = append(o.B, ',')
+		o.Open() // a second object starts afresh
+		o.Str("k", "v")
+		o.Close()
+		return string(append(o.B, ']'))
+	}
+	const want = `[{"s":"aS","in":{},"nested":{"t":true,"i":-1},"u":18446744073709551615,"none":[],"l":["x","T"],"r":{"k":null}},{"k":"v"}]`
+	for _, tt := range []struct {
+		form         jsonstr.Form
+		u2028, u2029 string
+	}{
+		{jsonstr.Go, `\u2028`, `\u2029`},
+		{jsonstr.Serde, "\u2028", "\u2029"},
+	} {
+		w := strings.NewReplacer("S", tt.u2028, "T", tt.u2029).Replace(want)
+		got := build(tt.form)
+		if got != w {
+			t.Errorf("form %d:\n got %s\nwant %s", tt.form, got, w)
+		}
+		if !json.Valid([]byte(got)) {
+			t.Errorf("form %d: not JSON: %s", tt.form, got)
+		}
+	}
+}
+
+// Unescape reads back what the writers write, and the solidus, which they
+// do not escape; for every other byte json.Unmarshal agrees there is no
+// such escape, or (for u) that it is longer.
+func TestUnescape(t *testing.T) {
+	for i := range 256 {
+		e := byte(i)
+		c, ok := jsonstr.Unescape(e)
+		var s string
+		err := json.Unmarshal([]byte{'"', '\\', e, '"'}, &s)
+		switch {
+		case ok && (err != nil || s != string(rune(c))):
+			t.Errorf("Unescape(%q) = %q; encoding/json reads %q, %v", e, c, s, err)
+		case ok && e != '/' && string(jsonstr.AppendGo(nil, string(rune(c)))) != `"\`+string(rune(e))+`"`:
+			t.Errorf("Unescape(%q) = %q, which AppendGo writes %s", e, c, jsonstr.AppendGo(nil, string(rune(c))))
+		case !ok && err == nil:
+			t.Errorf("Unescape(%q) refused an escape encoding/json reads as %q", e, s)
+		}
+	}
+}

@@ -104,53 +104,24 @@ func (r *reply) fastError(message string) {
 }
 
 func (r *reply) fail(name, message string) {
-	w := jw{}
-	w.open()
-	w.str("name", name)
-	w.str("message", message)
-	w.close()
+	w := jsonstr.Object{Form: jsonstr.Serde}
+	w.Open()
+	w.Str("name", name)
+	w.Str("message", message)
+	w.Close()
 	r.Reset()
-	r.Frame(fast.StatusError, w.b)
+	r.Frame(fast.StatusError, w.B)
 	r.Flush()
 }
 
 func wrappedError(name, message string) []byte {
-	w := jw{}
-	w.open()
-	w.key("error")
-	w.open()
-	w.n = 0
-	w.str("name", name)
-	w.str("message", message)
-	w.close()
-	w.close()
-	return w.b
-}
-
-// jw writes JSON objects in serde_json's form.
-type jw struct {
-	b []byte
-	n int
-}
-
-func (w *jw) open()  { w.b = append(w.b, '{') }
-func (w *jw) close() { w.b = append(w.b, '}') }
-
-func (w *jw) key(k string) {
-	if w.n > 0 {
-		w.b = append(w.b, ',')
-	}
-	w.n++
-	w.b = jsonstr.AppendSerde(w.b, k)
-	w.b = append(w.b, ':')
-}
-
-func (w *jw) str(k, v string) {
-	w.key(k)
-	w.b = jsonstr.AppendSerde(w.b, v)
-}
-
-func (w *jw) raw(k string, v []byte) {
-	w.key(k)
-	w.b = append(w.b, v...)
+	w := jsonstr.Object{Form: jsonstr.Serde}
+	w.Open()
+	w.Key("error")
+	w.Open()
+	w.Str("name", name)
+	w.Str("message", message)
+	w.Close()
+	w.Close()
+	return w.B
 }

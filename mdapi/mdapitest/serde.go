@@ -254,19 +254,11 @@ func (m *serdeMeter) str() (string, error) {
 			}
 			e := m.src[m.i+1]
 			m.i += 2
+			if c, ok := jsonstr.Unescape(e); ok {
+				b = append(b, c)
+				continue
+			}
 			switch e {
-			case '"', '\\', '/':
-				b = append(b, e)
-			case 'b':
-				b = append(b, '\b')
-			case 'f':
-				b = append(b, '\f')
-			case 'n':
-				b = append(b, '\n')
-			case 'r':
-				b = append(b, '\r')
-			case 't':
-				b = append(b, '\t')
 			case 'u':
 				r, err := m.hex()
 				if err != nil {
