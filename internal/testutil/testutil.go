@@ -16,6 +16,7 @@ package testutil
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -206,4 +207,29 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// Capture returns the two directions of an exchange recorded on the wire
+// (moray/fast/testdata/*-capture.txt: each direction's bytes in hex on a
+// "full hex: " line), request first.
+func Capture(t testing.TB, path string) (request, reply []byte) {
+	t.Helper()
+	f, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames [][]byte
+	for line := range strings.Lines(string(f)) {
+		if rest, ok := strings.CutPrefix(line, "full hex: "); ok {
+			b, err := hex.DecodeString(strings.ReplaceAll(strings.TrimSpace(rest), " ", ""))
+			if err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			frames = append(frames, b)
+		}
+	}
+	if len(frames) != 2 {
+		t.Fatalf("%s: found %d directions, want 2", path, len(frames))
+	}
+	return frames[0], frames[1]
 }
