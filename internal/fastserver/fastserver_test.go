@@ -3,11 +3,9 @@ package fastserver_test
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -58,25 +56,6 @@ func (e *echo) serve(c *fastserver.Conn) {
 		r.Frame(fast.StatusEnd, []byte("[]"))
 		r.Flush()
 	}
-}
-
-// recordingTB records what a strict server fails the test with.
-type recordingTB struct {
-	testing.TB
-	mu   sync.Mutex
-	errs []string
-}
-
-func (r *recordingTB) Errorf(format string, args ...any) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.errs = append(r.errs, fmt.Sprintf(format, args...))
-}
-
-func (r *recordingTB) all() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]string(nil), r.errs...)
 }
 
 func start(t *testing.T, cfg fastserver.Config) (*fastserver.Server, *echo) {
@@ -248,17 +227,17 @@ func TestViolations(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tb := &recordingTB{TB: t}
+			tb := &testutil.Errors{TB: t}
 			srv, _ := start(t, fastserver.Config{Strict: tb, Logger: testutil.Logger(t)})
 			c := dial(t, srv.Addr())
 			tt.send(c)
 			// The test is failed last.
-			testutil.Eventually(t, "a violation", func() bool { return len(tb.all()) > 0 })
+			testutil.Eventually(t, "a violation", func() bool { return len(tb.Messages()) > 0 })
 			v := srv.Violations()
 			if len(v) != 1 || !strings.HasPrefix(v[0], tt.prefix) || !strings.Contains(v[0], tt.want) {
 				t.Errorf("Violations() = %q, want one starting %q and containing %q", v, tt.prefix, tt.want)
 			}
-			errs := tb.all()
+			errs := tb.Messages()
 			if len(errs) != 1 || !strings.HasPrefix(errs[0], "echotest: protocol violation (a real echo would have crashed): ") {
 				t.Errorf("the strict test failed with %q", errs)
 			}

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -232,4 +233,28 @@ func Capture(t testing.TB, path string) (request, reply []byte) {
 		t.Fatalf("%s: found %d directions, want 2", path, len(frames))
 	}
 	return frames[0], frames[1]
+}
+
+// Errors is a testing.TB whose Errorf records the message instead of
+// failing the test: for checking what code reports through a testing.TB it
+// is given (a fake server's strict mode). Everything else goes to the TB
+// it wraps. It is safe for concurrent use.
+type Errors struct {
+	testing.TB
+	mu   sync.Mutex
+	msgs []string
+}
+
+// Errorf records the message.
+func (e *Errors) Errorf(format string, args ...any) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.msgs = append(e.msgs, fmt.Sprintf(format, args...))
+}
+
+// Messages returns the messages recorded, in order.
+func (e *Errors) Messages() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.msgs)
 }
