@@ -1,8 +1,10 @@
-// Package jsonstr writes JSON strings by hand, byte for byte as one of the
-// module's peers writes them, for the places where the bytes matter and
-// not just the value: a Moray etag is a checksum of the text, buckets-mdapi
-// finds the end of a frame by re-serializing its payload, and golden tests
-// pin requests down to the byte.
+// Package jsonstr writes JSON strings, and objects member by member
+// (Object), by hand, byte for byte as one of the module's peers writes
+// them, for the places where the bytes matter and not just the value: a
+// Moray etag is a checksum of the text, buckets-mdapi finds the end of a
+// frame by re-serializing its payload, and golden tests pin requests down
+// to the byte. Unescape is the other way round for the short escapes, which
+// every reader of JSON strings in the module shares.
 //
 // Every form escapes '"', '\\' and the control characters U+0000 to
 // U+001F: \b, \t, \n, \f and \r in their short forms, the others as \u00XX
