@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/TritonDataCenter/rebalancer/internal/jsonstr"
 )
 
 // buckets-mdapi's Fast server (rust-fast) finds where one request frame ends
@@ -33,91 +35,12 @@ const maxDepth = 100
 // guess about, and a wrong guess costs the connection.
 var errInexactNumber = errors.New("number is not an integer in the 64-bit range")
 
-const hexDigits = "0123456789abcdef"
-
 // appendString appends s, which must be valid UTF-8, as serde_json writes a
 // string.
-func appendString(b []byte, s string) []byte { return appendStr(b, s) }
+func appendString(b []byte, s string) []byte { return jsonstr.AppendSerde(b, s) }
 
 // appendBytes is appendString for a []byte.
-func appendBytes(b, s []byte) []byte { return appendStr(b, s) }
-
-func appendStr[S ~string | ~[]byte](b []byte, s S) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\b':
-			b = append(b, '\\', 'b')
-		case '\t':
-			b = append(b, '\\', 't')
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\f':
-			b = append(b, '\\', 'f')
-		case '\r':
-			b = append(b, '\\', 'r')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
-
-// objw appends a JSON object member by member.
-type objw struct {
-	b []byte
-	n int
-}
-
-func (w *objw) open()  { w.b = append(w.b, '{') }
-func (w *objw) close() { w.b = append(w.b, '}') }
-
-func (w *objw) key(k string) {
-	if w.n > 0 {
-		w.b = append(w.b, ',')
-	}
-	w.n++
-	w.b = appendString(w.b, k)
-	w.b = append(w.b, ':')
-}
-
-func (w *objw) str(k, v string) {
-	w.key(k)
-	w.b = appendString(w.b, v)
-}
-
-func (w *objw) uint(k string, v uint64) {
-	w.key(k)
-	w.b = strconv.AppendUint(w.b, v, 10)
-}
-
-// raw appends a value that is already in serde_json's form.
-func (w *objw) raw(k string, v []byte) {
-	w.key(k)
-	w.b = append(w.b, v...)
-}
-
-func (w *objw) strs(k string, vs []string) {
-	w.key(k)
-	w.b = append(w.b, '[')
-	for i, v := range vs {
-		if i > 0 {
-			w.b = append(w.b, ',')
-		}
-		w.b = appendString(w.b, v)
-	}
-	w.b = append(w.b, ']')
-}
+func appendBytes(b, s []byte) []byte { return jsonstr.AppendSerde(b, s) }
 
 // canonical appends src, a JSON value, to dst in serde_json's form. It fails
 // on anything that is not exactly one well-formed JSON value, on invalid
@@ -376,19 +299,10 @@ func (p *canonParser) escape() (rune, error) {
 	}
 	c := p.src[p.i+1]
 	p.i += 2
+	if e, ok := jsonstr.Unescape(c); ok {
+		return rune(e), nil
+	}
 	switch c {
-	case '"', '\\', '/':
-		return rune(c), nil
-	case 'b':
-		return '\b', nil
-	case 'f':
-		return '\f', nil
-	case 'n':
-		return '\n', nil
-	case 'r':
-		return '\r', nil
-	case 't':
-		return '\t', nil
 	case 'u':
 		r, ok := p.hex4()
 		if !ok {

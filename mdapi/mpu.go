@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/jsonstr"
 )
 
 // Multipart uploads (S3 MPU in buckets-api, TritonDataCenter/manta-buckets-api
@@ -426,18 +427,18 @@ func rewriteUploadHeaders(headers json.RawMessage, from string, to rebalancer.St
 	default:
 		return nil, UploadNotListed, nil
 	}
-	w := objw{b: make([]byte, 0, len(headers)+64)}
-	w.open()
+	w := jsonstr.Object{B: make([]byte, 0, len(headers)+64), Form: jsonstr.Serde}
+	w.Open()
 	for _, m := range members {
 		if v, ok := changed[m.key]; ok {
-			w.key(m.key)
-			w.b = appendBytes(w.b, v)
+			w.Key(m.key)
+			w.B = appendBytes(w.B, v)
 			continue
 		}
-		w.raw(m.key, m.value)
+		w.Raw(m.key, m.value)
 	}
-	w.close()
-	return w.b, UploadFixed, nil
+	w.Close()
+	return w.B, UploadFixed, nil
 }
 
 // rewriteSharkList rewrites the element of a JSON array of sharks

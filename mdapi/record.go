@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/jsonstr"
 )
 
 // Locator says where an object's metadata lives on a buckets-mdapi shard:
@@ -259,7 +260,7 @@ func (r *Record) MarshalJSON() ([]byte, error) {
 
 // appendJSON appends the record as a JSON object, after the members extra
 // writes first (if any).
-func (r *Record) appendJSON(b []byte, extra func(w *objw)) ([]byte, error) {
+func (r *Record) appendJSON(b []byte, extra func(w *jsonstr.Object)) ([]byte, error) {
 	headers, err := canonicalHeaders(r.Headers)
 	if err != nil {
 		return nil, fmt.Errorf("record %s: headers: %w", r.ID, err)
@@ -276,30 +277,29 @@ func (r *Record) appendJSON(b []byte, extra func(w *objw)) ([]byte, error) {
 			return nil, fmt.Errorf("record %s: invalid UTF-8 in %q", r.ID, s)
 		}
 	}
-	w := objw{b: b}
-	w.open()
+	w := jsonstr.Object{B: b, Form: jsonstr.Serde}
+	w.Open()
 	if extra != nil {
 		extra(&w)
 	}
-	w.str("id", r.ID)
-	w.str("owner", r.Owner)
-	w.str("bucket_id", r.BucketID)
-	w.str("name", r.Name)
-	w.str("created", formatTime(r.Created))
-	w.str("modified", formatTime(r.Modified))
-	w.key("content_length")
-	w.b = strconv.AppendInt(w.b, r.ContentLength, 10)
-	w.str("content_md5", r.ContentMD5)
-	w.str("content_type", r.ContentType)
-	w.raw("headers", headers)
+	w.Str("id", r.ID)
+	w.Str("owner", r.Owner)
+	w.Str("bucket_id", r.BucketID)
+	w.Str("name", r.Name)
+	w.Str("created", formatTime(r.Created))
+	w.Str("modified", formatTime(r.Modified))
+	w.Int("content_length", r.ContentLength)
+	w.Str("content_md5", r.ContentMD5)
+	w.Str("content_type", r.ContentType)
+	w.Raw("headers", headers)
 	sharks, err := appendSharks(nil, r.Sharks)
 	if err != nil {
 		return nil, fmt.Errorf("record %s: %w", r.ID, err)
 	}
-	w.raw("sharks", sharks)
-	w.raw("properties", props)
-	w.close()
-	return w.b, nil
+	w.Raw("sharks", sharks)
+	w.Raw("properties", props)
+	w.Close()
+	return w.B, nil
 }
 
 // readProperties returns properties in serde_json's form when they have
@@ -369,12 +369,12 @@ func appendSharks(b []byte, sharks []rebalancer.StorageNode) ([]byte, error) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		w := objw{b: b}
-		w.open()
-		w.str("datacenter", s.Datacenter)
-		w.str("manta_storage_id", s.MantaStorageID)
-		w.close()
-		b = w.b
+		w := jsonstr.Object{B: b, Form: jsonstr.Serde}
+		w.Open()
+		w.Str("datacenter", s.Datacenter)
+		w.Str("manta_storage_id", s.MantaStorageID)
+		w.Close()
+		b = w.B
 	}
 	return append(b, ']'), nil
 }
@@ -454,20 +454,20 @@ func (c Conditions) check() error {
 }
 
 func (c Conditions) appendJSON(b []byte) []byte {
-	w := objw{b: b}
-	w.open()
+	w := jsonstr.Object{B: b, Form: jsonstr.Serde}
+	w.Open()
 	if c.IfMatch != nil {
-		w.strs("if-match", c.IfMatch)
+		w.Strs("if-match", c.IfMatch)
 	}
 	if c.IfNoneMatch != nil {
-		w.strs("if-none-match", c.IfNoneMatch)
+		w.Strs("if-none-match", c.IfNoneMatch)
 	}
 	if !c.IfModifiedSince.IsZero() {
-		w.str("if-modified-since", formatTime(c.IfModifiedSince))
+		w.Str("if-modified-since", formatTime(c.IfModifiedSince))
 	}
 	if !c.IfUnmodifiedSince.IsZero() {
-		w.str("if-unmodified-since", formatTime(c.IfUnmodifiedSince))
+		w.Str("if-unmodified-since", formatTime(c.IfUnmodifiedSince))
 	}
-	w.close()
-	return w.b
+	w.Close()
+	return w.B
 }

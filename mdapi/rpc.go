@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/jsonstr"
 )
 
 // Limits the server enforces.
@@ -23,17 +24,18 @@ const (
 
 // payload starts a request payload: one JSON object, whose request_id the
 // server logs.
-func newPayload(size int) objw {
-	w := objw{b: make([]byte, 0, size)}
-	w.open()
+func newPayload(size int) jsonstr.Object {
+	w := jsonstr.Object{B: make([]byte, 0, size), Form: jsonstr.Serde}
+	w.Open()
 	return w
 }
 
-func (w *objw) locator(l Locator) {
-	w.str("owner", l.Owner)
-	w.str("bucket_id", l.BucketID)
-	w.str("name", l.Name)
-	w.uint("vnode", l.Vnode)
+// appendLocator adds the members that name an object.
+func appendLocator(w *jsonstr.Object, l Locator) {
+	w.Str("owner", l.Owner)
+	w.Str("bucket_id", l.BucketID)
+	w.Str("name", l.Name)
+	w.Uint("vnode", l.Vnode)
 }
 
 // one reads a reply that must hold exactly one item.
@@ -67,11 +69,11 @@ func (c *Client) GetObject(ctx context.Context, loc Locator) (*Record, error) {
 		return nil, fmt.Errorf("buckets-mdapi %s: getobject: %w", c.name, err)
 	}
 	w := newPayload(256 + len(loc.Name))
-	w.locator(loc)
-	w.str("request_id", c.newReqID())
-	w.close()
+	appendLocator(&w, loc)
+	w.Str("request_id", c.newReqID())
+	w.Close()
 	var item json.RawMessage
-	if err := c.call(ctx, "getobject", w.b, one("getobject", &item)); err != nil {
+	if err := c.call(ctx, "getobject", w.B, one("getobject", &item)); err != nil {
 		return nil, c.replyError("getobject", err)
 	}
 	rec, err := decodeRecord(item, loc)
@@ -135,31 +137,31 @@ func (u *Update) appendPayload(b []byte, reqID string) ([]byte, error) {
 	if len(props) == 0 {
 		props = json.RawMessage("null")
 	}
-	w := objw{b: b}
-	w.open()
-	w.locator(u.Locator)
-	w.str("id", u.ID)
-	w.str("content_type", u.ContentType)
-	w.key("headers")
+	w := jsonstr.Object{B: b, Form: jsonstr.Serde}
+	w.Open()
+	appendLocator(&w, u.Locator)
+	w.Str("id", u.ID)
+	w.Str("content_type", u.ContentType)
+	w.Key("headers")
 	var err error
-	if w.b, err = appendHeaders(w.b, u.Headers); err != nil {
+	if w.B, err = appendHeaders(w.B, u.Headers); err != nil {
 		return nil, fmt.Errorf("headers: %w", err)
 	}
 	if u.Sharks != nil {
-		w.key("sharks")
-		if w.b, err = appendSharks(w.b, u.Sharks); err != nil {
+		w.Key("sharks")
+		if w.B, err = appendSharks(w.B, u.Sharks); err != nil {
 			return nil, err
 		}
 	}
-	w.key("properties")
-	if w.b, err = canonical(w.b, props); err != nil {
+	w.Key("properties")
+	if w.B, err = canonical(w.B, props); err != nil {
 		return nil, fmt.Errorf("properties: %w", err)
 	}
-	w.str("request_id", reqID)
-	w.key("conditions")
-	w.b = u.Conditions.appendJSON(w.b)
-	w.close()
-	return w.b, nil
+	w.Str("request_id", reqID)
+	w.Key("conditions")
+	w.B = u.Conditions.appendJSON(w.B)
+	w.Close()
+	return w.B, nil
 }
 
 // UpdateObject applies u and returns the object as the server left it.
@@ -211,23 +213,23 @@ func (c *Client) BatchUpdateObjects(ctx context.Context, updates []Update) error
 		size += 512 + len(u.Name) + len(u.Headers) + len(u.Properties)
 	}
 	w := newPayload(size)
-	w.key("objects")
-	w.b = append(w.b, '[')
+	w.Key("objects")
+	w.B = append(w.B, '[')
 	for i := range updates {
 		if i > 0 {
-			w.b = append(w.b, ',')
+			w.B = append(w.B, ',')
 		}
 		var err error
-		if w.b, err = updates[i].appendPayload(w.b, c.newReqID()); err != nil {
+		if w.B, err = updates[i].appendPayload(w.B, c.newReqID()); err != nil {
 			return fmt.Errorf("buckets-mdapi %s: batchupdateobjects: object %d (%s): %w", c.name, i, updates[i].Key(), err)
 		}
 	}
-	w.b = append(w.b, ']')
-	w.str("request_id", c.newReqID())
-	w.close()
+	w.B = append(w.B, ']')
+	w.Str("request_id", c.newReqID())
+	w.Close()
 
 	var item json.RawMessage
-	if err := c.call(ctx, "batchupdateobjects", w.b, one("batchupdateobjects", &item)); err != nil {
+	if err := c.call(ctx, "batchupdateobjects", w.B, one("batchupdateobjects", &item)); err != nil {
 		return c.replyError("batchupdateobjects", err)
 	}
 	if err := c.batchResult(item, updates); err != nil {
@@ -287,10 +289,10 @@ func (c *Client) batchResult(item json.RawMessage, updates []Update) error {
 // an *UnsupportedError.
 func (c *Client) ListVnodes(ctx context.Context) ([]uint64, error) {
 	w := newPayload(64)
-	w.str("request_id", c.newReqID())
-	w.close()
+	w.Str("request_id", c.newReqID())
+	w.Close()
 	var item json.RawMessage
-	if err := c.call(ctx, "listvnodes", w.b, one("listvnodes", &item)); err != nil {
+	if err := c.call(ctx, "listvnodes", w.B, one("listvnodes", &item)); err != nil {
 		return nil, c.replyError("listvnodes", err)
 	}
 	var r struct {
@@ -312,11 +314,11 @@ func (c *Client) ListVnodes(ctx context.Context) ([]uint64, error) {
 // RPC.
 func (c *Client) ListOwners(ctx context.Context, vnode uint64) ([]string, error) {
 	w := newPayload(96)
-	w.uint("vnode", vnode)
-	w.str("request_id", c.newReqID())
-	w.close()
+	w.Uint("vnode", vnode)
+	w.Str("request_id", c.newReqID())
+	w.Close()
 	var item json.RawMessage
-	if err := c.call(ctx, "listowners", w.b, one("listowners", &item)); err != nil {
+	if err := c.call(ctx, "listowners", w.B, one("listowners", &item)); err != nil {
 		return nil, c.replyError("listowners", err)
 	}
 	var r struct {
@@ -347,7 +349,7 @@ type ListOptions struct {
 	Limit int
 }
 
-func (o *ListOptions) append(w *objw, method string) error {
+func (o *ListOptions) append(w *jsonstr.Object, method string) error {
 	if o.Limit == 0 {
 		o.Limit = MaxLimit
 	}
@@ -358,11 +360,11 @@ func (o *ListOptions) append(w *objw, method string) error {
 		return fmt.Errorf("%s: prefix or marker is not valid UTF-8", method)
 	}
 	if o.Prefix != "" {
-		w.str("prefix", o.Prefix)
+		w.Str("prefix", o.Prefix)
 	}
-	w.uint("limit", uint64(o.Limit))
+	w.Uint("limit", uint64(o.Limit))
 	if o.Marker != "" {
-		w.str("marker", o.Marker)
+		w.Str("marker", o.Marker)
 	}
 	return nil
 }
@@ -374,15 +376,15 @@ func (c *Client) ListBuckets(ctx context.Context, owner string, vnode uint64, op
 		return nil, fmt.Errorf("buckets-mdapi %s: listbuckets: %w", c.name, err)
 	}
 	w := newPayload(256 + len(opts.Prefix) + len(opts.Marker))
-	w.str("owner", owner)
-	w.uint("vnode", vnode)
+	w.Str("owner", owner)
+	w.Uint("vnode", vnode)
 	if err := opts.append(&w, "listbuckets"); err != nil {
 		return nil, fmt.Errorf("buckets-mdapi %s: %w", c.name, err)
 	}
-	w.str("request_id", c.newReqID())
-	w.close()
+	w.Str("request_id", c.newReqID())
+	w.Close()
 	var out []Bucket
-	err := c.call(ctx, "listbuckets", w.b, func(item json.RawMessage) error {
+	err := c.call(ctx, "listbuckets", w.B, func(item json.RawMessage) error {
 		var b Bucket
 		if err := json.Unmarshal(item, &b); err != nil {
 			return err
@@ -411,16 +413,16 @@ func (c *Client) ListObjects(ctx context.Context, owner, bucketID string, vnode 
 		}
 	}
 	w := newPayload(256 + len(opts.Prefix) + len(opts.Marker))
-	w.str("owner", owner)
-	w.str("bucket_id", bucketID)
-	w.uint("vnode", vnode)
+	w.Str("owner", owner)
+	w.Str("bucket_id", bucketID)
+	w.Uint("vnode", vnode)
 	if err := opts.append(&w, "listobjects"); err != nil {
 		return nil, fmt.Errorf("buckets-mdapi %s: %w", c.name, err)
 	}
-	w.str("request_id", c.newReqID())
-	w.close()
+	w.Str("request_id", c.newReqID())
+	w.Close()
 	var out []*Record
-	err := c.call(ctx, "listobjects", w.b, func(item json.RawMessage) error {
+	err := c.call(ctx, "listobjects", w.B, func(item json.RawMessage) error {
 		rec := new(Record)
 		if err := json.Unmarshal(item, rec); err != nil {
 			return err

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/jsonstr"
 )
 
 // ShardClients gives the client of a buckets-mdapi shard. *Shards is one.
@@ -61,10 +62,10 @@ func ObjectFromRecord(shard int, vnode uint64, rec *Record) (rebalancer.Object, 
 		return rebalancer.Object{}, fmt.Errorf("buckets-mdapi shard %d: %w", shard, err)
 	}
 	key := loc.Key()
-	meta, err := rec.appendJSON(nil, func(w *objw) {
-		w.str("key", key)
-		w.str("objectId", rec.ID)
-		w.uint("vnode", vnode)
+	meta, err := rec.appendJSON(nil, func(w *jsonstr.Object) {
+		w.Str("key", key)
+		w.Str("objectId", rec.ID)
+		w.Uint("vnode", vnode)
 	})
 	if err != nil {
 		return rebalancer.Object{}, fmt.Errorf("buckets-mdapi shard %d: object %s: %w", shard, key, err)

@@ -5,9 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/TritonDataCenter/rebalancer/internal/jsonstr"
 )
 
 // EtagCondition is the precondition of a write on the stored etag. The zero
@@ -54,67 +55,27 @@ func (c EtagCondition) check() error {
 }
 
 // appendEtag writes the "etag" member of an options object, if any.
-func (c EtagCondition) appendTo(w *objWriter) {
+func (c EtagCondition) appendTo(w *jsonstr.Object) {
 	switch c.state {
 	case etagAbsent:
-		w.key("etag")
-		w.b = append(w.b, "null"...)
+		w.Key("etag")
+		w.B = append(w.B, "null"...)
 	case etagMatches:
-		w.str("etag", c.etag)
+		w.Str("etag", c.etag)
 	}
 }
 
-// objWriter appends a JSON object member by member. Request arguments are
-// built by hand rather than through encoding/json: the key order is part of
-// what the golden tests pin down, and it saves a reflection pass per RPC.
-type objWriter struct {
-	b []byte
-	n int
-}
-
-func (w *objWriter) open()  { w.b = append(w.b, '{') }
-func (w *objWriter) close() { w.b = append(w.b, '}') }
-
-func (w *objWriter) key(k string) {
-	if w.n > 0 {
-		w.b = append(w.b, ',')
-	}
-	w.n++
-	w.b = appendString(w.b, k)
-	w.b = append(w.b, ':')
-}
-
-func (w *objWriter) str(k, v string) {
-	w.key(k)
-	w.b = appendString(w.b, v)
-}
-
-func (w *objWriter) boolean(k string, v bool) {
-	w.key(k)
-	w.b = strconv.AppendBool(w.b, v)
-}
-
-func (w *objWriter) integer(k string, v int64) {
-	w.key(k)
-	w.b = strconv.AppendInt(w.b, v, 10)
-}
-
-func (w *objWriter) raw(k string, v []byte) {
-	w.key(k)
-	w.b = append(w.b, v...)
-}
-
-// defaults appends what node-moray's makeOptions adds to the options of
+// appendDefaults appends what node-moray's makeOptions adds to the options of
 // object RPCs, except the keys the RPC already set. (node-moray also sends
 // _value, the value stringified again; Moray ignores it, so it is left out
 // rather than doubling the size of every put.)
-func (w *objWriter) defaults(noCountSet bool) {
-	w.raw("headers", []byte("{}"))
+func appendDefaults(w *jsonstr.Object, noCountSet bool) {
+	w.Raw("headers", []byte("{}"))
 	if !noCountSet {
-		w.boolean("no_count", false)
+		w.Bool("no_count", false)
 	}
-	w.boolean("sql_only", false)
-	w.boolean("noCache", true)
+	w.Bool("sql_only", false)
+	w.Bool("noCache", true)
 }
 
 func timeoutMillis(d time.Duration) int64 {
@@ -125,62 +86,10 @@ func timeoutMillis(d time.Duration) int64 {
 	return ms
 }
 
-const hexDigits = "0123456789abcdef"
-
 // appendString appends s as a JSON string exactly as fast.MarshalData
 // (encoding/json without HTML escaping) writes it: invalid UTF-8 becomes
 // U+FFFD, and U+2028 and U+2029 are escaped.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
+func appendString(b []byte, s string) []byte { return jsonstr.AppendGo(b, s) }
 
 // checkObject verifies that v is one JSON object, as Moray requires of a
 // value. The frame encoder validates the whole request again.

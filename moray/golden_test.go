@@ -1,13 +1,11 @@
 package moray
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -46,23 +44,7 @@ func unhex(t testing.TB, s string) []byte {
 // captureFrames returns the two directions of the real getObject capture.
 func captureFrames(t testing.TB) (request, reply []byte) {
 	t.Helper()
-	f, err := os.Open("fast/testdata/moray-getobject-capture.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var frames [][]byte
-	s := bufio.NewScanner(f)
-	s.Buffer(nil, 1<<20)
-	for s.Scan() {
-		if rest, ok := strings.CutPrefix(s.Text(), "full hex: "); ok {
-			frames = append(frames, unhex(t, rest))
-		}
-	}
-	if len(frames) != 2 {
-		t.Fatalf("capture has %d directions, want 2", len(frames))
-	}
-	return frames[0], frames[1]
+	return testutil.Capture(t, "fast/testdata/moray-getobject-capture.txt")
 }
 
 // goldenClient returns a client whose requests carry a fixed uts and req_id

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/TritonDataCenter/rebalancer/internal/jsonstr"
 	"github.com/TritonDataCenter/rebalancer/moray/fast"
 )
 
@@ -150,21 +151,21 @@ func parseInteger(v []byte) (int64, bool) {
 }
 
 // reqOptions starts an options object with a fresh req_id.
-func (c *Client) reqOptions(b []byte) objWriter {
-	w := objWriter{b: b}
-	w.open()
+func (c *Client) reqOptions(b []byte) jsonstr.Object {
+	w := jsonstr.Object{B: b}
+	w.Open()
 	c.reqID(&w)
 	return w
 }
 
 // reqID writes a fresh req_id member.
-func (c *Client) reqID(w *objWriter) {
+func (c *Client) reqID(w *jsonstr.Object) {
 	if c.newReqID != nil {
-		w.str("req_id", c.newReqID())
+		w.Str("req_id", c.newReqID())
 		return
 	}
-	w.key("req_id")
-	w.b = appendReqID(w.b)
+	w.Key("req_id")
+	w.B = appendReqID(w.B)
 }
 
 // appendReqID appends a random (version 4) UUID as a JSON string. A
@@ -177,6 +178,7 @@ func appendReqID(b []byte) []byte {
 	var u [16]byte
 	binary.BigEndian.PutUint64(u[:8], hi)
 	binary.BigEndian.PutUint64(u[8:], lo)
+	const hexDigits = "0123456789abcdef"
 	b = append(b, '"')
 	for i, x := range u {
 		if i == 4 || i == 6 || i == 8 || i == 10 {
@@ -199,13 +201,13 @@ func (c *Client) GetObject(ctx context.Context, bucket, key string) (*Record, er
 	b = append(b, ',')
 	b = appendString(b, key)
 	b = append(b, ',')
-	w := objWriter{b: b}
-	w.open()
-	w.boolean("requireOnlineReindexing", false)
+	w := jsonstr.Object{B: b}
+	w.Open()
+	w.Bool("requireOnlineReindexing", false)
 	c.reqID(&w)
-	w.defaults(false)
-	w.close()
-	b = append(w.b, ']')
+	appendDefaults(&w, false)
+	w.Close()
+	b = append(w.B, ']')
 
 	var rec *Record
 	err := c.do(ctx, "getObject", b, target{bucket, key}, false, func(item json.RawMessage) error {
@@ -266,9 +268,9 @@ func (c *Client) PutObject(ctx context.Context, bucket, key string, value json.R
 	b = append(b, ',')
 	w := c.reqOptions(b)
 	opts.Etag.appendTo(&w)
-	w.defaults(false)
-	w.close()
-	b = append(w.b, ']')
+	appendDefaults(&w, false)
+	w.Close()
+	b = append(w.B, ']')
 
 	var etag *string
 	err := c.do(ctx, "putObject", b, target{bucket, key}, false, func(item json.RawMessage) error {
@@ -309,9 +311,9 @@ func (c *Client) DeleteObject(ctx context.Context, bucket, key string, opts Dele
 	b = append(b, ',')
 	w := c.reqOptions(b)
 	opts.Etag.appendTo(&w)
-	w.defaults(false)
-	w.close()
-	b = append(w.b, ']')
+	appendDefaults(&w, false)
+	w.Close()
+	b = append(w.B, ']')
 	// The reply's one item (an empty object) means nothing, as in node-moray.
 	return c.do(ctx, "delObject", b, target{bucket, key}, false, func(json.RawMessage) error { return nil })
 }
@@ -364,42 +366,42 @@ func (c *Client) FindObjects(ctx context.Context, bucket, filter string, opts Fi
 	b = append(b, ',')
 	w := c.reqOptions(b)
 	if opts.Limit > 0 {
-		w.integer("limit", int64(opts.Limit))
+		w.Int("limit", int64(opts.Limit))
 	}
 	if opts.Offset > 0 {
-		w.integer("offset", int64(opts.Offset))
+		w.Int("offset", int64(opts.Offset))
 	}
 	switch len(opts.Sort) {
 	case 0:
 	case 1:
-		w.key("sort")
-		w.b = appendSort(w.b, opts.Sort[0])
+		w.Key("sort")
+		w.B = appendSort(w.B, opts.Sort[0])
 	default:
-		w.key("sort")
-		w.b = append(w.b, '[')
+		w.Key("sort")
+		w.B = append(w.B, '[')
 		for i, s := range opts.Sort {
 			if i > 0 {
-				w.b = append(w.b, ',')
+				w.B = append(w.B, ',')
 			}
-			w.b = appendSort(w.b, s)
+			w.B = appendSort(w.B, s)
 		}
-		w.b = append(w.b, ']')
+		w.B = append(w.B, ']')
 	}
 	if opts.NoLimit {
-		w.boolean("noLimit", true)
+		w.Bool("noLimit", true)
 	}
 	if opts.NoCount {
-		w.boolean("no_count", true)
+		w.Bool("no_count", true)
 	}
 	if opts.RequireIndexes {
-		w.boolean("requireIndexes", true)
+		w.Bool("requireIndexes", true)
 	}
 	if opts.Timeout > 0 {
-		w.integer("timeout", timeoutMillis(opts.Timeout))
+		w.Int("timeout", timeoutMillis(opts.Timeout))
 	}
-	w.defaults(opts.NoCount)
-	w.close()
-	b = append(w.b, ']')
+	appendDefaults(&w, opts.NoCount)
+	w.Close()
+	b = append(w.B, ']')
 
 	return c.do(ctx, "findObjects", b, target{bucket: bucket}, true, func(item json.RawMessage) error {
 		rec := new(Record)
@@ -411,16 +413,16 @@ func (c *Client) FindObjects(ctx context.Context, bucket, filter string, opts Fi
 }
 
 func appendSort(b []byte, s Sort) []byte {
-	w := objWriter{b: b}
-	w.open()
-	w.str("attribute", s.Attribute)
+	w := jsonstr.Object{B: b}
+	w.Open()
+	w.Str("attribute", s.Attribute)
 	if s.Descending {
-		w.str("order", "DESC")
+		w.Str("order", "DESC")
 	} else {
-		w.str("order", "ASC")
+		w.Str("order", "ASC")
 	}
-	w.close()
-	return w.b
+	w.Close()
+	return w.B
 }
 
 // BatchOp is one operation of a Batch: a put (the default) or a delete.
@@ -464,32 +466,30 @@ func (c *Client) Batch(ctx context.Context, ops []BatchOp) ([]BatchResult, error
 		if i > 0 {
 			b = append(b, ',')
 		}
-		w := objWriter{b: b}
-		w.open()
+		w := jsonstr.Object{B: b}
+		w.Open()
 		if op.Delete {
-			w.str("operation", "delete")
+			w.Str("operation", "delete")
 		} else {
-			w.str("operation", "put")
+			w.Str("operation", "put")
 		}
-		w.str("bucket", op.Bucket)
-		w.key("options")
-		o := objWriter{b: w.b}
-		o.open()
-		op.Etag.appendTo(&o)
-		o.close()
-		w.b = o.b
-		w.str("key", op.Key)
+		w.Str("bucket", op.Bucket)
+		w.Key("options")
+		w.Open()
+		op.Etag.appendTo(&w)
+		w.Close()
+		w.Str("key", op.Key)
 		if !op.Delete {
-			w.raw("value", op.Value)
+			w.Raw("value", op.Value)
 		}
-		w.close()
-		b = w.b
+		w.Close()
+		b = w.B
 	}
 	b = append(b, ']', ',')
 	w := c.reqOptions(b) // never an etag here: see BatchOp.Etag
-	w.defaults(false)
-	w.close()
-	b = append(w.b, ']')
+	appendDefaults(&w, false)
+	w.Close()
+	b = append(w.B, ']')
 
 	var results []BatchResult
 	got := false
@@ -554,10 +554,10 @@ func (c *Client) SQL(ctx context.Context, statement string, args []any, opts SQL
 	b = append(b, ',')
 	w := c.reqOptions(b) // node-moray sends only req_id
 	if opts.Timeout > 0 {
-		w.integer("timeout", timeoutMillis(opts.Timeout))
+		w.Int("timeout", timeoutMillis(opts.Timeout))
 	}
-	w.close()
-	b = append(w.b, ']')
+	w.Close()
+	b = append(w.B, ']')
 	return c.do(ctx, "sql", b, target{}, true, func(item json.RawMessage) error {
 		if string(item) == "null" {
 			return nil
@@ -675,8 +675,8 @@ func unstring(raw json.RawMessage) (json.RawMessage, error) {
 
 func (c *Client) bareOptions(b []byte) []byte {
 	w := c.reqOptions(b)
-	w.close()
-	return w.b
+	w.Close()
+	return w.B
 }
 
 // GetBucket reads a bucket's schema. A missing bucket gives a
@@ -753,13 +753,13 @@ func (c *Client) CreateBucket(ctx context.Context, name string, cfg BucketConfig
 // Ping checks that the server answers.
 func (c *Client) Ping(ctx context.Context) error {
 	// node-moray's shape, byte for byte (vector V1, docs/golden.md).
-	w := objWriter{b: make([]byte, 0, 80)}
-	w.b = append(w.b, '[')
-	w.open()
-	w.boolean("deep", false)
+	w := jsonstr.Object{B: make([]byte, 0, 80)}
+	w.B = append(w.B, '[')
+	w.Open()
+	w.Bool("deep", false)
 	c.reqID(&w)
-	w.close()
-	b := append(w.b, ']')
+	w.Close()
+	b := append(w.B, ']')
 	return c.do(ctx, "ping", b, target{}, false, func(json.RawMessage) error { return nil })
 }
 

@@ -15,7 +15,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -139,39 +138,28 @@ func serve(ctx context.Context, s settings, log *slog.Logger) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	serveErr := make(chan error, len(servers))
-	for i, srv := range servers {
-		go func() { serveErr <- srv.Serve(listeners[i]) }()
-	}
+	srvs := cmdline.Serve(servers, listeners)
 	runErr := make(chan error, 1)
 	go func() { runErr <- a.Run(ctx) }()
 	log.Info("listening", attrs...)
 
 	var failure error
-	pending := len(servers)
 	select {
 	case <-ctx.Done():
 		log.Info("stopping")
-	case err := <-serveErr:
-		pending--
+	case err := <-srvs.Failed():
 		failure = fmt.Errorf("serve: %w", err)
 		cancel()
 	}
 	// Stop taking requests first, then let Run finish its downloads.
 	shutdownCtx, done := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer done()
-	for _, srv := range servers {
-		if err := srv.Shutdown(shutdownCtx); err != nil {
-			srv.Close()
-		}
-	}
+	serveErr := srvs.Shutdown(shutdownCtx)
 	if err := <-runErr; err != nil && failure == nil {
 		failure = err
 	}
-	for range pending {
-		if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) && failure == nil {
-			failure = err
-		}
+	if serveErr != nil && failure == nil {
+		failure = serveErr
 	}
 	return failure
 }

@@ -6,11 +6,11 @@ import (
 	"encoding/json"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/TritonDataCenter/rebalancer/internal/logging"
 	"github.com/TritonDataCenter/rebalancer/internal/pgtest"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 )
 
 // The rss bench runs this binary as a child; under go test that binary is
@@ -80,7 +80,7 @@ func TestQuickRun(t *testing.T) {
 // progress lines meant for people.
 func TestLogs(t *testing.T) {
 	var stdout bytes.Buffer
-	stderr := &lockedBuffer{} // Moray's connections may log as they close, after run
+	stderr := &testutil.Buffer{} // Moray's connections may log as they close, after run
 	code := run(context.Background(), []string{"--quick", "--only", "moray", "--log-level", "debug", "--dir", t.TempDir()}, &stdout, stderr)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr.String())
@@ -98,23 +98,6 @@ func TestLogs(t *testing.T) {
 	if len(recs) == 0 || recs[0].Name != "rebalancer-bench" {
 		t.Errorf("records %+v; stderr:\n%s", recs, stderr.String())
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func TestUsage(t *testing.T) {

@@ -198,10 +198,7 @@ func serve(ctx context.Context, c *cli, cfg *manager.Config, deps manager.Deps, 
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	serveErr := make(chan error, len(servers))
-	for i, srv := range servers {
-		go func() { serveErr <- srv.Serve(listeners[i]) }()
-	}
+	srvs := cmdline.Serve(servers, listeners)
 	runErr := make(chan error, 1)
 	go func() { runErr <- m.Run(ctx) }()
 	log.Info("listening", "addr", ln.Addr().String(), "metrics_addr", metricsAddr, "config", c.Config)
@@ -210,7 +207,6 @@ func serve(ctx context.Context, c *cli, cfg *manager.Config, deps manager.Deps, 
 	}
 
 	var failure error
-	pending := len(servers)
 loop:
 	for {
 		select {
@@ -227,8 +223,7 @@ loop:
 			if _, err := m.Reload(ctx, next); err != nil {
 				log.Error("reload failed", "err", err)
 			}
-		case err := <-serveErr:
-			pending--
+		case err := <-srvs.Failed():
 			failure = fmt.Errorf("serve: %w", err)
 			cancel()
 			break loop
@@ -241,19 +236,13 @@ loop:
 	}
 	shutdownCtx, done := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer done()
-	for _, srv := range servers {
-		if err := srv.Shutdown(shutdownCtx); err != nil {
-			srv.Close()
-		}
-	}
+	serveErr := srvs.Shutdown(shutdownCtx)
 	cancel()
 	if err := <-runErr; err != nil && failure == nil {
 		failure = err
 	}
-	for range pending {
-		if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) && failure == nil {
-			failure = err
-		}
+	if serveErr != nil && failure == nil {
+		failure = serveErr
 	}
 	return failure
 }

@@ -10,6 +10,10 @@
 //
 //	go run ./examples/keylist -moray 1=127.0.0.1:2020 -storinfo http://127.0.0.1:8080 \
 //	    -shark 1.stor.example.com -keys keys.txt
+//
+// The program is self-contained on purpose: its flags and engine wiring
+// repeat examples/pinned's, so that either can be copied out of the repository
+// and built on alone.
 package main
 
 import (

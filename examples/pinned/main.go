@@ -5,6 +5,10 @@
 //
 //	go run ./examples/pinned -moray 1=127.0.0.1:2020 -shark 1.stor.example.com \
 //	    -dest 7.stor.example.com -dest 8.stor.example.com
+//
+// The program is self-contained on purpose: its flags and engine wiring
+// repeat examples/keylist's, so that either can be copied out of the repository
+// and built on alone.
 package main
 
 import (

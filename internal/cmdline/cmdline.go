@@ -3,7 +3,8 @@
 // process, prints --help, --version and usage errors the same way for
 // every command, and hands back the exit status, so that each command's
 // run function returns its status and can be tested in-process. Version
-// says which build is running.
+// says which build is running. Serve runs a daemon's HTTP servers beside
+// its main work, and stops them first when it ends.
 package cmdline
 
 import (

@@ -62,7 +62,8 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
+
+	"github.com/TritonDataCenter/rebalancer/internal/jsonstr"
 )
 
 // Levels bunyan has and slog does not name.
@@ -163,9 +164,9 @@ func NewHandler(w io.Writer, o Options) *Handler {
 	}
 	var p []byte
 	p = append(p, `"name":`...)
-	p = appendString(p, o.Name)
+	p = jsonstr.AppendGo(p, o.Name)
 	p = append(p, `,"hostname":`...)
-	p = appendString(p, o.Hostname)
+	p = jsonstr.AppendGo(p, o.Hostname)
 	p = append(p, `,"pid":`...)
 	p = strconv.AppendInt(p, int64(o.PID), 10)
 	return &Handler{w: w, mu: new(sync.Mutex), level: o.Level, prefix: p}
@@ -229,7 +230,7 @@ func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 	buf = append(buf, `,"level":`...)
 	buf = strconv.AppendInt(buf, int64(BunyanLevel(r.Level)), 10)
 	buf = append(buf, `,"msg":`...)
-	buf = appendString(buf, r.Message)
+	buf = jsonstr.AppendGo(buf, r.Message)
 	buf = append(buf, `,"time":`...)
 	buf = appendTime(buf, t)
 	buf = append(buf, `,"v":0}`...)
@@ -285,7 +286,7 @@ func (h *Handler) writeFlat(buf *[]byte, r slog.Record) bool {
 			continue // empty, or replaced by a later one
 		}
 		b = append(b, ',')
-		b = appendString(b, names[i])
+		b = jsonstr.AppendGo(b, names[i])
 		b = append(b, ':')
 		b = appendValue(b, a.Value)
 	}
@@ -403,7 +404,7 @@ func appendFields(buf []byte, fields []field, leadingComma bool) []byte {
 		if leadingComma || i > 0 {
 			buf = append(buf, ',')
 		}
-		buf = appendString(buf, f.key)
+		buf = jsonstr.AppendGo(buf, f.key)
 		buf = append(buf, ':')
 		if f.value != nil {
 			buf = append(buf, f.value...)
@@ -420,7 +421,7 @@ func appendFields(buf []byte, fields []field, leadingComma bool) []byte {
 func appendValue(buf []byte, v slog.Value) []byte {
 	switch v.Kind() {
 	case slog.KindString:
-		return appendString(buf, v.String())
+		return jsonstr.AppendGo(buf, v.String())
 	case slog.KindInt64:
 		return strconv.AppendInt(buf, v.Int64(), 10)
 	case slog.KindUint64:
@@ -439,17 +440,17 @@ func appendValue(buf []byte, v slog.Value) []byte {
 	case nil:
 		return append(buf, "null"...)
 	case error:
-		return appendString(buf, x.Error())
+		return jsonstr.AppendGo(buf, x.Error())
 	case json.Marshaler, fmt.Stringer:
 		// Marshalers say how they want to look; Stringers that are not
 		// (net.IP, say) read better as text than as their fields.
 		if _, ok := x.(json.Marshaler); !ok {
-			return appendString(buf, x.(fmt.Stringer).String())
+			return jsonstr.AppendGo(buf, x.(fmt.Stringer).String())
 		}
 	}
 	b, err := json.Marshal(v.Any())
 	if err != nil {
-		return appendString(buf, fmt.Sprintf("%+v", v.Any()))
+		return jsonstr.AppendGo(buf, fmt.Sprintf("%+v", v.Any()))
 	}
 	return append(buf, b...)
 }
@@ -458,7 +459,7 @@ func appendValue(buf []byte, v slog.Value) []byte {
 // infinities, which become strings.
 func appendFloat(buf []byte, f float64) []byte {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return appendString(buf, strconv.FormatFloat(f, 'g', -1, 64))
+		return jsonstr.AppendGo(buf, strconv.FormatFloat(f, 'g', -1, 64))
 	}
 	return strconv.AppendFloat(buf, f, 'f', -1, 64)
 }
@@ -467,57 +468,5 @@ func appendFloat(buf []byte, f float64) []byte {
 func appendTime(buf []byte, t time.Time) []byte {
 	buf = append(buf, '"')
 	buf = t.UTC().AppendFormat(buf, "2006-01-02T15:04:05.000Z")
-	return append(buf, '"')
-}
-
-// appendString writes s as a JSON string: quotes, backslashes and control
-// characters escaped, invalid UTF-8 replaced by U+FFFD, and U+2028 and
-// U+2029 escaped as JavaScript wants them.
-func appendString(buf []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	buf = append(buf, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			buf = append(buf, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				buf = append(buf, '\\', c)
-			case '\n':
-				buf = append(buf, '\\', 'n')
-			case '\r':
-				buf = append(buf, '\\', 'r')
-			case '\t':
-				buf = append(buf, '\\', 't')
-			default:
-				buf = append(buf, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			buf = append(buf, s[start:i]...)
-			buf = append(buf, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			buf = append(buf, s[start:i]...)
-			buf = append(buf, '\\', 'u', '2', '0', '2', hex[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	buf = append(buf, s[start:]...)
 	return append(buf, '"')
 }

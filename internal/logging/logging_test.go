@@ -59,6 +59,7 @@ func TestRecordFormat(t *testing.T) {
 		{"no attributes", nil, nil, ","},
 		{"scalars", nil, []any{"s", "x\"\n\t\x01é\u2028\xff", "i", -3, "u", uint64(7), "f", 1.5, "b", true},
 			`,"s":"x\"\n\t\u0001é\u2028\ufffd","i":-3,"u":7,"f":1.5,"b":true,`},
+		{"backspace and form feed as JSON.stringify writes them", nil, []any{"s", "\b\f"}, `,"s":"\b\f",`},
 		{"durations in milliseconds", nil, []any{"in", 5 * time.Second, "took", 1500 * time.Microsecond, "wait_ms", time.Minute, "tiny", time.Nanosecond},
 			`,"in_ms":5000,"took_ms":1.5,"wait_ms":60000,"tiny_ms":0,`},
 		{"errors as strings", nil, []any{"err", fmt.Errorf("job j: %w", os.ErrNotExist), "none", error(nil)},

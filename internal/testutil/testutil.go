@@ -16,10 +16,12 @@ package testutil
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -206,4 +208,53 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// Capture returns the two directions of an exchange recorded on the wire
+// (moray/fast/testdata/*-capture.txt: each direction's bytes in hex on a
+// "full hex: " line), request first.
+func Capture(t testing.TB, path string) (request, reply []byte) {
+	t.Helper()
+	f, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames [][]byte
+	for line := range strings.Lines(string(f)) {
+		if rest, ok := strings.CutPrefix(line, "full hex: "); ok {
+			b, err := hex.DecodeString(strings.ReplaceAll(strings.TrimSpace(rest), " ", ""))
+			if err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			frames = append(frames, b)
+		}
+	}
+	if len(frames) != 2 {
+		t.Fatalf("%s: found %d directions, want 2", path, len(frames))
+	}
+	return frames[0], frames[1]
+}
+
+// Errors is a testing.TB whose Errorf records the message instead of
+// failing the test: for checking what code reports through a testing.TB it
+// is given (a fake server's strict mode). Everything else goes to the TB
+// it wraps. It is safe for concurrent use.
+type Errors struct {
+	testing.TB
+	mu   sync.Mutex
+	msgs []string
+}
+
+// Errorf records the message.
+func (e *Errors) Errorf(format string, args ...any) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.msgs = append(e.msgs, fmt.Sprintf(format, args...))
+}
+
+// Messages returns the messages recorded, in order.
+func (e *Errors) Messages() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.msgs)
 }

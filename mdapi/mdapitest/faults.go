@@ -55,28 +55,13 @@ func (s *Server) SetHook(h Hook) {
 	s.mu.Unlock()
 }
 
-type faults struct {
-	failNext        map[string][]Fault
-	conflictUpdates int
-	storms          []*storm
-}
-
-type storm struct {
-	match func(owner, bucketID, name string) bool
-}
+// objectKey names the object of a conditional update, for the canned
+// conflicts.
+type objectKey struct{ owner, bucketID, name string }
 
 // FailNext makes the next n requests for method fail with f instead of
 // running.
-func (s *Server) FailNext(method string, n int, f Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.faults.failNext == nil {
-		s.faults.failNext = map[string][]Fault{}
-	}
-	for range n {
-		s.faults.failNext[method] = append(s.faults.failNext[method], f)
-	}
-}
+func (s *Server) FailNext(method string, n int, f Fault) { s.faults.FailNext(method, n, f) }
 
 // ConflictNextUpdates makes the next n conditional object updates (an
 // updateobject, or an object of a batchupdateobjects, with conditions) fail
@@ -84,62 +69,31 @@ func (s *Server) FailNext(method string, n int, f Fault) {
 // got there first. The object is left as it was, so a client that reads it
 // again and retries succeeds. A failing object of a batch fails its whole
 // vnode, as a real conflict does.
-func (s *Server) ConflictNextUpdates(n int) {
-	s.mu.Lock()
-	s.faults.conflictUpdates += n
-	s.mu.Unlock()
-}
+func (s *Server) ConflictNextUpdates(n int) { s.faults.ConflictNext(n) }
 
 // ConflictStorm makes every conditional update of an object that match
 // accepts fail its conditions until stop is called.
 func (s *Server) ConflictStorm(match func(owner, bucketID, name string) bool) (stop func()) {
-	st := &storm{match: match}
-	s.mu.Lock()
-	s.faults.storms = append(s.faults.storms, st)
-	s.mu.Unlock()
-	return func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		for i, x := range s.faults.storms {
-			if x == st {
-				s.faults.storms = append(s.faults.storms[:i], s.faults.storms[i+1:]...)
-				return
-			}
-		}
-	}
+	return s.faults.Storm(func(k objectKey) bool { return match(k.owner, k.bucketID, k.name) })
 }
 
 // forcedConflict is asked about each conditional update that passed its
 // conditions.
 func (s *Server) forcedConflict(owner, bucketID, name string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, st := range s.faults.storms {
-		if st.match(owner, bucketID, name) {
-			return true
-		}
-	}
-	if s.faults.conflictUpdates > 0 {
-		s.faults.conflictUpdates--
-		return true
-	}
-	return false
+	return s.faults.Conflict(objectKey{owner, bucketID, name})
 }
 
 // action decides what to do with a request: a queued failure first, then
 // the hook.
-func (s *Server) action(c *conn, method string, id uint32, payload json.RawMessage) Action {
-	s.mu.Lock()
-	if q := s.faults.failNext[method]; len(q) > 0 {
-		s.faults.failNext[method] = q[1:]
-		s.mu.Unlock()
-		f := q[0]
+func (s *Server) action(conn uint64, method string, id uint32, payload json.RawMessage) Action {
+	if f, ok := s.faults.Failure(method); ok {
 		return Action{Fault: &f}
 	}
+	s.mu.Lock()
 	h := s.hook
 	s.mu.Unlock()
 	if h == nil {
 		return Action{}
 	}
-	return h(Request{Conn: c.id, MsgID: id, Method: method, Payload: payload})
+	return h(Request{Conn: conn, MsgID: id, Method: method, Payload: payload})
 }

@@ -15,6 +15,9 @@ import (
 
 	"github.com/lib/pq"
 
+	"github.com/TritonDataCenter/rebalancer/internal/fastserver"
+	"github.com/TritonDataCenter/rebalancer/internal/jsonstr"
+	"github.com/TritonDataCenter/rebalancer/internal/retry"
 	"github.com/TritonDataCenter/rebalancer/moray/fast"
 )
 
@@ -60,9 +63,9 @@ func notImplemented(c *call, _ *fields) {
 }
 
 // handle runs one request on the connection's goroutine.
-func (s *Server) handle(c *conn, m *fast.Message) {
-	s.countCall(m.Method)
-	rep := &reply{c: c, req: m}
+func (s *Server) handle(c *fastserver.Conn, m *fast.Message) {
+	s.srv.CountCall(m.Method)
+	rep := &reply{c.NewReply(m)}
 	var args []json.RawMessage
 	if err := json.Unmarshal(m.Data, &args); err != nil {
 		rep.fastError("mdapitest: cannot parse arguments: " + err.Error())
@@ -72,19 +75,13 @@ func (s *Server) handle(c *conn, m *fast.Message) {
 	if len(args) > 0 {
 		first = args[0]
 	}
-	act := s.action(c, m.Method, m.ID, first)
-	if act.Delay > 0 {
-		t := time.NewTimer(act.Delay)
-		select {
-		case <-t.C:
-		case <-c.ctx.Done():
-			t.Stop()
-			return
-		}
+	act := s.action(c.ID(), m.Method, m.ID, first)
+	if act.Delay > 0 && !retry.Sleep(c.Context(), act.Delay) {
+		return
 	}
 	switch {
 	case act.Drop:
-		c.drop()
+		c.Drop()
 		return
 	case act.Fault != nil && act.Fault.Frame:
 		rep.fail(act.Fault.Name, act.Fault.Message)
@@ -100,7 +97,7 @@ func (s *Server) handle(c *conn, m *fast.Message) {
 		return
 	}
 	if meth.what == "" {
-		meth.h(&call{s: s, ctx: c.ctx, method: m.Method, rep: rep}, nil)
+		meth.h(&call{s: s, ctx: c.Context(), method: m.Method, rep: rep}, nil)
 		return
 	}
 	// The server decodes every element of d as the payload and uses the
@@ -120,7 +117,7 @@ func (s *Server) handle(c *conn, m *fast.Message) {
 			return
 		}
 	}
-	meth.h(&call{s: s, ctx: c.ctx, method: m.Method, rep: rep}, decodeFields(args[0], meth.what))
+	meth.h(&call{s: s, ctx: c.Context(), method: m.Method, rep: rep}, decodeFields(args[0], meth.what))
 }
 
 // decoding reports whether the call only decodes its payload (a dry run).
@@ -165,7 +162,7 @@ func (c *call) getObject(f *fields) {
 			c.rep.appError(name, msg)
 			return
 		}
-		c.rep.item(objectJSON(obj))
+		c.rep.Data(objectJSON(obj))
 		c.rep.end()
 	}
 }
@@ -299,7 +296,7 @@ func (c *call) updateObject(f *fields) {
 		c.pgError(err)
 		return
 	}
-	c.rep.item(objectJSON(obj))
+	c.rep.Data(objectJSON(obj))
 	c.rep.end()
 }
 
@@ -337,10 +334,10 @@ func (c *call) batchUpdate(f *fields) {
 		vnodes = append(vnodes, v)
 	}
 	slices.Sort(vnodes)
-	w := jw{}
-	w.open()
-	w.key("failed_vnodes")
-	w.b = append(w.b, '[')
+	w := jsonstr.Object{Form: jsonstr.Serde}
+	w.Open()
+	w.Key("failed_vnodes")
+	w.B = append(w.B, '[')
 	failed := 0
 	for _, v := range vnodes {
 		name, msg := c.updateVnode(byVnode[v])
@@ -348,29 +345,29 @@ func (c *call) batchUpdate(f *fields) {
 			continue
 		}
 		if failed > 0 {
-			w.b = append(w.b, ',')
+			w.B = append(w.B, ',')
 		}
 		failed++
-		vw := jw{b: w.b}
-		vw.open()
-		vw.key("vnode")
-		vw.b = strconv.AppendUint(vw.b, v, 10)
-		vw.raw("error", wrappedError(name, msg))
-		vw.key("objects")
-		vw.b = append(vw.b, '[')
+		vw := jsonstr.Object{B: w.B, Form: jsonstr.Serde}
+		vw.Open()
+		vw.Key("vnode")
+		vw.B = strconv.AppendUint(vw.B, v, 10)
+		vw.Raw("error", wrappedError(name, msg))
+		vw.Key("objects")
+		vw.B = append(vw.B, '[')
 		for i, u := range byVnode[v] {
 			if i > 0 {
-				vw.b = append(vw.b, ',')
+				vw.B = append(vw.B, ',')
 			}
-			vw.b = appendEchoedUpdate(vw.b, u)
+			vw.B = appendEchoedUpdate(vw.B, u)
 		}
-		vw.b = append(vw.b, ']')
-		vw.close()
-		w.b = vw.b
+		vw.B = append(vw.B, ']')
+		vw.Close()
+		w.B = vw.B
 	}
-	w.b = append(w.b, ']')
-	w.close()
-	c.rep.item(w.b)
+	w.B = append(w.B, ']')
+	w.Close()
+	c.rep.Data(w.B)
 	c.rep.end()
 }
 
@@ -395,59 +392,58 @@ func (c *call) updateVnode(us []update) (errName, errMsg string) {
 // appendEchoedUpdate writes an update payload as the server echoes it in a
 // failed vnode: every field of its payload struct, absent ones as null.
 func appendEchoedUpdate(b []byte, u update) []byte {
-	w := jw{b: b}
-	w.open()
-	w.str("owner", u.owner)
-	w.str("bucket_id", u.bucket)
-	w.str("name", u.name)
-	w.str("id", u.id)
-	w.key("vnode")
-	w.b = strconv.AppendUint(w.b, u.vnode, 10)
-	w.str("content_type", u.contentType)
-	w.raw("headers", headersJSON(u.headers))
-	w.key("sharks")
+	w := jsonstr.Object{B: b, Form: jsonstr.Serde}
+	w.Open()
+	w.Str("owner", u.owner)
+	w.Str("bucket_id", u.bucket)
+	w.Str("name", u.name)
+	w.Str("id", u.id)
+	w.Uint("vnode", u.vnode)
+	w.Str("content_type", u.contentType)
+	w.Raw("headers", headersJSON(u.headers))
+	w.Key("sharks")
 	if u.hasSharks {
-		w.b = appendSharksJSON(w.b, u.sharks)
+		w.B = appendSharksJSON(w.B, u.sharks)
 	} else {
-		w.b = append(w.b, "null"...)
+		w.B = append(w.B, "null"...)
 	}
-	w.key("properties")
-	w.b = appendJSONValue(w.b, u.properties)
-	w.str("request_id", u.requestID)
-	w.key("conditions")
-	cw := jw{b: w.b}
-	cw.open()
+	w.Key("properties")
+	w.B = appendJSONValue(w.B, u.properties)
+	w.Str("request_id", u.requestID)
+	w.Key("conditions")
+	cw := jsonstr.Object{B: w.B, Form: jsonstr.Serde}
+	cw.Open()
 	list := func(k string, has bool, l []string) {
-		cw.key(k)
+		cw.Key(k)
 		if !has {
-			cw.b = append(cw.b, "null"...)
+			cw.B = append(cw.B, "null"...)
 			return
 		}
-		cw.b = append(cw.b, '[')
+		cw.B = append(cw.B, '[')
 		for i, s := range l {
 			if i > 0 {
-				cw.b = append(cw.b, ',')
+				cw.B = append(cw.B, ',')
 			}
-			cw.b = appendSerdeString(cw.b, s)
+			cw.B = jsonstr.AppendSerde(cw.B, s)
 		}
-		cw.b = append(cw.b, ']')
+		cw.B = append(cw.B, ']')
 	}
 	when := func(k string, t *time.Time) {
-		cw.key(k)
+		cw.Key(k)
 		if t == nil {
-			cw.b = append(cw.b, "null"...)
+			cw.B = append(cw.B, "null"...)
 			return
 		}
-		cw.b = appendSerdeString(cw.b, serdeTime(*t))
+		cw.B = jsonstr.AppendSerde(cw.B, serdeTime(*t))
 	}
 	list("if_match", u.cond.hasIfMatch, u.cond.ifMatch)
 	list("if_none_match", u.cond.hasIfNoneMatch, u.cond.ifNoneMatch)
 	when("if_modified_since", u.cond.ifModifiedSince)
 	when("if_unmodified_since", u.cond.ifUnmodifiedSince)
-	cw.close()
-	w.b = cw.b
-	w.close()
-	return w.b
+	cw.Close()
+	w.B = cw.B
+	w.Close()
+	return w.B
 }
 
 // listOptions decodes and checks the paging fields of a listing.
@@ -504,7 +500,7 @@ func (c *call) listObjects(f *fields) {
 			c.pgError(err)
 			return
 		}
-		c.rep.item(objectJSON(&o))
+		c.rep.Data(objectJSON(&o))
 	}
 	if err := rows.Err(); err != nil {
 		c.pgError(err)
@@ -534,14 +530,14 @@ func (c *call) listBuckets(f *fields) {
 			c.pgError(err)
 			return
 		}
-		w := jw{}
-		w.open()
-		w.str("id", id)
-		w.str("owner", owner)
-		w.str("name", name)
-		w.str("created", serdeTime(created))
-		w.close()
-		c.rep.item(w.b)
+		w := jsonstr.Object{Form: jsonstr.Serde}
+		w.Open()
+		w.Str("id", id)
+		w.Str("owner", owner)
+		w.Str("name", name)
+		w.Str("created", serdeTime(created))
+		w.Close()
+		c.rep.Data(w.B)
 	}
 	if err := rows.Err(); err != nil {
 		c.pgError(err)
@@ -563,10 +559,10 @@ func (c *call) listVnodes(f *fields) {
 		return
 	}
 	defer rows.Close()
-	w := jw{}
-	w.open()
-	w.key("vnodes")
-	w.b = append(w.b, '[')
+	w := jsonstr.Object{Form: jsonstr.Serde}
+	w.Open()
+	w.Key("vnodes")
+	w.B = append(w.B, '[')
 	n := 0
 	for rows.Next() {
 		var name string
@@ -579,18 +575,18 @@ func (c *call) listVnodes(f *fields) {
 			continue
 		}
 		if n > 0 {
-			w.b = append(w.b, ',')
+			w.B = append(w.B, ',')
 		}
 		n++
-		w.b = strconv.AppendUint(w.b, v, 10)
+		w.B = strconv.AppendUint(w.B, v, 10)
 	}
 	if err := rows.Err(); err != nil {
 		c.pgError(err)
 		return
 	}
-	w.b = append(w.b, ']')
-	w.close()
-	c.rep.item(w.b)
+	w.B = append(w.B, ']')
+	w.Close()
+	c.rep.Data(w.B)
 	c.rep.end()
 }
 
@@ -617,10 +613,10 @@ func (c *call) listOwners(f *fields) {
 		return
 	}
 	defer rows.Close()
-	w := jw{}
-	w.open()
-	w.key("owners")
-	w.b = append(w.b, '[')
+	w := jsonstr.Object{Form: jsonstr.Serde}
+	w.Open()
+	w.Key("owners")
+	w.B = append(w.B, '[')
 	for n := 0; rows.Next(); n++ {
 		var o string
 		if err := rows.Scan(&o); err != nil {
@@ -628,45 +624,44 @@ func (c *call) listOwners(f *fields) {
 			return
 		}
 		if n > 0 {
-			w.b = append(w.b, ',')
+			w.B = append(w.B, ',')
 		}
-		w.b = appendSerdeString(w.b, o)
+		w.B = jsonstr.AppendSerde(w.B, o)
 	}
 	if err := rows.Err(); err != nil {
 		c.pgError(err)
 		return
 	}
-	w.b = append(w.b, ']')
-	w.close()
-	c.rep.item(w.b)
+	w.B = append(w.B, ']')
+	w.Close()
+	c.rep.Data(w.B)
 	c.rep.end()
 }
 
 // objectJSON writes an object as the server's ObjectResponse.
 func objectJSON(o *Object) []byte {
-	w := jw{}
-	w.open()
-	w.str("id", o.ID)
-	w.str("owner", o.Owner)
-	w.str("bucket_id", o.BucketID)
-	w.str("name", o.Name)
-	w.str("created", serdeTime(o.Created))
-	w.str("modified", serdeTime(o.Modified))
-	w.key("content_length")
-	w.b = strconv.AppendInt(w.b, o.ContentLength, 10)
-	w.str("content_md5", o.ContentMD5)
-	w.str("content_type", o.ContentType)
-	w.raw("headers", headersJSON(o.Headers))
+	w := jsonstr.Object{Form: jsonstr.Serde}
+	w.Open()
+	w.Str("id", o.ID)
+	w.Str("owner", o.Owner)
+	w.Str("bucket_id", o.BucketID)
+	w.Str("name", o.Name)
+	w.Str("created", serdeTime(o.Created))
+	w.Str("modified", serdeTime(o.Modified))
+	w.Int("content_length", o.ContentLength)
+	w.Str("content_md5", o.ContentMD5)
+	w.Str("content_type", o.ContentType)
+	w.Raw("headers", headersJSON(o.Headers))
 	sharks := make([]shark, len(o.Sharks))
 	for i, s := range o.Sharks {
 		sharks[i] = shark{s.Datacenter, s.MantaStorageID}
 	}
-	w.key("sharks")
-	w.b = appendSharksJSON(w.b, sharks)
-	w.key("properties")
-	w.b = appendJSONValue(w.b, o.Properties)
-	w.close()
-	return w.b
+	w.Key("sharks")
+	w.B = appendSharksJSON(w.B, sharks)
+	w.Key("properties")
+	w.B = appendJSONValue(w.B, o.Properties)
+	w.Close()
+	return w.B
 }
 
 // headersJSON writes an hstore, keys sorted (the server's order is a hash
@@ -677,18 +672,18 @@ func headersJSON(h map[string]*string) []byte {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	w := jw{}
-	w.open()
+	w := jsonstr.Object{Form: jsonstr.Serde}
+	w.Open()
 	for _, k := range keys {
-		w.key(k)
+		w.Key(k)
 		if v := h[k]; v != nil {
-			w.b = appendSerdeString(w.b, *v)
+			w.B = jsonstr.AppendSerde(w.B, *v)
 		} else {
-			w.b = append(w.b, "null"...)
+			w.B = append(w.B, "null"...)
 		}
 	}
-	w.close()
-	return w.b
+	w.Close()
+	return w.B
 }
 
 func appendSharksJSON(b []byte, sharks []shark) []byte {
@@ -697,12 +692,12 @@ func appendSharksJSON(b []byte, sharks []shark) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		w := jw{b: b}
-		w.open()
-		w.str("datacenter", s.DC)
-		w.str("manta_storage_id", s.ID)
-		w.close()
-		b = w.b
+		w := jsonstr.Object{B: b, Form: jsonstr.Serde}
+		w.Open()
+		w.Str("datacenter", s.DC)
+		w.Str("manta_storage_id", s.ID)
+		w.Close()
+		b = w.B
 	}
 	return append(b, ']')
 }
@@ -731,7 +726,7 @@ func appendValue(b []byte, v any) []byte {
 	case json.Number:
 		return append(b, v.String()...)
 	case string:
-		return appendSerdeString(b, v)
+		return jsonstr.AppendSerde(b, v)
 	case []any:
 		b = append(b, '[')
 		for i, e := range v {
@@ -752,7 +747,7 @@ func appendValue(b []byte, v any) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendSerdeString(b, k)
+			b = jsonstr.AppendSerde(b, k)
 			b = append(b, ':')
 			b = appendValue(b, v[k])
 		}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/TritonDataCenter/rebalancer/internal/jsonstr"
 )
 
 // buckets-mdapi's Fast server (rust-fast) parses each request frame's
@@ -68,7 +70,7 @@ func payloadLen(payload []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	name, err := SerdeLen(appendSerdeString(nil, *p.M.Name))
+	name, err := SerdeLen(jsonstr.AppendSerde(nil, *p.M.Name))
 	if err != nil {
 		return 0, err
 	}
@@ -252,19 +254,11 @@ func (m *serdeMeter) str() (string, error) {
 			}
 			e := m.src[m.i+1]
 			m.i += 2
+			if c, ok := jsonstr.Unescape(e); ok {
+				b = append(b, c)
+				continue
+			}
 			switch e {
-			case '"', '\\', '/':
-				b = append(b, e)
-			case 'b':
-				b = append(b, '\b')
-			case 'f':
-				b = append(b, '\f')
-			case 'n':
-				b = append(b, '\n')
-			case 'r':
-				b = append(b, '\r')
-			case 't':
-				b = append(b, '\t')
 			case 'u':
 				r, err := m.hex()
 				if err != nil {
@@ -324,32 +318,4 @@ func strLen(s string) int {
 		}
 	}
 	return n
-}
-
-// appendSerdeString writes s as serde_json does (s must be valid UTF-8).
-func appendSerdeString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c == '\b':
-			b = append(b, '\\', 'b')
-		case c == '\t':
-			b = append(b, '\\', 't')
-		case c == '\n':
-			b = append(b, '\\', 'n')
-		case c == '\f':
-			b = append(b, '\\', 'f')
-		case c == '\r':
-			b = append(b, '\\', 'r')
-		case c < 0x20:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-		default:
-			b = append(b, c)
-		}
-	}
-	return append(b, '"')
 }

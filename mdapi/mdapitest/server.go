@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
-	"maps"
-	"net"
 	"slices"
 	"sync"
 	"testing"
@@ -14,8 +12,8 @@ import (
 
 	_ "github.com/lib/pq" // the PostgreSQL driver
 
+	"github.com/TritonDataCenter/rebalancer/internal/fastserver"
 	"github.com/TritonDataCenter/rebalancer/internal/pgtest"
-	"github.com/TritonDataCenter/rebalancer/moray/fast"
 )
 
 // Version says which buckets-mdapi the server behaves as.
@@ -79,24 +77,13 @@ type Options struct {
 // Server is an in-process buckets-mdapi listening on a loopback port, its
 // data in a real PostgreSQL database. It is safe for concurrent use.
 type Server struct {
-	opts Options
-	log  *slog.Logger
-	db   *sql.DB
+	opts   Options
+	srv    *fastserver.Server
+	db     *sql.DB
+	faults fastserver.Faults[Fault, objectKey]
 
-	ctx    context.Context // cancelled by Close
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	mu         sync.Mutex
-	addr       string
-	ln         net.Listener // nil while offline or closed
-	conns      map[*conn]struct{}
-	nextConnID uint64
-	closed     bool
-	violations []string
-	calls      map[string]int
-	hook       Hook
-	faults     faults
+	mu   sync.Mutex
+	hook Hook
 }
 
 // New connects to the database, creates the vnode schemas, and starts a
@@ -113,35 +100,27 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("mdapitest: database: %w", err)
 	}
 	db.SetMaxOpenConns(16)
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	sctx, cancel := context.WithCancel(context.Background())
-	s := &Server{
-		opts:   opts,
-		db:     db,
-		ctx:    sctx,
-		cancel: cancel,
-		conns:  map[*conn]struct{}{},
-		calls:  map[string]int{},
-		hook:   opts.Hook,
-	}
+	s := &Server{opts: opts, db: db, hook: opts.Hook}
 	if err := s.CreateVnodes(ctx, opts.Vnodes...); err != nil {
-		cancel()
 		db.Close()
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	srv, err := fastserver.Listen(fastserver.Config{
+		Name:         "mdapitest",
+		Consequence:  "a real buckets-mdapi would have dropped the connection",
+		Truncated:    "connection closed in the middle of a frame",
+		Strict:       opts.Strict,
+		Logger:       opts.Logger,
+		MaxFrame:     opts.MaxFrame,
+		WriteTimeout: 30 * time.Second,
+		Serve:        s.serveConn,
+	})
 	if err != nil {
-		cancel()
 		db.Close()
-		return nil, fmt.Errorf("mdapitest: listen: %w", err)
+		return nil, err
 	}
-	s.addr, s.ln = ln.Addr().String(), ln
-	s.log = log.With("component", "mdapitest", "addr", s.addr)
-	s.wg.Add(1)
-	go s.serve(ln)
+	s.srv = srv
+	srv.Start()
 	return s, nil
 }
 
@@ -169,7 +148,7 @@ func Start(t testing.TB, opts ...Options) *Server {
 
 // Addr returns the server's "host:port". It stays the same across Offline
 // and Online.
-func (s *Server) Addr() string { return s.addr }
+func (s *Server) Addr() string { return s.srv.Addr() }
 
 // Version is the buckets-mdapi the server behaves as.
 func (s *Server) Version() Version { return s.opts.Version }
@@ -180,162 +159,36 @@ func (s *Server) Vnodes() []uint64 { return slices.Clone(s.opts.Vnodes) }
 // DB is the server's database, for tests that read or write it directly.
 func (s *Server) DB() *sql.DB { return s.db }
 
-func (s *Server) serve(ln net.Listener) {
-	defer s.wg.Done()
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		s.mu.Lock()
-		if s.closed || s.ln != ln {
-			s.mu.Unlock()
-			nc.Close()
-			continue
-		}
-		s.nextConnID++
-		c := newConn(s, nc, s.nextConnID)
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go c.serve()
-	}
-}
-
-func (s *Server) forget(c *conn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-}
-
 // Close stops the server, closes every connection and the database handle,
 // and waits for its goroutines. It may be called more than once.
 func (s *Server) Close() {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return
-	}
-	s.closed = true
-	ln := s.ln
-	s.ln = nil
-	conns := maps.Clone(s.conns)
-	s.mu.Unlock()
-	s.cancel()
-	if ln != nil {
-		ln.Close()
-	}
-	for c := range conns {
-		c.drop()
-	}
-	s.wg.Wait()
+	s.srv.Close()
 	s.db.Close()
 }
 
 // Offline makes the server unreachable: it stops listening and closes every
 // connection (between frames). Online brings it back on the same address.
-func (s *Server) Offline() {
-	s.mu.Lock()
-	ln := s.ln
-	s.ln = nil
-	conns := maps.Clone(s.conns)
-	s.mu.Unlock()
-	if ln != nil {
-		ln.Close()
-	}
-	for c := range conns {
-		c.drop()
-	}
-}
+func (s *Server) Offline() { s.srv.Offline() }
 
 // Online listens again on the server's address after Offline.
-func (s *Server) Online() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return fmt.Errorf("mdapitest: server closed")
-	}
-	if s.ln != nil {
-		return nil
-	}
-	ln, err := net.Listen("tcp", s.addr)
-	if err != nil {
-		return fmt.Errorf("mdapitest: listen again on %s: %w", s.addr, err)
-	}
-	s.ln = ln
-	s.wg.Add(1)
-	go s.serve(ln)
-	return nil
-}
+func (s *Server) Online() error { return s.srv.Online() }
 
 // DropConnections closes every open connection, each between two frames.
-func (s *Server) DropConnections() {
-	s.mu.Lock()
-	conns := maps.Clone(s.conns)
-	s.mu.Unlock()
-	for c := range conns {
-		c.drop()
-	}
-}
+func (s *Server) DropConnections() { s.srv.DropConnections() }
 
 // Conns returns the number of open client connections.
-func (s *Server) Conns() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
-}
-
-// violation records something that would have broken a real buckets-mdapi
-// connection (and every request in flight on it).
-func (s *Server) violation(what string) {
-	s.mu.Lock()
-	s.violations = append(s.violations, what)
-	s.mu.Unlock()
-	s.log.Error("protocol violation", "violation", what)
-	if s.opts.Strict != nil {
-		s.opts.Strict.Errorf("mdapitest: protocol violation (a real buckets-mdapi would have dropped the connection): %s", what)
-	}
-}
+func (s *Server) Conns() int { return s.srv.Conns() }
 
 // Violations returns, in order, what clients did that a real buckets-mdapi
 // would have lost the connection over. Each also closed the offending
 // connection.
-func (s *Server) Violations() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.violations)
-}
-
-func (s *Server) countCall(method string) {
-	s.mu.Lock()
-	s.calls[method]++
-	s.mu.Unlock()
-}
+func (s *Server) Violations() []string { return s.srv.Violations() }
 
 // Calls returns how many requests for method the server has received.
-func (s *Server) Calls(method string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.calls[method]
-}
+func (s *Server) Calls(method string) int { return s.srv.Calls(method) }
 
 // CallCounts returns the number of requests received per method.
-func (s *Server) CallCounts() map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return maps.Clone(s.calls)
-}
+func (s *Server) CallCounts() map[string]int { return s.srv.CallCounts() }
 
 // ResetCalls sets every call count back to zero.
-func (s *Server) ResetCalls() {
-	s.mu.Lock()
-	clear(s.calls)
-	s.mu.Unlock()
-}
-
-func (s *Server) maxFrame() int {
-	if s.opts.MaxFrame > 0 {
-		return s.opts.MaxFrame
-	}
-	return fast.DefaultMaxFrame
-}
+func (s *Server) ResetCalls() { s.srv.ResetCalls() }

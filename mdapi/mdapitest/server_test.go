@@ -16,6 +16,7 @@ import (
 
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/internal/pgtest"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 	"github.com/TritonDataCenter/rebalancer/moray/fast"
 )
 
@@ -303,7 +304,8 @@ func TestViolations(t *testing.T) {
 		{"cut short", frameOf(2, payload(good))[:40], "in the middle of a frame"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := New(ctxT(t), Options{DSN: pgtest.NewDatabase(t)})
+			tb := &testutil.Errors{TB: t}
+			s, err := New(ctxT(t), Options{DSN: pgtest.NewDatabase(t), Strict: tb})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -330,6 +332,12 @@ func TestViolations(t *testing.T) {
 			v := s.Violations()
 			if len(v) != 1 || !strings.Contains(v[0], tc.want) {
 				t.Errorf("violations %q, want one with %q", v, tc.want)
+			}
+			// In strict mode, the violation also failed the test.
+			testutil.Eventually(t, "the strict test failed", func() bool { return len(tb.Messages()) > 0 })
+			const prefix = "mdapitest: protocol violation (a real buckets-mdapi would have dropped the connection): "
+			if m := tb.Messages(); len(m) != 1 || !strings.HasPrefix(m[0], prefix) || !strings.Contains(m[0], tc.want) {
+				t.Errorf("the strict test failed with %q, want one message starting %q", m, prefix)
 			}
 		})
 	}

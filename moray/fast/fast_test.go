@@ -1,18 +1,18 @@
 package fast
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 )
 
 const reqID = "8b5a6a3e-0d53-4c1e-9a5e-2d8f7f3b6c11"
@@ -166,23 +166,8 @@ func TestDecodeGoldenResponses(t *testing.T) {
 // node-moray and a real Moray: the request re-encodes byte for byte and the
 // reply decodes.
 func TestGoldenCapture(t *testing.T) {
-	f, err := os.Open("testdata/moray-getobject-capture.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var frames [][]byte
-	s := bufio.NewScanner(f)
-	s.Buffer(nil, 1<<20)
-	for s.Scan() {
-		if rest, ok := strings.CutPrefix(s.Text(), "full hex: "); ok {
-			frames = append(frames, mustHex(t, rest))
-		}
-	}
-	if len(frames) != 2 {
-		t.Fatalf("found %d directions in the capture, want 2", len(frames))
-	}
-	req, err := NewDecoder(bytes.NewReader(frames[0]), 0).Decode()
+	request, reply := testutil.Capture(t, "testdata/moray-getobject-capture.txt")
+	req, err := NewDecoder(bytes.NewReader(request), 0).Decode()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,10 +175,10 @@ func TestGoldenCapture(t *testing.T) {
 		t.Fatalf("request %+v", req)
 	}
 	again, err := AppendFrame(nil, req)
-	if err != nil || !bytes.Equal(again, frames[0]) {
-		t.Fatalf("re-encoded request differs:\n got %x\nwant %x", again, frames[0])
+	if err != nil || !bytes.Equal(again, request) {
+		t.Fatalf("re-encoded request differs:\n got %x\nwant %x", again, request)
 	}
-	d := NewDecoder(bytes.NewReader(frames[1]), 0)
+	d := NewDecoder(bytes.NewReader(reply), 0)
 	data, err := d.Decode()
 	if err != nil {
 		t.Fatal(err)
@@ -438,16 +423,7 @@ func unmarshalNumbers(data []byte, v any) error {
 // BenchmarkDecode decodes the reply of the captured getObject, one DATA
 // frame carrying a record and an END, over and over.
 func BenchmarkDecode(b *testing.B) {
-	f, err := os.ReadFile("testdata/moray-getobject-capture.txt")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var reply []byte
-	for line := range strings.Lines(string(f)) {
-		if rest, ok := strings.CutPrefix(line, "full hex: "); ok {
-			reply = mustHex(b, strings.TrimSpace(rest)) // the last one is the reply
-		}
-	}
+	_, reply := testutil.Capture(b, "testdata/moray-getobject-capture.txt")
 	d := NewDecoder(&cycleReader{b: reply}, 0)
 	b.SetBytes(int64(len(reply)))
 	b.ReportAllocs()

@@ -42,28 +42,14 @@ func (s *Server) SetHook(h Hook) {
 	s.mu.Unlock()
 }
 
-// faults are the canned failures below; they apply before the hook.
-type faults struct {
-	failNext      map[string][]*fast.Error // per method, in order
-	conflictPuts  int
-	conflictStorm []*storm
-}
-
-type storm struct {
-	match func(bucket, key string) bool
-}
+// objectKey names the object of a conditional put, for the canned
+// conflicts.
+type objectKey struct{ bucket, key string }
 
 // FailNext makes the next n requests for method fail with err instead of
 // running.
 func (s *Server) FailNext(method string, n int, err *fast.Error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.faults.failNext == nil {
-		s.faults.failNext = map[string][]*fast.Error{}
-	}
-	for range n {
-		s.faults.failNext[method] = append(s.faults.failNext[method], err)
-	}
+	s.faults.FailNext(method, n, err)
 }
 
 // ConflictNextPuts makes the next n conditional puts (putObject, or a put
@@ -71,63 +57,33 @@ func (s *Server) FailNext(method string, n int, err *fast.Error) {
 // if another writer had got there first. The object is left as it was, so
 // a client that re-reads it and retries succeeds. A failed put in a batch
 // fails the whole batch, as a real conflict does.
-func (s *Server) ConflictNextPuts(n int) {
-	s.mu.Lock()
-	s.faults.conflictPuts += n
-	s.mu.Unlock()
-}
+func (s *Server) ConflictNextPuts(n int) { s.faults.ConflictNext(n) }
 
 // ConflictStorm makes every conditional put on a key that match accepts
 // fail with EtagConflictError until stop is called.
 func (s *Server) ConflictStorm(match func(bucket, key string) bool) (stop func()) {
-	st := &storm{match: match}
-	s.mu.Lock()
-	s.faults.conflictStorm = append(s.faults.conflictStorm, st)
-	s.mu.Unlock()
-	return func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		for i, x := range s.faults.conflictStorm {
-			if x == st {
-				s.faults.conflictStorm = append(s.faults.conflictStorm[:i], s.faults.conflictStorm[i+1:]...)
-				return
-			}
-		}
-	}
+	return s.faults.Storm(func(k objectKey) bool { return match(k.bucket, k.key) })
 }
 
 // forcedConflict is asked about each conditional put that passed its etag
 // check.
 func (s *Server) forcedConflict(bucket, key string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, st := range s.faults.conflictStorm {
-		if st.match(bucket, key) {
-			return true
-		}
-	}
-	if s.faults.conflictPuts > 0 {
-		s.faults.conflictPuts--
-		return true
-	}
-	return false
+	return s.faults.Conflict(objectKey{bucket, key})
 }
 
 // action decides what to do with a request: a queued failure first, then
 // the hook.
 func (s *Server) action(c *conn, m *fast.Message, args []*jsValue) Action {
-	s.mu.Lock()
-	if q := s.faults.failNext[m.Method]; len(q) > 0 {
-		s.faults.failNext[m.Method] = q[1:]
-		s.mu.Unlock()
-		return Action{Error: q[0]}
+	if e, ok := s.faults.Failure(m.Method); ok {
+		return Action{Error: e}
 	}
+	s.mu.Lock()
 	h := s.hook
 	s.mu.Unlock()
 	if h == nil {
 		return Action{}
 	}
-	req := Request{Conn: c.id, MsgID: m.ID, Method: m.Method, Args: make([]json.RawMessage, len(args))}
+	req := Request{Conn: c.ID(), MsgID: m.ID, Method: m.Method, Args: make([]json.RawMessage, len(args))}
 	for i, a := range args {
 		req.Args[i] = a.appendJSON(nil)
 	}

@@ -9,6 +9,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/TritonDataCenter/rebalancer/internal/jsonstr"
 	"github.com/TritonDataCenter/rebalancer/moray/filter"
 )
 
@@ -416,19 +417,11 @@ func (p *jsParser) str() (string, error) {
 		}
 		e := p.data[p.pos+1]
 		p.pos += 2
+		if c, ok := jsonstr.Unescape(e); ok {
+			b = append(b, c)
+			continue
+		}
 		switch e {
-		case '"', '\\', '/':
-			b = append(b, e)
-		case 'b':
-			b = append(b, '\b')
-		case 'f':
-			b = append(b, '\f')
-		case 'n':
-			b = append(b, '\n')
-		case 'r':
-			b = append(b, '\r')
-		case 't':
-			b = append(b, '\t')
 		case 'u':
 			u, ok := p.hex4()
 			if !ok {

@@ -5,9 +5,9 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
+	"github.com/TritonDataCenter/rebalancer/internal/retry"
 	"github.com/TritonDataCenter/rebalancer/moray/fast"
 	"github.com/TritonDataCenter/rebalancer/moray/filter"
 )
@@ -59,8 +59,8 @@ func method(name string) (func(*call), bool) {
 
 // handle runs one request on its own goroutine.
 func (s *Server) handle(c *conn, m *fast.Message) {
-	s.countCall(m.Method)
-	rep := &reply{c: c, req: m}
+	s.srv.CountCall(m.Method)
+	rep := &reply{Reply: c.NewReply(m), c: c}
 	d, err := parseJS(m.Data)
 	if err != nil || d.kind != jsArray {
 		// The Fast decoder accepted the frame, so this cannot happen.
@@ -70,18 +70,12 @@ func (s *Server) handle(c *conn, m *fast.Message) {
 	cl := &call{s: s, c: c, method: m.Method, args: d.elems, rep: rep}
 
 	act := s.action(c, m, d.elems)
-	if act.Delay > 0 {
-		t := time.NewTimer(act.Delay)
-		select {
-		case <-t.C:
-		case <-c.ctx.Done():
-			t.Stop()
-			return
-		}
+	if act.Delay > 0 && !retry.Sleep(c.Context(), act.Delay) {
+		return
 	}
 	switch {
 	case act.Drop:
-		c.drop()
+		c.Drop()
 		return
 	case act.Error != nil:
 		rep.fail(act.Error)
@@ -479,7 +473,7 @@ func (c *call) getObject() {
 	if nc, _ := c.args[2].get("noCache"); nc == nil || nc.kind != jsBool || !nc.b {
 		// Moray answers from a 30-second object cache unless told not to,
 		// and that path crashed the real server.
-		c.c.violation(fmt.Sprintf("getObject(%q, %q) without options.noCache=true (msgid %d)", c.args[0].s, c.args[1].s, c.rep.req.ID))
+		c.c.Violation(fmt.Sprintf("getObject(%q, %q) without options.noCache=true (msgid %d)", c.args[0].s, c.args[1].s, c.rep.Request().ID))
 		return
 	}
 	rec, err := c.s.getRecord(c.args[0].s, c.args[1].s)

@@ -186,37 +186,19 @@ func TestMaxFrame(t *testing.T) {
 	}
 }
 
-type recordingTB struct {
-	testing.TB
-	mu   sync.Mutex
-	errs []string
-}
-
-func (r *recordingTB) Errorf(format string, args ...any) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.errs = append(r.errs, format)
-}
-
-func (r *recordingTB) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.errs)
-}
-
 // In strict mode a violation fails the test that caused it.
 func TestStrict(t *testing.T) {
-	tb := &recordingTB{TB: t}
+	tb := &testutil.Errors{TB: t}
 	s := lenientServer(t, Options{Strict: tb})
 	c := dial(t, s.Addr())
 	c.ok("ping", opts())
-	if tb.count() != 0 {
+	if len(tb.Messages()) != 0 {
 		t.Fatal("a clean request failed the test")
 	}
 	c.start(0, "getObject", "manta", "/k", map[string]any{})
-	testutil.Eventually(t, "Errorf", func() bool { return tb.count() == 1 })
-	if !strings.Contains(tb.errs[0], "protocol violation") {
-		t.Errorf("Errorf(%q)", tb.errs[0])
+	testutil.Eventually(t, "Errorf", func() bool { return len(tb.Messages()) == 1 })
+	if msg := tb.Messages()[0]; !strings.Contains(msg, "protocol violation") {
+		t.Errorf("Errorf(%q)", msg)
 	}
 }
 
