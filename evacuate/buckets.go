@@ -9,6 +9,7 @@ import (
 
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/evacuate/internal/jobstore"
+	"github.com/TritonDataCenter/rebalancer/internal/retry"
 	"github.com/TritonDataCenter/rebalancer/mdapi"
 )
 
@@ -244,7 +245,7 @@ func (r *runner) fixUploads(ctx context.Context) (string, error) {
 				outcome, detail = UploadFailed, "record not fixed: "+fixerErr.Error()
 				break
 			}
-			res := fixer.FixMoved(ctx, []mdapi.PartMove{{Key: u.PartKey, From: r.job.From.MantaStorageID, To: u.Node()}})
+			res := r.fixUpload(ctx, fixer, u)
 			switch {
 			case ctx.Err() != nil:
 				return "", ctx.Err()
@@ -272,6 +273,26 @@ func (r *runner) fixUploads(ctx context.Context) (string, error) {
 		return fmt.Sprintf("%d multipart upload records still name %s (first: %s); retry the job to fix them", failed, r.job.From.MantaStorageID, firstErr), nil
 	}
 	return "", nil
+}
+
+// fixUpload fixes one upload's record, retrying transient failures (a
+// lost connection, an overloaded buckets-mdapi) for the job's
+// MetadataRetryWindow, as a metadata update: a fix is conditional and
+// idempotent, so one whose reply was lost finds the record fixed.
+func (r *runner) fixUpload(ctx context.Context, fixer UploadFixer, u jobstore.UploadRow) []mdapi.UploadResult {
+	var res []mdapi.UploadResult
+	retry.Do(ctx, retry.Policy{
+		MaxElapsed: r.job.Options.MetadataRetryWindow.D(),
+		Backoff:    metadataBackoff,
+		Retryable:  mdapi.IsTransient,
+	}, func(ctx context.Context) error {
+		res = fixer.FixMoved(ctx, []mdapi.PartMove{{Key: u.PartKey, From: r.job.From.MantaStorageID, To: u.Node()}})
+		if len(res) == 1 && res[0].Err != nil {
+			return res[0].Err
+		}
+		return nil
+	})
+	return res
 }
 
 // uploadsWithPartsLeft counts, per upload, the job's parts that are not
