@@ -502,6 +502,9 @@ func (f *Fleet) writeBucketObject(ctx context.Context, rng *rand.Rand, owner, bu
 		pop.PerShark[s.ID()]++
 		pop.Files++
 	}
+	if o.Progress != nil {
+		o.Progress(size * int64(len(holders)))
+	}
 	shard, v, err := f.buckets.place(mdapi.ObjectKey(owner, bucketID, name))
 	if err != nil {
 		return buf, fmt.Errorf("testbed: populate buckets: %s: %w", name, err)
