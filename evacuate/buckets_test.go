@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/TritonDataCenter/rebalancer"
@@ -90,6 +91,7 @@ func (u unsupported) ReplaceSharks(ctx context.Context, shard int, reps []rebala
 // whose shard numbers overlap the v1 ones.
 type bucketsHarness struct {
 	*harness
+	batchesFailed atomic.Int64 // batched updates that failed (then redone one by one)
 	v2      *fakes.Moray
 	v2objs  []rebalancer.Object
 	uploads map[string][]string // upload id -> its parts' object ids
@@ -97,6 +99,21 @@ type bucketsHarness struct {
 }
 
 // newBucketsHarness adds plain v2 objects and uploads of 3 parts each to a
+// countingRouter counts the batches that fail, which the engine then
+// redoes one by one.
+type countingRouter struct {
+	mdapi.Router
+	failed *atomic.Int64
+}
+
+func (r *countingRouter) ReplaceSharks(ctx context.Context, shard int, reps []rebalancer.SharkReplacement) ([]string, error) {
+	etags, err := r.Router.ReplaceSharks(ctx, shard, reps)
+	if err != nil {
+		r.failed.Add(1)
+	}
+	return etags, err
+}
+
 // harness of nV1 v1 objects; with metadata set, the engine uses it for v2
 // objects instead of the harness's own store.
 func newBucketsHarness(t *testing.T, dsn string, nV1, plain, uploads int, metadata func(*fakes.Moray) rebalancer.MetadataStore) *bucketsHarness {
@@ -131,7 +148,7 @@ func newBucketsHarness(t *testing.T, dsn string, nV1, plain, uploads int, metada
 	e, err := NewEngine(Config{
 		Store:     h.store,
 		Source:    func(JobRecord) (rebalancer.ObjectSource, error) { return h.src, nil },
-		Metadata:  mdapi.Router{Moray: h.moray, Buckets: buckets},
+		Metadata:  &countingRouter{Router: mdapi.Router{Moray: h.moray, Buckets: buckets}, failed: &h.batchesFailed},
 		Placement: h.place,
 		Agent:     h.agents,
 		Defaults:  fastOptions(),
@@ -235,10 +252,15 @@ func TestBucketsObjectsMoveWithV1(t *testing.T) {
 				t.Errorf("fix %+v, its parts went to %s", m, dests[up.ID])
 			}
 		}
+		// Every batch held one kind: none failed. (An assignment of one
+		// object is updated on its own, not in a batch: the slow start's
+		// small assignments make some.)
+		if n := h.batchesFailed.Load(); n != 0 {
+			t.Errorf("%d batches failed: a batch mixed kinds and was redone one by one", n)
+		}
 		for _, m := range []*fakes.Moray{h.moray, h.v2} {
-			writes, batchWrites, batches := m.Writes()
-			if writes == 0 || writes != batchWrites || batches == 0 {
-				t.Errorf("writes %d, in batches %d (%d batches): a batch mixed kinds and was redone one by one", writes, batchWrites, batches)
+			if writes, batchWrites, batches := m.Writes(); writes == 0 || batchWrites == 0 || batches == 0 {
+				t.Errorf("writes %d, in batches %d (%d batches)", writes, batchWrites, batches)
 			}
 		}
 		cps, err := h.js.Checkpoints(context.Background(), j.ID)
