@@ -43,7 +43,9 @@ func runDemo(t *testing.T, h hooks, args ...string) (int, string) {
 // under CI) rather than in a PostgreSQL of the demo's own.
 func runDemoCtx(t *testing.T, ctx context.Context, h hooks, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	if !slices.Contains(args, "--v2-objects") && !slices.Contains(args, "--help") {
+	if !slices.ContainsFunc(args, func(a string) bool {
+		return strings.HasPrefix(a, "--v2-objects") || strings.HasPrefix(a, "--uploads") || a == "--help"
+	}) {
 		args = append(args, "--v2-objects", "60", "--uploads", "4")
 	}
 	if h.buckets == nil {
@@ -140,7 +142,7 @@ func TestDemoFlags(t *testing.T) {
 	}{
 		{[]string{"--help"}, 0, "--dead-source"},
 		{[]string{"--objects", "0"}, 2, "--objects must be positive"},
-		{[]string{"--uploads", "-1"}, 2, "--v2-objects and --uploads must not be negative"},
+		{[]string{"--uploads=-1"}, 2, "--v2-objects and --uploads must not be negative"},
 		{[]string{"--copies", "6"}, 2, "--copies must be in 1..5"},
 		{[]string{"--min-size", "1MiB", "--max-size", "4KiB"}, 2, "is below --min-size"},
 		{[]string{"--min-size", "lots"}, 2, "--min-size"},
