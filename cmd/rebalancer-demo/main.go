@@ -285,7 +285,7 @@ func (d *demo) run(ctx context.Context) (bool, error) {
 	}
 	tier := ""
 	if f.HasBuckets() {
-		tier = fmt.Sprintf(", %d buckets-mdapi shards (Fast, over PostgreSQL)", d.Shards)
+		tier = fmt.Sprintf(", %d buckets-mdapi shards (Fast, their data in a throwaway PostgreSQL)", d.Shards)
 	}
 	d.say("Starting a small Manta in this process: %d sharks in %d datacenters, %d metadata shards (Moray over Fast)%s, storinfo, an agent per shark.",
 		d.Sharks, d.Datacenters, d.Shards, tier)
