@@ -92,10 +92,10 @@ func (u unsupported) ReplaceSharks(ctx context.Context, shard int, reps []rebala
 type bucketsHarness struct {
 	*harness
 	batchesFailed atomic.Int64 // batched updates that failed (then redone one by one)
-	v2      *fakes.Moray
-	v2objs  []rebalancer.Object
-	uploads map[string][]string // upload id -> its parts' object ids
-	fixer   *fakeFixer
+	v2            *fakes.Moray
+	v2objs        []rebalancer.Object
+	uploads       map[string][]string // upload id -> its parts' object ids
+	fixer         *fakeFixer
 }
 
 // newBucketsHarness adds plain v2 objects and uploads of 3 parts each to a
