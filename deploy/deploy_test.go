@@ -108,7 +108,7 @@ func TestManagerTemplateAllKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := false
+	f, tr := false, true
 	want := &manager.Config{
 		DomainName: "us-east.example.com",
 		Shards: []manager.ShardHost{
@@ -126,9 +126,12 @@ func TestManagerTemplateAllKeys(t *testing.T) {
 			Shards: []manager.ShardHost{
 				{Host: "1.buckets-mdapi.us-east.example.com"}, {Host: "2.buckets-mdapi.us-east.example.com"},
 			},
-			ConnectionTimeoutMS: 3000, MaxBatchSize: 100, OperationTimeoutMS: 30000, MaxRetries: 3,
+			ConnectionTimeoutMS: 3000, MaxBatchSize: 500, OperationTimeoutMS: 60000, MaxRetries: 3,
 			InitialBackoffMS: 100, MaxBackoffMS: 5000,
 		},
+		MdapiDirectDB:        &tr,
+		MdapiDatabases:       map[string]string{"1": "postgres://postgres@10.66.0.21:5432/buckets_metadata?connect_timeout=5"},
+		MdapiEndpoints:       map[string]string{"2": "10.66.0.22:2030"},
 		DirectDB:             &f,
 		ListenPort:           80,
 		MaxFillPercentage:    92,
@@ -239,7 +242,7 @@ func normalize(c *manager.Config) {
 			*s = []string{}
 		}
 	}
-	for _, m := range []*map[string]string{&c.ShardDatabases, &c.MorayEndpoints} {
+	for _, m := range []*map[string]string{&c.ShardDatabases, &c.MorayEndpoints, &c.MdapiDatabases, &c.MdapiEndpoints} {
 		if *m == nil {
 			*m = map[string]string{}
 		}

@@ -42,6 +42,9 @@ func (r *runner) discoverAll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := r.recordBuckets(ctx); err != nil {
+		return err
+	}
 	after, err := r.store.Checkpoints(ctx, r.job.ID)
 	if err != nil {
 		return err

@@ -52,6 +52,10 @@ type Config struct {
 	// that the job store still works (Store.Check; default 5s). Jobs do
 	// nothing while it fails: their progress could not be recorded.
 	StoreCheckInterval time.Duration
+	// Buckets says what the engine does about buckets (v2) objects:
+	// whether Source discovers them, and how their multipart upload
+	// records are fixed. Metadata must route them (mdapi.Router).
+	Buckets Buckets
 }
 
 // Engine runs evacuation jobs: any number at once, each in its own

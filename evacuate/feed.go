@@ -3,6 +3,7 @@ package evacuate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/evacuate/internal/jobstore"
 	"github.com/TritonDataCenter/rebalancer/internal/retry"
+	"github.com/TritonDataCenter/rebalancer/mdapi"
 )
 
 // feed is the placement stage: it reads unprocessed objects in discovery
@@ -19,7 +21,8 @@ import (
 // is full or its oldest task has waited FlushAge. Objects that cannot move
 // are recorded as skipped or in error on the way.
 func (r *runner) feed(ctx context.Context) error {
-	f := &feeder{r: r, open: map[string]*assignment{}, dryRun: map[string]rebalancer.StorageNode{}, sent: map[string]int{}}
+	f := &feeder{r: r, open: map[string]*assignment{}, dryRun: map[string]rebalancer.StorageNode{}, sent: map[string]int{},
+		pins: map[mdapi.Upload]rebalancer.StorageNode{}}
 	defer f.abandon()
 	tick := time.NewTicker(max(r.job.Options.FlushAge.D()/4, 20*time.Millisecond))
 	defer tick.Stop()
@@ -84,6 +87,9 @@ type feeder struct {
 	pending []jobstore.Change                 // skips and errors not yet recorded
 	dryRun  map[string]rebalancer.StorageNode // planned destinations not yet recorded
 	sent    map[string]int                    // assignments handed to posters, by destination
+
+	// pins are where the parts of each multipart upload go (uploadPin).
+	pins map[mdapi.Upload]rebalancer.StorageNode
 }
 
 // limit is how many tasks the next assignment to dest takes before it is
@@ -114,12 +120,20 @@ func (f *feeder) place(ctx context.Context, row *jobstore.ObjectRow, tick <-chan
 		f.pending = append(f.pending, badObject(row, err))
 		return nil
 	}
-	if obj.IsBucket {
-		// The metadata of buckets (v2) objects lives in buckets-mdapi, which
-		// this rebalancer does not update yet: copying them would only make
-		// orphan copies.
+	v2 := isV2(&obj)
+	switch {
+	case obj.IsBucket && !v2:
+		// A Moray record with a bucket_id: the legacy took it for a
+		// buckets object and sent its update to buckets-mdapi, which does
+		// not hold it. Buckets (v2) objects come from buckets discovery,
+		// with their own keys; this one is left alone and reported.
 		f.pending = append(f.pending, jobstore.Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectError,
-			Error: rebalancer.ErrorMetadataUpdateFailed, Detail: "buckets (v2) object: metadata updates through buckets-mdapi are not supported"})
+			Error: rebalancer.ErrorMetadataUpdateFailed, Detail: "Moray object with a bucket_id member: neither a v1 object nor a buckets-mdapi one; not moved"})
+		return nil
+	case v2 && r.v2DownErr() != nil:
+		// Its metadata could not be updated: a copy would be an orphan.
+		f.pending = append(f.pending, jobstore.Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectError,
+			Error: rebalancer.ErrorMdapiUpdateFailed, Detail: v2DownDetail(r.v2DownErr(), "not copied")})
 		return nil
 	}
 	src, ok := chooseSource(obj, from.MantaStorageID, row.Attempts, r.fl.sourceRoom)
@@ -148,15 +162,33 @@ func (f *feeder) place(ctx context.Context, row *jobstore.ObjectRow, tick <-chan
 		case <-tick:
 		}
 	}
+	// The parts of a multipart upload leaving the shark all go where the
+	// first went (see PinnedPlacement).
+	up, _, isPart := mdapi.UploadOf(obj.Key)
+	var pin rebalancer.StorageNode
+	pinned := false
+	if isPart {
+		if pin, pinned, err = f.uploadPin(ctx, up); err != nil {
+			return err
+		}
+	}
 	var dest rebalancer.StorageNode
 	for attempt := 0; ; attempt++ {
-		dest, err = r.placeObject(ctx, obj, row.Avoided())
+		if pinned {
+			dest, err = r.placeOn(ctx, obj, pin, row.Avoided())
+		} else {
+			dest, err = r.placeObject(ctx, obj, row.Avoided())
+		}
 		if err == nil {
 			break
 		}
 		var skip *rebalancer.SkipError
 		if errors.As(err, &skip) {
-			f.pending = append(f.pending, jobstore.Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectSkipped, Skip: skip.Reason, Detail: skip.Error()})
+			detail := skip.Error()
+			if pinned {
+				detail = fmt.Sprintf("part of multipart upload %s, whose parts go to %s: %s", up, pin.MantaStorageID, detail)
+			}
+			f.pending = append(f.pending, jobstore.Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectSkipped, Skip: skip.Reason, Detail: detail})
 			return nil
 		}
 		if ctx.Err() != nil {
@@ -178,6 +210,12 @@ func (f *feeder) place(ctx context.Context, row *jobstore.ObjectRow, tick <-chan
 		}
 		if !r.active(ctx) {
 			return nil
+		}
+	}
+	if isPart && !pinned {
+		if err := f.pinUpload(ctx, up, obj.Key, dest); err != nil {
+			r.e.cfg.Placement.Release(dest, row.ContentLength, false)
+			return err
 		}
 	}
 	if r.job.Options.DryRun {

@@ -88,15 +88,21 @@ func (r *runner) updateAssignment(ctx context.Context, id string) error {
 // updateObjects points the metadata of an assignment's objects at their
 // verified new copies and returns their next statuses, in order. With a
 // BatchMetadataStore (and batched updates on), the objects of each shard
-// go in one atomic batch; a batch that fails writes nothing and its
-// objects are done again one by one, which sorts out conflicts, deleted
-// objects and transient failures per object.
+// of each kind (v1 in Moray, v2 in buckets-mdapi) go in one batch; a batch
+// that fails is done again one by one, which sorts out conflicts, deleted
+// objects and transient failures per object. (A Moray batch is atomic; a
+// buckets-mdapi one is atomic per vnode, and redoing its objects one by
+// one is safe as each update is conditional on the version read.)
 func (r *runner) updateObjects(ctx context.Context, rows []jobstore.ObjectRow) ([]jobstore.Change, error) {
 	changes := make([]jobstore.Change, len(rows))
 	batcher, batched := r.e.cfg.Metadata.(rebalancer.BatchMetadataStore)
 	batched = batched && !r.job.Options.IndividualUpdates && len(rows) > 1
-	byShard := map[int][]int{} // shard -> indexes of rows ready to update
-	var shards []int
+	type batchKey struct {
+		v2    bool
+		shard int
+	}
+	byShard := map[batchKey][]int{} // kind and shard -> indexes of rows ready to update
+	var shards []batchKey
 	for i := range rows {
 		obj, dest, c, ok := r.checkUpdate(&rows[i])
 		if !ok {
@@ -111,14 +117,15 @@ func (r *runner) updateObjects(ctx context.Context, rows []jobstore.ObjectRow) (
 			changes[i] = c
 			continue
 		}
-		if byShard[obj.Shard] == nil {
-			shards = append(shards, obj.Shard)
+		k := batchKey{isV2(&obj), obj.Shard}
+		if byShard[k] == nil {
+			shards = append(shards, k)
 		}
-		byShard[obj.Shard] = append(byShard[obj.Shard], i)
+		byShard[k] = append(byShard[k], i)
 	}
 	from := r.job.From.MantaStorageID
-	for _, shard := range shards {
-		idx := byShard[shard]
+	for _, k := range shards {
+		shard, idx := k.shard, byShard[k]
 		reps := make([]rebalancer.SharkReplacement, len(idx))
 		for k, i := range idx {
 			obj, _ := rows[i].Object() // parsed by checkUpdate already
@@ -134,7 +141,7 @@ func (r *runner) updateObjects(ctx context.Context, rows []jobstore.ObjectRow) (
 			}
 			continue
 		}
-		r.log.Debug("batched metadata update failed; updating one by one", "shard", shard, "objects", len(idx), "err", err)
+		r.log.Debug("batched metadata update failed; updating one by one", "shard", shard, "v2", k.v2, "objects", len(idx), "err", err)
 		for k, i := range idx {
 			c, err := r.replaceOne(ctx, &rows[i], reps[k].Object, reps[k].To)
 			if err != nil {
@@ -166,6 +173,10 @@ func (r *runner) checkUpdate(row *jobstore.ObjectRow) (obj rebalancer.Object, de
 	if err != nil {
 		return obj, dest, badObject(row, err), false
 	}
+	if isV2(&obj) && r.v2DownErr() != nil {
+		return obj, dest, jobstore.Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectError,
+			Error: rebalancer.ErrorMdapiUpdateFailed, Detail: v2DownDetail(r.v2DownErr(), "copied, metadata not updated")}, false
+	}
 	if r.e.evacuatedByOther(dest.MantaStorageID, r.job.ID) && row.Attempts+1 < r.job.Options.MaxAttempts {
 		// The copy went to a shark that a job started since is evacuating,
 		// and that job may have scanned past this object already: naming
@@ -186,12 +197,16 @@ func (r *runner) checkUpdate(row *jobstore.ObjectRow) (obj rebalancer.Object, de
 // shark, the update is retried at once with the new etag; if it no longer
 // lists the shark the object needs nothing more (an earlier run of this job
 // may have updated it before a crash); if it was replaced by another object
-// or deleted, the copy is not used. Other failures (Moray unreachable,
-// overloaded, timing out) are retried with backoff for
-// MetadataRetryWindow, then left to a retry job.
+// or deleted, the copy is not used. Other failures (Moray or buckets-mdapi
+// unreachable, overloaded, timing out) are retried with backoff for
+// MetadataRetryWindow, then left to a retry job. Errors have the kinds of
+// the object's tier (moray_* or mdapi_*). A v2 object whose buckets-mdapi
+// cannot move objects (upstream buckets-mdapi), or could not be reached
+// for the whole window, stops the job's v2 updates (setV2Down).
 func (r *runner) replaceOne(ctx context.Context, row *jobstore.ObjectRow, obj rebalancer.Object, dest rebalancer.StorageNode) (jobstore.Change, error) {
 	o := r.job.Options
 	from := r.job.From.MantaStorageID
+	v2, kinds := isV2(&obj), errorKindsOf(&obj)
 	var c jobstore.Change // the outcome, once op decides it
 	done := func(to rebalancer.ObjectStatus, kind rebalancer.ObjectErrorKind, detail string) error {
 		c = jobstore.Change{ID: row.ID, Bytes: row.ContentLength, To: to, Error: kind, Detail: detail}
@@ -201,6 +216,10 @@ func (r *runner) replaceOne(ctx context.Context, row *jobstore.ObjectRow, obj re
 	conflicts := 0
 	op := func(ctx context.Context) error {
 		for {
+			if down := r.v2DownErr(); v2 && down != nil {
+				// Another object found buckets-mdapi unusable meanwhile.
+				return done(rebalancer.ObjectError, kinds.updateFailed, v2DownDetail(down, "copied, metadata not updated"))
+			}
 			_, err := r.e.cfg.Metadata.ReplaceShark(ctx, obj, from, dest)
 			if err == nil {
 				done(rebalancer.ObjectComplete, 0, "")
@@ -214,8 +233,11 @@ func (r *runner) replaceOne(ctx context.Context, row *jobstore.ObjectRow, obj re
 			switch {
 			case errors.As(err, &bad):
 				return done(rebalancer.ObjectError, bad.Kind, err.Error())
+			case v2 && tierUnusable(err):
+				r.setV2Down(err)
+				return done(rebalancer.ObjectError, kinds.updateFailed, v2DownDetail(err, "copied, metadata not updated"))
 			case errors.Is(err, rebalancer.ErrObjectNotFound):
-				return done(rebalancer.ObjectError, rebalancer.ErrorMorayObjectNotFound, "object deleted before its metadata was updated")
+				return done(rebalancer.ObjectError, kinds.notFound, "object deleted before its metadata was updated")
 			case !errors.Is(err, rebalancer.ErrEtagConflict) && !errors.Is(err, rebalancer.ErrSharkNotListed):
 				return err // transient: retried with backoff
 			}
@@ -223,11 +245,11 @@ func (r *runner) replaceOne(ctx context.Context, row *jobstore.ObjectRow, obj re
 			cur, err := r.e.cfg.Metadata.GetObject(ctx, obj.Shard, obj.Key)
 			switch {
 			case errors.Is(err, rebalancer.ErrObjectNotFound):
-				return done(rebalancer.ObjectError, rebalancer.ErrorMorayObjectNotFound, "object deleted before its metadata was updated")
+				return done(rebalancer.ObjectError, kinds.notFound, "object deleted before its metadata was updated")
 			case err != nil:
 				return errRereading{err}
 			case cur.ID != obj.ID:
-				return done(rebalancer.ObjectError, rebalancer.ErrorMorayEtagMismatch,
+				return done(rebalancer.ObjectError, kinds.etagMismatch,
 					fmt.Sprintf("key now holds another object (%s), the copy is not used", cur.ID))
 			case !cur.HasShark(from):
 				// Nothing lists the evacuated shark any more.
@@ -247,10 +269,10 @@ func (r *runner) replaceOne(ctx context.Context, row *jobstore.ObjectRow, obj re
 						Refresh: &cur, Detail: "metadata already lists the destination; placing the object again"}
 					return nil
 				}
-				return done(rebalancer.ObjectError, rebalancer.ErrorMorayEtagMismatch,
+				return done(rebalancer.ObjectError, kinds.etagMismatch,
 					"metadata already lists the destination as well as the evacuated shark")
 			case conflicts > o.EtagRetries:
-				return done(rebalancer.ObjectError, rebalancer.ErrorMorayEtagMismatch,
+				return done(rebalancer.ObjectError, kinds.etagMismatch,
 					fmt.Sprintf("etag changed %d times while updating", conflicts))
 			}
 			obj, refreshed = cur, &cur
@@ -276,7 +298,10 @@ func (r *runner) replaceOne(ctx context.Context, row *jobstore.ObjectRow, obj re
 	if errors.As(err, &re) {
 		err = re.Err
 	}
-	done(rebalancer.ObjectError, rebalancer.ErrorMorayUpdateFailed, err.Error())
+	if v2 {
+		r.setV2Down(err)
+	}
+	done(rebalancer.ObjectError, kinds.updateFailed, err.Error())
 	return c, nil
 }
 

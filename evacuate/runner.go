@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,6 +62,10 @@ type runner struct {
 	known       atomic.Pointer[JobRecord]
 	lastCounts  atomic.Pointer[[]Count]
 	interrupted atomic.Pointer[error]
+
+	// v2Down is why buckets (v2) metadata cannot be updated in this run,
+	// once that is known (see setV2Down).
+	v2Down atomic.Pointer[error]
 }
 
 func newRunner(e *Engine, j JobRecord) *runner {
@@ -181,10 +186,44 @@ func (r *runner) run(ctx context.Context) (rebalancer.JobState, error) {
 	if p := r.discoveryErr.Load(); p != nil {
 		state, msg = rebalancer.JobFailed, "discovery: "+(*p).Error()
 	}
+	// What could not be done for buckets (v2) objects keeps the job from
+	// ending Complete: the shark would look safe to retire.
+	fctx := context.WithoutCancel(ctx)
+	var problems []string
+	if p := r.v2Failure(fctx); p != "" {
+		problems = append(problems, p)
+	}
+	if r.discoveryErr.Load() == nil && !r.job.Options.DryRun {
+		p, err := r.fixUploads(fctx)
+		if err != nil {
+			r.log.Error("cannot record the multipart upload records fixed", "err", err)
+			p = "multipart upload records: " + err.Error()
+		}
+		if p != "" {
+			problems = append(problems, p)
+		}
+	}
+	if len(problems) > 0 {
+		if state == rebalancer.JobComplete {
+			state = rebalancer.JobFailed
+		}
+		msg = strings.Join(append(problems, msg), "; ")
+		msg = strings.TrimSuffix(msg, "; ")
+	}
 	r.releaseDryRun()
-	r.finish(context.WithoutCancel(ctx), state, msg)
-	r.log.Info("job ended", "state", state.String(), "err", msg)
+	r.finish(fctx, state, msg)
+	r.logEnd(fctx, state, msg)
 	return state, nil
+}
+
+// logEnd logs the job's end, and says when it did not look for buckets
+// (v2) objects at all, which the shark may hold.
+func (r *runner) logEnd(ctx context.Context, state rebalancer.JobState, msg string) {
+	r.log.Info("job ended", "state", state.String(), "err", msg)
+	scanned, note, known, err := r.store.JobBuckets(ctx, r.job.ID)
+	if err == nil && known && !scanned {
+		r.log.Warn("buckets (v2) objects were not scanned: the shark may still hold v2 objects this job did not move", "why", note)
+	}
 }
 
 func (r *runner) finish(ctx context.Context, state rebalancer.JobState, msg string) {
@@ -224,6 +263,13 @@ func (r *runner) prepare(ctx context.Context) error {
 	r.stateMu.Unlock()
 	if r.job.DiscoveryDone {
 		r.discoveryFinished.Store(true)
+	}
+	if r.job.RetryOf != "" {
+		// The uploads whose parts the retried job moved: their remaining
+		// parts go where the others went, and their records get fixed.
+		if err := r.store.InheritUploads(ctx, r.job.ID, r.job.RetryOf, uploadsDone); err != nil {
+			return err
+		}
 	}
 	if err := r.restore(ctx); err != nil {
 		return err

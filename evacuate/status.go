@@ -23,6 +23,9 @@ type Status struct {
 	BytesPerSecond   float64
 	// DryRun, for a dry run, is its report: where objects would go.
 	DryRun *DryRunReport
+	// Buckets is what the job did about buckets (v2) objects: whether it
+	// looked for them, their own counters, and their multipart uploads.
+	Buckets BucketsStatus
 }
 
 // DryRunReport is what a dry run found.
@@ -140,6 +143,9 @@ func (e *Engine) storedStatus(ctx context.Context, id string) (Status, error) {
 		return Status{}, err
 	}
 	st := Status{Job: j, Counts: counts, Duplicates: dups}
+	if st.Buckets, err = e.bucketsStatus(ctx, id); err != nil {
+		return Status{}, err
+	}
 	if !j.StartedAt.IsZero() {
 		end := j.FinishedAt
 		if end.IsZero() {

@@ -80,6 +80,9 @@ type JobStatus struct {
 	Options *evacuate.Options `json:"options,omitempty"`
 	// DryRun is a dry run's report: where objects would go.
 	DryRun *evacuate.DryRunReport `json:"dry_run,omitempty"`
+	// Kinds splits the counts between v1 and v2 (buckets) objects and
+	// says whether the job looked for v2 objects at all.
+	Kinds *Kinds `json:"kinds,omitempty"`
 }
 
 // JobConfig is what a job does.
@@ -244,6 +247,7 @@ func newJobStatus(s evacuate.Status) JobStatus {
 		Progress: p,
 		Options:  &opts,
 		DryRun:   s.DryRun,
+		Kinds:    newKinds(s),
 	}
 }
 

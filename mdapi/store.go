@@ -31,6 +31,11 @@ type ShardClients interface {
 type MetadataStore struct {
 	shards ShardClients
 
+	// BatchSize is how many objects one batchupdateobjects request of
+	// ReplaceSharks carries, 1..MaxBatch (0: MaxBatch). The legacy manager
+	// config's mdapi.max_batch_size sets it. Set it before first use.
+	BatchSize int
+
 	mu      sync.Mutex
 	noBatch map[int]error // shards known to lack batchupdateobjects
 }
@@ -125,7 +130,7 @@ func (s *MetadataStore) ReplaceShark(ctx context.Context, obj rebalancer.Object,
 }
 
 // ReplaceSharks applies several replacements on one shard with
-// batchupdateobjects (MaxBatch objects per request). The server commits one
+// batchupdateobjects (BatchSize objects per request). The server commits one
 // transaction per vnode, so unlike a Moray batch this one is not atomic as
 // a whole: when it fails (the error wraps a *BatchError saying which
 // objects), the objects of the other vnodes were updated. Redoing every
@@ -157,8 +162,12 @@ func (s *MetadataStore) ReplaceSharks(ctx context.Context, shard int, reps []reb
 		updates[i] = u
 	}
 	c := s.shards.Client(shard)
-	for start := 0; start < len(updates); start += MaxBatch {
-		end := min(start+MaxBatch, len(updates))
+	chunk := s.BatchSize
+	if chunk <= 0 || chunk > MaxBatch {
+		chunk = MaxBatch
+	}
+	for start := 0; start < len(updates); start += chunk {
+		end := min(start+chunk, len(updates))
 		err := c.BatchUpdateObjects(ctx, updates[start:end])
 		if errors.Is(err, ErrUnsupported) {
 			s.mu.Lock()

@@ -5,7 +5,11 @@
 // drawn from each run's seed, restarts them, and checks that the job ends
 // Complete with exact counts, that no metadata names a copy that is not on
 // disk with the right MD5, and that no partial file is ever at a final
-// path. See internal/crashtest for the details.
+// path. The fleet holds v1 objects, and buckets (v2) objects and multipart
+// uploads in progress as well when PostgreSQL's server binaries are
+// installed (a throwaway PostgreSQL holds the buckets shards); without
+// them the runs say so and move v1 objects only. See internal/crashtest
+// for the details.
 //
 // It prints a line per run and a final PASS or FAIL line, and exits 1 if
 // any run failed. Run it from the module (it builds the binaries with the
@@ -26,6 +30,7 @@ import (
 
 	"github.com/TritonDataCenter/rebalancer/internal/cmdline"
 	"github.com/TritonDataCenter/rebalancer/internal/crashtest"
+	"github.com/TritonDataCenter/rebalancer/internal/pgtest"
 )
 
 type cli struct {
@@ -33,6 +38,8 @@ type cli struct {
 	ManagerSeeds int           `help:"Runs that SIGKILL the manager." default:"10"`
 	SeedBase     int64         `help:"First seed; runs use SEED-BASE, SEED-BASE+1..." default:"1"`
 	Objects      int           `help:"Objects per run (about 80% on the evacuated shark)." default:"300"`
+	V2Objects    int           `name:"v2-objects" help:"Buckets (v2) objects per run, beside --objects (a throwaway PostgreSQL holds them; 0, with --uploads 0, for v1 objects only)." default:"100"`
+	Uploads      int           `help:"Multipart uploads in progress per run, 3 parts each (v2 as well)." default:"4"`
 	MaxSize      int64         `help:"Largest object in bytes." default:"1048576"`
 	BinDir       string        `help:"Directory with prebuilt rebalancer-agent and rebalancer-manager (default: build them with the go command)." type:"path"`
 	Dir          string        `help:"Where runs make their directories (default: /dev/shm when roomy, else the temp directory)." type:"path"`
@@ -65,6 +72,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		return 2
 	}
 
+	if c.V2Objects < 0 || c.Uploads < 0 {
+		fmt.Fprintln(stderr, "rebalancer-crash: --v2-objects and --uploads must not be negative")
+		return 2
+	}
+	var databases func(ctx context.Context, who string) (string, func(), error)
+	if c.V2Objects+c.Uploads > 0 {
+		if err := pgtest.Available(); err != nil {
+			fmt.Fprintf(stdout, "no buckets (v2) objects: they need PostgreSQL (%v); runs move v1 objects only\n", err)
+		} else {
+			databases = pgtest.CreateDatabase
+			defer pgtest.Stop()
+		}
+	}
+
 	start := time.Now()
 	bins := c.BinDir
 	if bins == "" {
@@ -94,6 +115,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 			seeds[i] = c.SeedBase + int64(i)
 		}
 		rep, err := crashtest.Run(ctx, crashtest.Config{Kill: p.kill, Seeds: seeds, Objects: c.Objects, MaxSize: c.MaxSize,
+			Databases: databases, V2Objects: c.V2Objects, Uploads: c.Uploads,
 			BinDir: bins, Dir: c.Dir, KeepFailed: c.KeepFailed, JobTimeout: c.JobTimeout, Log: stdout})
 		runs += len(rep.Runs)
 		failed += len(rep.Failed())

@@ -2,14 +2,18 @@
 // one process, on nothing but this machine.
 //
 // It starts a small Manta: a Moray per metadata shard with the manta bucket
-// (moraytest, speaking the real Fast protocol), storinfo (storinfotest),
+// (moraytest, speaking the real Fast protocol), a buckets-mdapi per shard
+// for buckets (v2) objects (mdapitest, over a throwaway PostgreSQL when
+// PostgreSQL's server binaries are installed), storinfo (storinfotest),
 // and storage nodes, each a directory served like mako plus a real
-// rebalancer agent writing into it. It writes objects with two copies each,
-// starts the real manager (job store, HTTP API, metrics) and asks it,
-// through its HTTP API, to evacuate one shark, showing progress as it goes.
-// Then it checks the whole fleet from scratch: no metadata names the
-// evacuated shark except objects the job reports it could not move, every
-// copy metadata names is on disk with the right MD5, and the counts match.
+// rebalancer agent writing into it. It writes v1 objects, v2 objects and
+// multipart uploads in progress with two copies each, starts the real
+// manager (job store, HTTP API, metrics) and asks it, through its HTTP
+// API, to evacuate one shark, showing progress as it goes. Then it checks
+// the whole fleet from scratch: no metadata names the evacuated shark
+// except objects the job reports it could not move, every copy metadata
+// names is on disk with the right MD5, every upload record whose parts
+// moved names where they went, and the counts match.
 //
 // Faults can be injected to see what skips, errors and retries look like: a
 // dead source shark, corrupt source copies, and another writer changing
@@ -61,7 +65,9 @@ type cli struct {
 	OnEvacuated float64  `name:"on-evacuated" help:"Share of the objects with a copy on the evacuated shark, in (0,1]." default:"0.5"`
 	Sharks      int      `help:"Storage nodes." default:"6"`
 	Datacenters int      `help:"Datacenters the sharks are spread over." default:"3"`
-	Shards      int      `help:"Metadata shards (one Moray each)." default:"2"`
+	Shards      int      `help:"Metadata shards: a Moray each, and a buckets-mdapi each for the v2 objects." default:"2"`
+	V2Objects   int      `name:"v2-objects" help:"Buckets (v2) objects to write, in several buckets and vnodes, with --copies copies each like v1 objects. v2 objects need PostgreSQL's server binaries (initdb, postgres): the demo starts a throwaway PostgreSQL; without the binaries it says so and moves v1 objects only." default:"1000"`
+	Uploads     int      `help:"Multipart uploads in progress to write (v2 as well): each a record naming its preallocated sharks and 3 parts on each of them. The job must move an upload's parts together and fix its record." default:"20"`
 	Evacuate    string   `help:"Storage id of the shark to evacuate." default:"1.stor.demo.example"`
 	Seed        uint64   `help:"Seed of the objects (same seed, same objects)." default:"1"`
 
@@ -127,6 +133,8 @@ type hooks struct {
 	free func(dir string) (int64, error)
 	// progressEvery replaces the interval of progress lines off a terminal.
 	progressEvery time.Duration
+	// buckets replaces the throwaway PostgreSQL of the v2 objects.
+	buckets bucketsDatabases
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, h hooks) (code int) {
@@ -191,6 +199,9 @@ func (c *cli) validate() error {
 	if c.OnEvacuated <= 0 || c.OnEvacuated > 1 {
 		errs = append(errs, errors.New("--on-evacuated must be in (0,1]"))
 	}
+	if c.V2Objects < 0 || c.Uploads < 0 {
+		errs = append(errs, errors.New("--v2-objects and --uploads must not be negative"))
+	}
 	if c.Corrupt < 0 || c.EtagConflicts < 0 {
 		errs = append(errs, errors.New("--corrupt and --etag-conflicts must not be negative"))
 	}
@@ -210,13 +221,16 @@ type demo struct {
 	// while writing the objects (default 5s).
 	progressEvery time.Duration
 
-	fleet   *testbed.Fleet
-	pop     testbed.Population
-	api     string         // the manager's base URL
-	jobs    *jobapi.Client // its job API
-	scratch string         // the fleet's directory
-	tmpDir  bool           // scratch is ours to remove
-	held    bool           // --hold reached the point where it holds
+	fleet *testbed.Fleet
+	pop   testbed.Population       // v1 objects
+	v2    testbed.BucketPopulation // v2 objects and uploads
+	// noBuckets, when set, is why the demo has no v2 objects.
+	noBuckets string
+	api       string         // the manager's base URL
+	jobs      *jobapi.Client // its job API
+	scratch   string         // the fleet's directory
+	tmpDir    bool           // scratch is ours to remove
+	held      bool           // --hold reached the point where it holds
 
 	// Injected faults, for the verdict.
 	corrupted map[string]string // object id -> shark holding the corrupt copy
@@ -225,6 +239,10 @@ type demo struct {
 }
 
 func (d *demo) say(format string, args ...any) { fmt.Fprintf(d.out, format+"\n", args...) }
+
+// pinned is how many objects, v1 and v2, have a copy on the evacuated
+// shark.
+func (d *demo) pinned() int { return d.pop.Pinned + d.v2.Pinned }
 
 func (d *demo) run(ctx context.Context) (bool, error) {
 	log := slog.New(slog.DiscardHandler)
@@ -247,8 +265,13 @@ func (d *demo) run(ctx context.Context) (bool, error) {
 	}()
 
 	start := time.Now()
+	buckets, stopPostgres, err := d.startBuckets(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer stopPostgres()
 	f, err := testbed.Start(ctx, testbed.Config{Sharks: d.Sharks, Datacenters: d.Datacenters, Shards: d.Shards,
-		Dir: d.scratch, Logger: log, StorinfoInterval: time.Second})
+		Dir: d.scratch, Logger: log, StorinfoInterval: time.Second, Buckets: buckets})
 	if err != nil {
 		return false, err
 	}
@@ -260,8 +283,12 @@ func (d *demo) run(ctx context.Context) (bool, error) {
 	if d.DeadSource != "" && f.Shark(d.DeadSource) == nil {
 		return false, fmt.Errorf("--dead-source: no shark %s", d.DeadSource)
 	}
-	d.say("Starting a small Manta in this process: %d sharks in %d datacenters, %d metadata shards (Moray over Fast), storinfo, an agent per shark.",
-		d.Sharks, d.Datacenters, d.Shards)
+	tier := ""
+	if f.HasBuckets() {
+		tier = fmt.Sprintf(", %d buckets-mdapi shards (Fast, their data in a throwaway PostgreSQL)", d.Shards)
+	}
+	d.say("Starting a small Manta in this process: %d sharks in %d datacenters, %d metadata shards (Moray over Fast)%s, storinfo, an agent per shark.",
+		d.Sharks, d.Datacenters, d.Shards, tier)
 	// The testbed's agents run with the source allow-list on, as
 	// production agents should.
 	d.say("  agents download only from: %s", strings.Join(f.Shark(d.Evacuate).Agent().Config().AllowSources, ", "))
@@ -271,8 +298,14 @@ func (d *demo) run(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	d.say("Wrote %s objects (%s, %d copies each); %s have a copy on %s. [%s]",
-		humanize.Comma(int64(d.pop.Objects)), humanize.IBytes(uint64(d.pop.Bytes)), d.Copies, humanize.Comma(int64(d.pop.Pinned)),
-		d.Evacuate, time.Since(start).Round(time.Millisecond))
+		humanize.Comma(int64(d.pop.Objects+d.v2.Objects)), humanize.IBytes(uint64(d.pop.Bytes+d.v2.Bytes)), d.Copies,
+		humanize.Comma(int64(d.pinned())), d.Evacuate, time.Since(start).Round(time.Millisecond))
+	if f.HasBuckets() {
+		d.say("  v1 (Moray): %s objects, %s on %s", humanize.Comma(int64(d.pop.Objects)), humanize.Comma(int64(d.pop.Pinned)), d.Evacuate)
+		d.say("  v2 (buckets-mdapi): %s objects in %d buckets, %s of them parts of %d multipart uploads in progress; %s on %s (parts of %d uploads among them)",
+			humanize.Comma(int64(d.v2.Objects)), d.v2.Buckets, humanize.Comma(int64(d.v2.Parts)), d.v2.Uploads,
+			humanize.Comma(int64(d.v2.Pinned)), d.Evacuate, d.v2.UploadsPinned)
+	}
 	if d.hooks.populated != nil {
 		d.hooks.populated()
 	}
@@ -383,6 +416,9 @@ func (d *demo) explainHold(job string) {
 	for _, n := range d.fleet.ShardNumbers() {
 		d.say("  Moray, shard %d:     %s (Fast protocol)", n, d.fleet.MorayAddr(n))
 	}
+	for _, n := range d.fleet.BucketsShardNumbers() {
+		d.say("  buckets-mdapi, shard %d: %s (Fast protocol; its data in %s)", n, d.fleet.Mdapi(n).Addr(), d.fleet.BucketsDSN(n))
+	}
 	for i, s := range d.fleet.Sharks() {
 		if i == 6 {
 			d.say("  ... and %d more sharks", len(d.fleet.Sharks())-i)
@@ -421,7 +457,7 @@ func (d *demo) createJob(ctx context.Context) (string, error) {
 func (d *demo) watch(ctx context.Context, id string) error {
 	var bar *progressbar.ProgressBar
 	if d.tty {
-		bar = progressbar.NewOptions64(int64(d.pop.Pinned), progressbar.OptionSetWriter(d.out),
+		bar = progressbar.NewOptions64(int64(d.pinned()), progressbar.OptionSetWriter(d.out),
 			progressbar.OptionSetDescription("objects"), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
 			progressbar.OptionSetItsString("obj"), progressbar.OptionSetPredictTime(true), progressbar.OptionFullWidth(),
 			progressbar.OptionThrottle(100*time.Millisecond))
@@ -438,7 +474,7 @@ func (d *demo) watch(ctx context.Context, id string) error {
 		} else if time.Since(lastLine) >= time.Second || doc.State.Terminal() {
 			lastLine = time.Now()
 			d.say("  %s: %s of %s objects done, %s moved (%s), %.0f objects/s",
-				doc.State.Title(), humanize.Comma(p.ObjectsDone), humanize.Comma(int64(d.pop.Pinned)),
+				doc.State.Title(), humanize.Comma(p.ObjectsDone), humanize.Comma(int64(d.pinned())),
 				humanize.Comma(p.ObjectsComplete), humanize.IBytes(uint64(p.BytesComplete)), p.ObjectsPerSecond)
 		}
 		if doc.State.Terminal() {

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/internal/logging"
+	"github.com/TritonDataCenter/rebalancer/internal/pgtest"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
 	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 )
@@ -25,17 +28,49 @@ func lastLine(s string) string {
 	return lines[len(lines)-1]
 }
 
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
 func runDemo(t *testing.T, h hooks, args ...string) (int, string) {
 	t.Helper()
-	code, out, errOut := runDemoCtx(context.Background(), h, args...)
+	code, out, errOut := runDemoCtx(t, context.Background(), h, args...)
 	return code, out + errOut
 }
 
-func runDemoCtx(ctx context.Context, h hooks, args ...string) (code int, stdout, stderr string) {
+// runDemoCtx runs the demo with args. Unless args say otherwise, it writes
+// fewer v2 objects than the default (--v2-objects 60 --uploads 4), and the
+// buckets shards keep them in databases of the test's PostgreSQL
+// (pgtest.NewDatabase: without one, the test is skipped loudly, or fails
+// under CI) rather than in a PostgreSQL of the demo's own.
+func runDemoCtx(t *testing.T, ctx context.Context, h hooks, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	if !slices.ContainsFunc(args, func(a string) bool {
+		return strings.HasPrefix(a, "--v2-objects") || strings.HasPrefix(a, "--uploads") || a == "--help"
+	}) {
+		args = append(args, "--v2-objects", "60", "--uploads", "4")
+	}
+	if h.buckets == nil {
+		h.buckets = testDatabases(t)
+	}
 	var out, errOut testutil.Buffer
 	code = run(ctx, args, &out, &errOut, h)
 	return code, out.String(), errOut.String()
 }
+
+// testDatabases gives the buckets shards databases of the test's
+// PostgreSQL, dropped when t ends.
+func testDatabases(t *testing.T) bucketsDatabases {
+	return func(ctx context.Context, n int) ([]string, func(), error) {
+		var dsns []string
+		for range n {
+			dsns = append(dsns, pgtest.NewDatabase(t))
+		}
+		return dsns, func() {}, nil
+	}
+}
+
+// passLine matches the verdict of a run that moved v1 and v2 objects and
+// fixed upload records, with the counts.
+var passLine = regexp.MustCompile(`^PASS: ([\d,]+) objects moved off \S+ and verified \(v1 ([\d,]+), v2 ([\d,]+), MPU uploads (\d+) fixed; [\d,]+ copies MD5-checked on disk\)`)
 
 // The demo as CI runs it: a small evacuation, verified.
 func TestDemo(t *testing.T) {
@@ -56,6 +91,11 @@ func TestDemo(t *testing.T) {
 			code, out := runDemo(t, hooks{}, tt.args...)
 			if code != 0 || !strings.HasPrefix(lastLine(out), "PASS: ") {
 				t.Fatalf("exit %d, output:\n%s", code, out)
+			}
+			// v1 and v2 objects moved, and upload records fixed.
+			m := passLine.FindStringSubmatch(lastLine(out))
+			if m == nil || m[2] == "0" || m[3] == "0" || m[4] == "0" {
+				t.Errorf("the verdict lacks v1 and v2 counts and fixed uploads: %q", lastLine(out))
 			}
 			for _, want := range tt.contains {
 				if !strings.Contains(out, want) {
@@ -102,6 +142,7 @@ func TestDemoFlags(t *testing.T) {
 	}{
 		{[]string{"--help"}, 0, "--dead-source"},
 		{[]string{"--objects", "0"}, 2, "--objects must be positive"},
+		{[]string{"--uploads=-1"}, 2, "--v2-objects and --uploads must not be negative"},
 		{[]string{"--copies", "6"}, 2, "--copies must be in 1..5"},
 		{[]string{"--min-size", "1MiB", "--max-size", "4KiB"}, 2, "is below --min-size"},
 		{[]string{"--min-size", "lots"}, 2, "--min-size"},
@@ -122,7 +163,7 @@ func TestDemoFlags(t *testing.T) {
 // written, with the estimate and the ways out; --force writes anyway.
 func TestDemoRefusesWhatDoesNotFit(t *testing.T) {
 	small := hooks{free: func(string) (int64, error) { return 1 << 20, nil }}
-	code, out, errOut := runDemoCtx(context.Background(), small, "--objects", "200")
+	code, out, errOut := runDemoCtx(t, context.Background(), small, "--objects", "200")
 	if code != 2 || !strings.Contains(errOut, "the demo would write about ") || !strings.Contains(errOut, "has 1.0 MiB free") ||
 		!strings.Contains(errOut, "--dir") || !strings.Contains(errOut, "--force") {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
@@ -130,7 +171,7 @@ func TestDemoRefusesWhatDoesNotFit(t *testing.T) {
 	if strings.Contains(out, "Starting") || strings.Contains(out, "Wrote") {
 		t.Errorf("work started before the refusal:\n%s", out)
 	}
-	code, out, errOut = runDemoCtx(context.Background(), small, "--objects", "200", "--force")
+	code, out, errOut = runDemoCtx(t, context.Background(), small, "--objects", "200", "--force")
 	if code != 0 || !strings.HasPrefix(lastLine(out), "PASS: ") {
 		t.Fatalf("--force: exit %d\n%s%s", code, out, errOut)
 	}
@@ -160,7 +201,7 @@ func TestDemoBusyPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	code, out, errOut := runDemoCtx(context.Background(), hooks{}, "--listen", ln.Addr().String())
+	code, out, errOut := runDemoCtx(t, context.Background(), hooks{}, "--listen", ln.Addr().String())
 	if code != 2 || !strings.Contains(errOut, "--listen "+ln.Addr().String()) || !strings.Contains(errOut, "address already in use") ||
 		!strings.Contains(errOut, "127.0.0.1:0 picks a free port") {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
@@ -178,7 +219,7 @@ func TestDemoInterrupted(t *testing.T) {
 		code int
 	}{{os.Interrupt, 130}, {syscall.SIGTERM, 143}} {
 		ctx, cancel := context.WithCancelCause(context.Background())
-		code, out, errOut := runDemoCtx(ctx, hooks{populated: func() { cancel(interrupted{tt.sig}) }}, "--objects", "100")
+		code, out, errOut := runDemoCtx(t, ctx, hooks{populated: func() { cancel(interrupted{tt.sig}) }}, "--objects", "100")
 		if code != tt.code || !strings.HasPrefix(lastLine(out), "interrupted: ") || strings.Contains(out, "FAIL") {
 			t.Fatalf("%v: exit %d\n%s%s", tt.sig, code, out, errOut)
 		}
@@ -212,12 +253,12 @@ func TestDemoHold(t *testing.T) {
 	}
 	api = "http://" + ln.Addr().String()
 	ln.Close()
-	code, out, errOut := runDemoCtx(ctx, h, "--objects", "100", "--hold", "--listen", strings.TrimPrefix(api, "http://"))
+	code, out, errOut := runDemoCtx(t, ctx, h, "--objects", "100", "--hold", "--listen", strings.TrimPrefix(api, "http://"))
 	if code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
 	for _, want := range []string{"Holding everything up until you interrupt the demo (Ctrl-C, or kill -TERM ",
-		"rebalancer-adm --manager " + api + " job list", "Moray, shard 1:", "1.stor.demo.example: file server http://127.0.0.1:",
+		"rebalancer-adm --manager " + api + " job list", "Moray, shard 1:", "buckets-mdapi, shard 2: 127.0.0.1:", "1.stor.demo.example: file server http://127.0.0.1:",
 		"(removed when the demo stops)", "Stopping everything and "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -225,10 +266,38 @@ func TestDemoHold(t *testing.T) {
 	}
 }
 
+// Without PostgreSQL's server binaries the demo says so plainly and moves
+// v1 objects only; so it does when asked for no v2 objects.
+func TestDemoWithoutPostgres(t *testing.T) {
+	noBinaries := hooks{buckets: func(context.Context, int) ([]string, func(), error) { return nil, nil, pgtest.ErrNoBinaries }}
+	code, out := runDemo(t, noBinaries, "--objects", "200")
+	if code != 0 || !strings.Contains(out, "No buckets (v2) objects: they need PostgreSQL's server binaries (initdb, postgres)") ||
+		!strings.Contains(out, "Going on with v1 objects only.") || strings.Contains(out, "buckets-mdapi shards (Fast") || !strings.Contains(out, "v2 objects: not scanned (no buckets-mdapi shards are configured") ||
+		!regexp.MustCompile(`^PASS: ([\d,]+) objects moved off \S+ and verified \(v1 ([\d,]+); no v2 objects: no PostgreSQL server binaries \(initdb, postgres\) on this machine; `).MatchString(lastLine(out)) {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	started := false
+	code, out = runDemo(t, hooks{buckets: func(context.Context, int) ([]string, func(), error) {
+		started = true
+		return nil, nil, errors.New("not wanted")
+	}}, "--objects", "200", "--v2-objects", "0", "--uploads", "0")
+	if code != 0 || started || !strings.Contains(lastLine(out), "no v2 objects: --v2-objects 0 --uploads 0;") {
+		t.Fatalf("exit %d, PostgreSQL started %v\n%s", code, started, out)
+	}
+	// Another failure to start PostgreSQL ends the demo, saying how to
+	// run without.
+	code, out = runDemo(t, hooks{buckets: func(context.Context, int) ([]string, func(), error) {
+		return nil, nil, errors.New("initdb: disk full")
+	}}, "--objects", "200")
+	if code != 1 || !strings.Contains(lastLine(out), "initdb: disk full (--v2-objects 0 --uploads 0 runs with v1 objects only)") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+}
+
 // Off a terminal, writing the objects shows a line every so often.
 func TestDemoPopulateProgress(t *testing.T) {
 	code, out := runDemo(t, hooks{progressEvery: time.Millisecond}, "--objects", "1500")
-	if code != 0 || !strings.Contains(out, "  writing: ") || !strings.Contains(out, " of 1,500 objects (") {
+	if code != 0 || !strings.Contains(out, "  writing: ") || !strings.Contains(out, " of 1,572 objects (" /* 1,500 v1, 60 v2 and 4 uploads of 3 parts */) {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
 }
@@ -236,7 +305,7 @@ func TestDemoPopulateProgress(t *testing.T) {
 // With -v every component logs to stderr as bunyan records, the demo's
 // name on each, a component given once.
 func TestDemoVerboseLogs(t *testing.T) {
-	code, out, errOut := runDemoCtx(context.Background(), hooks{}, "--objects", "100", "-v")
+	code, out, errOut := runDemoCtx(t, context.Background(), hooks{}, "--objects", "100", "-v")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}

@@ -37,8 +37,10 @@ type estimate struct {
 }
 
 func (c *cli) estimate() estimate {
-	e := estimate{objects: int64(c.Objects), copies: int64(c.Copies), mean: (int64(c.MinSize) + int64(c.MaxSize)) / 2}
-	e.agentCopies = int64(math.Ceil(float64(c.Objects) * c.OnEvacuated))
+	// v2 objects and upload parts are sized and copied like v1 objects.
+	all := c.Objects + c.V2Objects + c.Uploads*uploadParts
+	e := estimate{objects: int64(all), copies: int64(c.Copies), mean: (int64(c.MinSize) + int64(c.MaxSize)) / 2}
+	e.agentCopies = int64(math.Ceil(float64(all) * c.OnEvacuated))
 	// Sizes are uniform over [min, max]: over a range of a block or more,
 	// the rounding wastes half a block on average.
 	perFile := (e.mean + blockSize - 1) / blockSize * blockSize
@@ -138,10 +140,15 @@ func (d *demo) populate(ctx context.Context) error {
 		defer close(stopped)
 		d.progress(done, est, &objects, &bytes)
 	}()
-	var err error
-	d.pop, err = d.fleet.Populate(ctx, testbed.Objects{Count: d.Objects, MinSize: int64(d.MinSize), MaxSize: int64(d.MaxSize),
+	objs := testbed.Objects{Count: d.Objects, MinSize: int64(d.MinSize), MaxSize: int64(d.MaxSize),
 		Copies: d.Copies, Seed: d.Seed, Pin: d.Evacuate, PinFraction: d.OnEvacuated,
-		Progress: func(b int64) { objects.Add(1); bytes.Add(b) }})
+		Progress: func(b int64) { objects.Add(1); bytes.Add(b) }}
+	var err error
+	d.pop, err = d.fleet.Populate(ctx, objs)
+	if err == nil && d.fleet.HasBuckets() {
+		objs.Count = d.V2Objects
+		d.v2, err = d.fleet.PopulateBuckets(ctx, testbed.BucketObjects{Objects: objs, Uploads: d.Uploads, Parts: uploadParts})
+	}
 	close(done)
 	<-stopped
 	return err

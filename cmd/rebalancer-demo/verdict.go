@@ -18,6 +18,7 @@ import (
 	"github.com/TritonDataCenter/rebalancer/evacuate"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
 	"github.com/TritonDataCenter/rebalancer/jobapi"
+	"github.com/TritonDataCenter/rebalancer/mdapi"
 	"github.com/TritonDataCenter/rebalancer/moray/moraytest"
 )
 
@@ -40,17 +41,28 @@ func (d *demo) injectFaults(ctx context.Context) error {
 		return fmt.Errorf("list the objects on %s: %w", d.Evacuate, err)
 	}
 	if d.DeadSource != "" {
+		// v2 objects too: their copies are served by the same file server.
+		all := slices.Clone(objs)
+		if d.fleet.HasBuckets() {
+			err := d.fleet.BucketsSource().Discover(ctx, rebalancer.DiscoverRequest{Shark: d.Evacuate}, func(o rebalancer.Object) error {
+				all = append(all, o)
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("list the v2 objects on %s: %w", d.Evacuate, err)
+			}
+		}
 		d.fleet.Shark(d.DeadSource).StopMako()
 		d.onDead = map[string]bool{}
-		for _, o := range objs {
+		for _, o := range all {
 			if o.HasShark(d.DeadSource) {
 				d.onDead[o.ID] = true
 			}
 		}
 		d.say("Fault: the file server of %s is down; %s of the objects to move have a copy there.", d.DeadSource, humanize.Comma(int64(len(d.onDead))))
 	}
-	// Sources of the remaining faults: objects whose other copies are all
-	// on live sharks, each object used by one fault only.
+	// Sources of the remaining faults: v1 objects whose other copies are
+	// all on live sharks, each object used by one fault only.
 	var usable []rebalancer.Object
 	for _, o := range objs {
 		if len(o.Sharks) > 1 && (d.DeadSource == "" || !o.HasShark(d.DeadSource)) {
@@ -175,9 +187,42 @@ func (d *demo) printJob(st evacuate.Status, elapsed time.Duration) {
 	d.say("  skipped:    %s%s", humanize.Comma(skipped), breakdown(st, rebalancer.ObjectSkipped))
 	d.say("  errors:     %s%s", humanize.Comma(failed), breakdown(st, rebalancer.ObjectError))
 	d.say("  duplicates: %s", humanize.Comma(st.Duplicates))
+	b := st.Buckets
+	switch {
+	case b.Scanned:
+		v2, v2Bytes := v2Total(st, rebalancer.ObjectComplete)
+		d.say("  of the moved: v1 %s (%s), v2 %s (%s)", humanize.Comma(complete-v2), humanize.IBytes(uint64(bytesMoved-v2Bytes)),
+			humanize.Comma(v2), humanize.IBytes(uint64(v2Bytes)))
+		d.say("  multipart upload records: %s", uploadOutcomes(b.Uploads))
+	case b.Known:
+		d.say("  v2 objects: not scanned (%s)", b.NotScanned)
+	}
 	if st.Job.Error != "" {
 		d.say("  job error:  %s", st.Job.Error)
 	}
+}
+
+// v2Total is Status.Total of the job's v2 objects alone.
+func v2Total(st evacuate.Status, status rebalancer.ObjectStatus) (n, bytes int64) {
+	for _, c := range st.Buckets.Counts {
+		if c.Status == status.String() {
+			n += c.N
+			bytes += c.Bytes
+		}
+	}
+	return n, bytes
+}
+
+// uploadOutcomes is "N fixed, M parts_left", or "none".
+func uploadOutcomes(m map[string]int64) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s %s", humanize.Comma(m[k]), k))
+	}
+	if len(parts) == 0 {
+		return "none had parts moved"
+	}
+	return strings.Join(parts, ", ")
 }
 
 func breakdown(st evacuate.Status, status rebalancer.ObjectStatus) string {
@@ -343,9 +388,27 @@ func (d *demo) verdict(ctx context.Context, st evacuate.Status, rep testbed.Repo
 	}
 
 	check(st.Job.State == rebalancer.JobComplete, "the job completed (state %s)", st.Job.State)
-	check(total == int64(d.pop.Pinned) && st.Remaining() == 0,
+	check(total == int64(d.pinned()) && st.Remaining() == 0,
 		"every object on %s was found and reached a final status (%s found, %s written there, %s not final)",
-		d.Evacuate, humanize.Comma(total), humanize.Comma(int64(d.pop.Pinned)), humanize.Comma(st.Remaining()))
+		d.Evacuate, humanize.Comma(total), humanize.Comma(int64(d.pinned())), humanize.Comma(st.Remaining()))
+	v2Moved, _ := v2Total(st, rebalancer.ObjectComplete)
+	fixed := st.Buckets.Uploads[mdapi.UploadFixed.String()]
+	if d.fleet.HasBuckets() {
+		var v2Found int64
+		for _, c := range st.Buckets.Counts {
+			v2Found += c.N
+		}
+		check(st.Buckets.Scanned && v2Found == int64(d.v2.Pinned),
+			"the job looked for v2 objects too, and found every one on %s (%s found, %s written there)",
+			d.Evacuate, humanize.Comma(v2Found), humanize.Comma(int64(d.v2.Pinned)))
+		// An upload's record is fixed once all its parts on the shark
+		// moved; one whose parts could not all move (a fault) keeps
+		// naming the shark, as Verify counts.
+		left := st.Buckets.Uploads[evacuate.UploadPartsLeft]
+		check(fixed+left == int64(d.v2.UploadsPinned) && left == int64(rep.UploadsSkipped) && (left == 0 || len(notMoved) > 0),
+			"the record of every multipart upload with parts on %s names where its parts went, unless some could not move (%s fixed, %s with parts left, of %d)",
+			d.Evacuate, humanize.Comma(fixed), humanize.Comma(left), d.v2.UploadsPinned)
+	}
 	left := found.stillReported.n + found.stillUnreported.n + rep.SingleCopy + rep.NoDestination
 	check(int64(left) == skipped+failed && found.stillUnreported.n == 0 && len(notMoved) == int(skipped+failed),
 		"metadata names %s only for the objects the job reports not moved (%s named, %s skipped or in error)%s",
@@ -381,8 +444,12 @@ func (d *demo) verdict(ctx context.Context, st evacuate.Status, rep testbed.Repo
 	if n := len(notMoved); n > 0 {
 		notMovedNote = fmt.Sprintf("; %s could not be moved, each for the reason shown", humanize.Comma(int64(n)))
 	}
-	d.say("PASS: %s objects moved off %s and verified (%s copies MD5-checked on disk)%s.",
-		humanize.Comma(complete), d.Evacuate, humanize.Comma(int64(rep.CopiesOK)), notMovedNote)
+	kinds := fmt.Sprintf("v1 %s; no v2 objects: %s", humanize.Comma(complete), d.noBuckets)
+	if d.fleet.HasBuckets() {
+		kinds = fmt.Sprintf("v1 %s, v2 %s, MPU uploads %s fixed", humanize.Comma(complete-v2Moved), humanize.Comma(v2Moved), humanize.Comma(fixed))
+	}
+	d.say("PASS: %s objects moved off %s and verified (%s; %s copies MD5-checked on disk)%s.",
+		humanize.Comma(complete), d.Evacuate, kinds, humanize.Comma(int64(rep.CopiesOK)), notMovedNote)
 	return true
 }
 

@@ -15,7 +15,9 @@ import (
 
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/agent"
+	"github.com/TritonDataCenter/rebalancer/evacuate"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
+	"github.com/TritonDataCenter/rebalancer/mdapi"
 	"github.com/TritonDataCenter/rebalancer/moray"
 )
 
@@ -57,8 +59,11 @@ func (r *run) check(ctx context.Context) error {
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	if len(index) != r.cfg.Objects {
-		add("metadata: %d objects, %d were written", len(index), r.cfg.Objects)
+	if written := r.cfg.Objects + r.v2.Objects; len(index) != written {
+		add("metadata: %d objects, %d were written", len(index), written)
+	}
+	if r.fleet.HasBuckets() {
+		r.checkV2(d, index, add)
 	}
 	var onEvac int64
 	var wrongCopies []string
@@ -102,8 +107,35 @@ func (r *run) check(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// index reads every object's metadata from every shard, keyed by the
-// path of its copies under a shark's root ("{owner}/{object id}").
+// checkV2 checks the job's v2 counts against the v2 objects' metadata, and
+// that it fixed the record of every upload whose parts on the shark all
+// moved (Verify checks the records themselves).
+func (r *run) checkV2(d jobDoc, index map[string]rebalancer.Object, add func(string, ...any)) {
+	k := d.kinds()
+	if k == nil || k.V2.Scanned == nil || !*k.V2.Scanned {
+		add("v2: the job did not say that it looked for v2 objects: %+v", k)
+		return
+	}
+	var onEvac int64
+	for _, o := range index {
+		if o.IsBucket && o.HasShark(evacuated) {
+			onEvac++
+		}
+	}
+	v2 := k.V2
+	if v2.Objects != int64(r.v2.Pinned) || v2.Remaining != 0 || v2.Complete != int64(r.v2.Pinned)-onEvac || v2.Skipped+v2.Error != onEvac {
+		add("v2 counts: %d objects (%d complete, %d skipped, %d error, %d remaining); %d v2 objects listed %s, %d still do",
+			v2.Objects, v2.Complete, v2.Skipped, v2.Error, v2.Remaining, r.v2.Pinned, evacuated, onEvac)
+	}
+	fixed, left := v2.Uploads[mdapi.UploadFixed.String()], v2.Uploads[evacuate.UploadPartsLeft]
+	if fixed+left != int64(r.v2.UploadsPinned) || (left > 0 && onEvac == 0) {
+		add("v2 uploads: %v, but %d uploads had parts on %s and %d v2 objects are still there", v2.Uploads, r.v2.UploadsPinned, evacuated, onEvac)
+	}
+}
+
+// index reads every object's metadata from every shard, v1 and v2, keyed
+// by the path of its copies under a shark's root ("{owner}/{object id}",
+// or testbed.V2Path).
 func (r *run) index(ctx context.Context) (map[string]rebalancer.Object, error) {
 	out := map[string]rebalancer.Object{}
 	for _, n := range r.fleet.ShardNumbers() {
@@ -122,6 +154,21 @@ func (r *run) index(ctx context.Context) (map[string]rebalancer.Object, error) {
 				return nil, fmt.Errorf("metadata of %s on shard %d: %w", rec.Key, n, err)
 			}
 			out[o.Owner+"/"+o.ID] = o
+		}
+	}
+	for i, srv := range r.fleet.Mdapis() {
+		rows, err := srv.Objects(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("v2 metadata on buckets shard %d: %w", i+1, err)
+		}
+		for _, row := range rows {
+			if strings.HasPrefix(row.Name, ".mpu-uploads/") {
+				continue // an upload record: no content
+			}
+			loc := mdapi.Locator{Owner: row.Owner, BucketID: row.BucketID, Name: row.Name, Vnode: row.Vnode}
+			out[testbed.V2Path(row.Owner, row.BucketID, row.ID, row.Name)] = rebalancer.Object{ID: row.ID, Key: loc.Key(),
+				Owner: row.Owner, Shard: i + 1, ContentLength: row.ContentLength, ContentMD5: row.ContentMD5, Sharks: row.Sharks,
+				BucketID: row.BucketID, IsBucket: true, Name: row.Name}
 		}
 	}
 	return out, nil

@@ -2,7 +2,9 @@
 // evacuations and checks that nothing was lost, corrupted or miscounted.
 //
 // Each run starts a fleet (internal/testbed) whose Moray, storinfo and
-// shark file servers run in this process while every shark's agent is a
+// shark file servers run in this process (and, with Config.Databases, a
+// buckets-mdapi per buckets shard over PostgreSQL, holding buckets (v2)
+// objects and multipart uploads in progress) while every shark's agent is a
 // rebalancer-agent process over the shark's directories, and starts a
 // rebalancer-manager process configured as config-agent would configure
 // it. The processes reach the fleet by its production names
@@ -19,16 +21,20 @@
 //
 //   - the job is Complete, and its counts are exact: the per-status counts
 //     add up to the objects discovered, which are the objects that listed
-//     the evacuated shark; none is left unprocessed, assigned or in post
-//     processing; Complete equals the objects whose metadata moved off the
-//     shark, and Skipped plus Error the objects still on it;
+//     the evacuated shark, v1 and v2; none is left unprocessed, assigned or
+//     in post processing; Complete equals the objects whose metadata moved
+//     off the shark, and Skipped plus Error the objects still on it; the v2
+//     counts are those of the v2 objects, and the record of every upload
+//     whose parts all moved was fixed;
 //   - testbed's Verify of the evacuated shark is clean: no metadata names a
 //     copy that is not on disk with the right size and MD5, no object still
-//     names the shark when it could have moved, no partial download is left
-//     in an agent's temp directory;
+//     names the shark when it could have moved, no upload record names it
+//     when no part is left there, no partial download is left in an
+//     agent's temp directory;
 //   - every object still has as many copies as it was written with;
 //   - every file on every shark outside the agent's temp directory is at a
-//     final path ({owner}/{object}) of an object and is a whole copy of it
+//     final path ({owner}/{object}, or a v2 object's path) of an object and
+//     is a whole copy of it
 //     (size and MD5), whether or not metadata names it: no partial file
 //     ever appears at a final path.
 //
@@ -78,6 +84,15 @@ type Config struct {
 	// Objects is how many objects each run writes (default 300); about
 	// four in five have a copy on the evacuated shark.
 	Objects int
+	// Databases, when set, creates an empty PostgreSQL database and returns
+	// its URL and a function that drops it (pgtest.CreateDatabase): each
+	// run then has a buckets tier of bucketsShards shards, and writes
+	// V2Objects buckets (v2) objects (default a third of Objects) and
+	// Uploads multipart uploads in progress (default 4), each with 3
+	// parts, as many of them on the evacuated shark as of v1 objects.
+	Databases func(ctx context.Context, who string) (url string, drop func(), err error)
+	V2Objects int
+	Uploads   int
 	// MaxSize is the largest object in bytes (default 1 MiB): most objects
 	// take several writes, so that kills land in the middle of them.
 	MaxSize int64
@@ -102,6 +117,9 @@ func (c Config) withDefaults() Config {
 	if c.Objects <= 0 {
 		c.Objects = 300
 	}
+	if c.Databases != nil && c.V2Objects <= 0 && c.Uploads <= 0 {
+		c.V2Objects, c.Uploads = c.Objects/3, 4
+	}
 	if c.MaxSize <= 0 {
 		c.MaxSize = 1 << 20
 	}
@@ -124,8 +142,12 @@ type Result struct {
 	// Kills are the SIGKILLs delivered: whom, when after the job's
 	// creation, and for how long.
 	Kills []string
-	// Objects is how many objects had a copy on the evacuated shark.
-	Objects int
+	// Objects is how many objects had a copy on the evacuated shark; V2
+	// how many of them were v2 objects, and Uploads how many multipart
+	// uploads had parts there, of which UploadsFixed had their record
+	// fixed by the job.
+	Objects, V2           int
+	Uploads, UploadsFixed int
 	// Counts are the job's final counts by status (the API's Title Case
 	// names).
 	Counts map[string]int64
@@ -149,8 +171,12 @@ func (r Result) String() string {
 	if r.JobTime > 0 {
 		job = fmt.Sprintf("%.1fs", r.JobTime.Seconds())
 	}
-	s := fmt.Sprintf("%s %-7s seed %-4d %d objects: complete %d, skipped %d, error %d; job %s, run %.1fs; killed %s",
-		verdict, r.Kill, r.Seed, r.Objects, r.Counts["Complete"], r.Counts["Skipped"], r.Counts["Error"],
+	v2 := ""
+	if r.V2 > 0 || r.Uploads > 0 {
+		v2 = fmt.Sprintf(" (v2 %d, uploads %d, %d fixed)", r.V2, r.Uploads, r.UploadsFixed)
+	}
+	s := fmt.Sprintf("%s %-7s seed %-4d %d objects%s: complete %d, skipped %d, error %d; job %s, run %.1fs; killed %s",
+		verdict, r.Kill, r.Seed, r.Objects, v2, r.Counts["Complete"], r.Counts["Skipped"], r.Counts["Error"],
 		job, r.Elapsed.Seconds(), strings.Join(r.Kills, ", "))
 	if r.Dir != "" {
 		s += "; kept " + r.Dir

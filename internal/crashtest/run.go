@@ -19,6 +19,7 @@ import (
 	"github.com/TritonDataCenter/rebalancer/internal/retry"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
 	"github.com/TritonDataCenter/rebalancer/jobapi"
+	"github.com/TritonDataCenter/rebalancer/mdapi"
 )
 
 const (
@@ -26,6 +27,10 @@ const (
 	evacuated = "1.stor.demo.example"
 	sharks    = 4
 	copies    = 2
+	// bucketsShards is how many buckets shards a run with v2 objects has.
+	bucketsShards = 2
+	// uploadParts is how many parts each upload in progress has written.
+	uploadParts = 3
 	// pinFraction of the objects have a copy on the evacuated shark, so
 	// that the job's counts are checked against a number that differs
 	// from the fleet's total.
@@ -69,8 +74,9 @@ type run struct {
 
 	fleet    *testbed.Fleet
 	fleetLog *os.File
-	pinned   int // objects with a copy on the evacuated shark
-	// content is every object as written, by the path of its copies
+	pinned   int // objects with a copy on the evacuated shark, v1 and v2
+	v2       testbed.BucketPopulation
+	drops    []func() // the buckets databases	// content is every object as written, by the path of its copies
 	// ("{owner}/{object id}"): what any file at that path must hold.
 	content map[string]rebalancer.Object
 	// proxies are the forward proxies into the fleet: one per agent (by
@@ -163,6 +169,10 @@ func runOne(ctx context.Context, cfg Config, bins string, seed int64) (res Resul
 	res = Result{Kill: cfg.Kill, Seed: seed}
 	defer func() {
 		res.Kills, res.Objects, res.Counts = r.kills, r.pinned, r.last.counts()
+		res.V2, res.Uploads = r.v2.Pinned, r.v2.UploadsPinned
+		if k := r.last.kinds(); k != nil {
+			res.UploadsFixed = int(k.V2.Uploads[mdapi.UploadFixed.String()])
+		}
 		if !r.created.IsZero() && r.last.JobStatus != nil && r.last.State.Terminal() {
 			res.JobTime = r.ended.Sub(r.created)
 		}
@@ -226,17 +236,37 @@ func (r *run) setup(ctx context.Context) error {
 	r.fleetLog = fleetLog
 	// The fleet's warnings and errors only; it closes with the run.
 	logger := logging.New(fleetLog, "rebalancer-crash", slog.LevelWarn)
-	f, err := testbed.Start(ctx, testbed.Config{Sharks: sharks, Dir: filepath.Join(dir, "fleet"), ExternalAgents: true, Logger: logger})
+	var buckets testbed.Buckets
+	if r.cfg.Databases != nil {
+		for i := range bucketsShards {
+			dsn, drop, err := r.cfg.Databases(ctx, fmt.Sprintf("crashtest %s seed %d buckets shard %d", r.cfg.Kill, r.seed, i+1))
+			if err != nil {
+				return fmt.Errorf("buckets shard %d: %w", i+1, err)
+			}
+			r.drops = append(r.drops, drop)
+			buckets.DSNs = append(buckets.DSNs, dsn)
+		}
+	}
+	f, err := testbed.Start(ctx, testbed.Config{Sharks: sharks, Dir: filepath.Join(dir, "fleet"), ExternalAgents: true, Logger: logger,
+		Buckets: buckets})
 	if err != nil {
 		return err
 	}
 	r.fleet = f
-	pop, err := f.Populate(ctx, testbed.Objects{Count: r.cfg.Objects, MinSize: 1 << 10, MaxSize: r.cfg.MaxSize,
-		Copies: copies, Seed: uint64(r.seed), Pin: evacuated, PinFraction: pinFraction})
+	objs := testbed.Objects{Count: r.cfg.Objects, MinSize: 1 << 10, MaxSize: r.cfg.MaxSize,
+		Copies: copies, Seed: uint64(r.seed), Pin: evacuated, PinFraction: pinFraction}
+	pop, err := f.Populate(ctx, objs)
 	if err != nil {
 		return err
 	}
 	r.pinned = pop.Pinned
+	if f.HasBuckets() {
+		objs.Count = r.cfg.V2Objects
+		if r.v2, err = f.PopulateBuckets(ctx, testbed.BucketObjects{Objects: objs, Uploads: r.cfg.Uploads, Parts: uploadParts}); err != nil {
+			return err
+		}
+		r.pinned += r.v2.Pinned
+	}
 	if r.content, err = r.index(ctx); err != nil {
 		return err
 	}
@@ -490,6 +520,9 @@ func (r *run) teardown() {
 	if r.fleet != nil {
 		r.fleet.Close()
 	}
+	for _, drop := range r.drops {
+		drop()
+	}
 	if r.fleetLog != nil {
 		r.fleetLog.Close()
 	}
@@ -520,6 +553,14 @@ func (r *run) diagnose(err error) error {
 type jobDoc struct {
 	*jobapi.JobStatus
 	raw []byte
+}
+
+// kinds returns the job's v1/v2 breakdown, or nil.
+func (d jobDoc) kinds() *jobapi.Kinds {
+	if d.JobStatus == nil {
+		return nil
+	}
+	return d.Kinds
 }
 
 // skipped returns how many objects the job skipped for reason.

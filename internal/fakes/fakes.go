@@ -133,6 +133,8 @@ func (m *Moray) Writes() (writes, batchWrites, batches int) {
 
 var errDown = errors.New("moray unreachable")
 
+var errUnavailable = errors.New("no storinfo snapshot yet")
+
 func (m *Moray) GetObject(ctx context.Context, shard int, key string) (rebalancer.Object, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -283,7 +285,7 @@ func (p *Placement) Place(ctx context.Context, obj rebalancer.Object, from rebal
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.unavailable {
-		return rebalancer.StorageNode{}, errors.New("no storinfo snapshot yet")
+		return rebalancer.StorageNode{}, errUnavailable
 	}
 	for range p.sharks {
 		s := p.sharks[p.next%len(p.sharks)]

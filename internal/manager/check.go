@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/TritonDataCenter/rebalancer/mdapi"
 	"github.com/TritonDataCenter/rebalancer/moray"
 	"github.com/TritonDataCenter/rebalancer/sharkspotter"
 	"github.com/TritonDataCenter/rebalancer/storinfo"
@@ -62,6 +63,9 @@ func (s Setting) IsDefault() bool { return s.Value == s.Default }
 func (c *Config) Settings() []Setting {
 	defaults := defaultConfig()
 	defaults.DomainName, defaults.Shards = c.DomainName, c.Shards
+	// mdapi_direct_db follows direct_db; the buckets shards' addresses and
+	// copies follow mdapi.shards.
+	defaults.DirectDB, defaults.Mdapi.Shards = c.DirectDB, c.Mdapi.Shards
 	cur := flatten(reflect.ValueOf(c.filled()).Elem(), "")
 	def := map[string]string{}
 	for _, s := range flatten(reflect.ValueOf(defaults.filled()).Elem(), "") {
@@ -72,7 +76,8 @@ func (c *Config) Settings() []Setting {
 		case s.Key == "domain_name" || s.Key == "shards":
 		case def[s.Key] != "":
 			cur[i].Default = def[s.Key]
-		case strings.HasPrefix(s.Key, "shard_databases.") || strings.HasPrefix(s.Key, "moray_endpoints."):
+		case strings.HasPrefix(s.Key, "shard_databases.") || strings.HasPrefix(s.Key, "moray_endpoints.") ||
+			strings.HasPrefix(s.Key, "mdapi_databases.") || strings.HasPrefix(s.Key, "mdapi_endpoints."):
 			// An override of a shard that is not listed: not used.
 			cur[i].Default = `""`
 		}
@@ -125,9 +130,42 @@ func (c *Config) filled() *Config {
 			f.MorayEndpoints[k] = "(DNS) " + moray.ShardHost(n, c.DomainName)
 		}
 	}
+	c.fillBuckets(&f)
 	f.Database = redactDSN(f.Database)
 	f.AgentToken, f.APIToken = redactToken(f.AgentToken), redactToken(f.APIToken)
 	return &f
+}
+
+// fillBuckets writes out, in f, the buckets-mdapi settings that depend on
+// other keys: the discovery mode, and each buckets shard's PostgreSQL copy
+// and buckets-mdapi address.
+func (c *Config) fillBuckets(f *Config) {
+	direct := c.BucketsDirect()
+	f.MdapiDirectDB = &direct
+	f.MdapiEndpoints = maps.Clone(c.MdapiEndpoints)
+	if f.MdapiEndpoints == nil {
+		f.MdapiEndpoints = map[string]string{}
+	}
+	f.MdapiDatabases = map[string]string{}
+	for k, v := range c.MdapiDatabases {
+		if d, err := withSSLModeDefault(v); err == nil {
+			v = d
+		}
+		f.MdapiDatabases[k] = redactDSN(v)
+	}
+	for _, s := range c.Mdapi.Shards {
+		n, err := mdapi.ShardNumber(s.Host)
+		if err != nil {
+			continue
+		}
+		k := strconv.Itoa(n)
+		if _, ok := f.MdapiDatabases[k]; !ok {
+			f.MdapiDatabases[k] = sharkspotter.DefaultBucketsDSN(n, c.DomainName)
+		}
+		if _, ok := f.MdapiEndpoints[k]; !ok {
+			f.MdapiEndpoints[k] = "(DNS) _buckets-mdapi._tcp." + s.Host + ", else " + s.Host + ":2030"
+		}
+	}
 }
 
 var passwordRE = regexp.MustCompile(`(^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)`)

@@ -66,6 +66,19 @@ type Config struct {
 	// beside a SQLite store, DefaultPostgresMark for PostgreSQL.
 	StoreMark string `json:"store_mark"`
 
+	// Buckets (v2) discovery and metadata (new keys; see buckets.go).
+	// MdapiEndpoints maps a buckets-mdapi shard number to host:port,
+	// instead of DNS.
+	MdapiEndpoints map[string]string `json:"mdapi_endpoints"`
+	// MdapiDatabases maps a buckets-mdapi shard number to the PostgreSQL
+	// connection string of its read-only copy, instead of
+	// {N}.rebalancer-buckets-postgres.{domain_name}.
+	MdapiDatabases map[string]string `json:"mdapi_databases"`
+	// MdapiDirectDB discovers v2 objects from the buckets PostgreSQL
+	// copies (true) or through buckets-mdapi's listings (false); absent,
+	// as direct_db.
+	MdapiDirectDB *bool `json:"mdapi_direct_db"`
+
 	// AcceptEmptyStore opens a job store that does not match its mark
 	// (--accept-empty-store; never from the file).
 	AcceptEmptyStore bool `json:"-"`
@@ -131,8 +144,8 @@ type Options struct {
 	ExcludeKeyPrefixes        []string `json:"exclude_key_prefixes"`
 }
 
-// MdapiConfig is the legacy "mdapi" block. Buckets (v2) metadata is not
-// updated by this rebalancer yet; the block is parsed so that configs load.
+// MdapiConfig is the legacy "mdapi" block: the buckets-mdapi shards of v2
+// (buckets) objects, and the clients' settings (see buckets.go).
 type MdapiConfig struct {
 	Shards              []ShardHost `json:"shards"`
 	ConnectionTimeoutMS int         `json:"connection_timeout_ms"`
@@ -273,11 +286,7 @@ func (c *Config) problems() []error {
 			errs = append(errs, errors.New("a shard has an empty host"))
 		}
 	}
-	for _, s := range c.Mdapi.Shards {
-		if (ShardHost{s.Host}).Number() == 0 && !strings.HasPrefix(s.Host, "0.") {
-			errs = append(errs, fmt.Errorf("mdapi shard host %q does not start with a shard number", s.Host))
-		}
-	}
+	errs = append(errs, c.mdapiProblems()...)
 	if c.MaxFillPercentage < 1 || c.MaxFillPercentage > 100 {
 		errs = append(errs, fmt.Errorf("max_fill_percentage must be in 1..100, got %d", c.MaxFillPercentage))
 	}
@@ -334,14 +343,12 @@ func (c *Config) problems() []error {
 		errs = append(errs, fmt.Errorf("options.shark_list_retry_delay_ms must be in 1..%d, got %d", maxSharkListRetryDelay, o.SharkListRetryDelayMillis))
 	}
 	// The legacy's types for these are unsigned: it refused negative values
-	// as a parse error.
+	// as a parse error. (mdapiProblems checks the ranges of the others.)
 	for _, k := range []struct {
 		key string
 		v   int
 	}{
-		{"connection_timeout_ms", c.Mdapi.ConnectionTimeoutMS}, {"max_batch_size", c.Mdapi.MaxBatchSize},
-		{"operation_timeout_ms", c.Mdapi.OperationTimeoutMS}, {"max_retries", c.Mdapi.MaxRetries},
-		{"initial_backoff_ms", c.Mdapi.InitialBackoffMS}, {"max_backoff_ms", c.Mdapi.MaxBackoffMS},
+		{"max_retries", c.Mdapi.MaxRetries}, {"initial_backoff_ms", c.Mdapi.InitialBackoffMS}, {"max_backoff_ms", c.Mdapi.MaxBackoffMS},
 	} {
 		if k.v < 0 {
 			errs = append(errs, fmt.Errorf("mdapi.%s must not be negative, got %d", k.key, k.v))

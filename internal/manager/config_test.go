@@ -122,7 +122,7 @@ func TestConfigRejects(t *testing.T) {
 		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"max_fill_percentage":0}`, "max_fill_percentage"},
 		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"log_level":"loud"}`, "log_level"},
 		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"options":{"max_metadata_update_threads":251}}`, "max_metadata_update_threads"},
-		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"mdapi":{"shards":[{"host":"buckets.d"}]}}`, "mdapi shard host"},
+		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"mdapi":{"shards":[{"host":"buckets.d"}]}}`, `buckets-mdapi host "buckets.d" does not start with a shard number`},
 		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"listen_port":"80"}`, "listen_port"},
 		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"moray_endpoints":{"x":"h:2020"}}`, `moray_endpoints: key "x"`},
 		{`{"domain_name":"d","shards":[{"host":"1.moray.d"}],"moray_endpoints":{"1":""}}`, `moray_endpoints: shard 1 has an empty value`},
@@ -194,7 +194,7 @@ func TestDefaultSource(t *testing.T) {
 				t.Fatal(err)
 			}
 			job := evacuate.JobRecord{ID: "j", Options: evacuate.Options{ExcludeKeyPrefixes: []string{"/stor/logs/"}}}
-			src, err := defaultSource(func() *Config { return c }, nil, slog.Default())(job)
+			src, err := defaultSource(func() *Config { return c }, nil, nil, slog.Default())(job)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -329,7 +329,7 @@ func TestCheckConfig(t *testing.T) {
 func TestDefaultSourceFollowsReload(t *testing.T) {
 	text := `{"domain_name": "d", "shards": [{"host": "1.moray.d"}], "options": {"md_read_chunk_size": %d, "max_md_read_threads": %d}}`
 	cur, _ := ParseConfig(fmt.Appendf(nil, text, 100, 2))
-	src := defaultSource(func() *Config { return cur }, nil, slog.Default())
+	src := defaultSource(func() *Config { return cur }, nil, nil, slog.Default())
 	cur, _ = ParseConfig(fmt.Appendf(nil, text, 300, 4))
 	s, err := src(evacuate.JobRecord{ID: "j"})
 	if err != nil {

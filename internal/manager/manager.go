@@ -126,6 +126,7 @@ func New(ctx context.Context, cfg *Config, deps Deps) (*Manager, error) {
 		m.closers = append(m.closers, s.Close)
 		shards = s
 	}
+	buckets := m.newBuckets(cfg)
 	source := deps.Source
 	if source == nil {
 		scan := deps.Shards
@@ -134,7 +135,7 @@ func New(ctx context.Context, cfg *Config, deps Deps) (*Manager, error) {
 			m.closers = append(m.closers, s.Close)
 			scan = s
 		}
-		source = defaultSource(m.config, scan, m.log)
+		source = defaultSource(m.config, scan, buckets, m.log)
 	}
 
 	lister := deps.Storinfo
@@ -178,7 +179,7 @@ func New(ctx context.Context, cfg *Config, deps Deps) (*Manager, error) {
 	m.engine, err = evacuate.NewEngine(evacuate.Config{
 		Store:     store,
 		Source:    source,
-		Metadata:  moray.NewMetadataStore(shards),
+		Metadata:  metadataStore(moray.NewMetadataStore(shards), buckets),
 		Placement: m.placement,
 		Agent:     ac,
 		LookupShark: func(ctx context.Context, id string) (rebalancer.StorageNode, error) {
@@ -195,6 +196,7 @@ func New(ctx context.Context, cfg *Config, deps Deps) (*Manager, error) {
 		Defaults: m.jobOptions(cfg),
 		Logger:   m.log,
 		Metrics:  m.metrics,
+		Buckets:  m.engineBuckets(buckets),
 	})
 	if err != nil {
 		return nil, err
@@ -328,6 +330,7 @@ func (m *Manager) Reload(ctx context.Context, next *Config) ([]string, error) {
 	merged.Options.SharkListRetryDelayMillis = prev.Options.SharkListRetryDelayMillis
 	merged.AgentToken, merged.APIToken, merged.StoreMark = prev.AgentToken, prev.APIToken, prev.StoreMark
 	merged.AcceptEmptyStore = prev.AcceptEmptyStore
+	merged.Mdapi, merged.MdapiEndpoints, merged.MdapiDatabases, merged.MdapiDirectDB = prev.Mdapi, prev.MdapiEndpoints, prev.MdapiDatabases, prev.MdapiDirectDB
 	m.mu.Lock()
 	m.cfg = &merged
 	m.mu.Unlock()
@@ -391,6 +394,10 @@ func restartOnly(a, b *Config) []string {
 	add(a.StoreMark != b.StoreMark, "store_mark")
 	add(a.StorinfoPollInterval != b.StorinfoPollInterval, "storinfo_poll_interval_ms")
 	add(a.Options.SharkListRetryDelayMillis != b.Options.SharkListRetryDelayMillis, "options.shark_list_retry_delay_ms")
+	add(fmt.Sprint(a.Mdapi) != fmt.Sprint(b.Mdapi), "mdapi")
+	add(fmt.Sprint(a.MdapiEndpoints) != fmt.Sprint(b.MdapiEndpoints), "mdapi_endpoints")
+	add(fmt.Sprint(a.MdapiDatabases) != fmt.Sprint(b.MdapiDatabases), "mdapi_databases")
+	add(a.BucketsDirect() != b.BucketsDirect(), "mdapi_direct_db")
 	return keys
 }
 

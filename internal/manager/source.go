@@ -122,29 +122,42 @@ func (c *Config) shardResolver() moray.ShardResolver {
 // down into the scan; the engine applies them again, whatever the source.
 // The configuration in effect when a job starts (cfg) gives its discovery
 // settings, so that a reload of md_read_chunk_size or max_md_read_threads
-// applies to the next job.
-func defaultSource(cfg func() *Config, scan moray.ShardClients, log *slog.Logger) func(evacuate.JobRecord) (rebalancer.ObjectSource, error) {
+// applies to the next job. With buckets-mdapi shards configured (buckets
+// non-nil), v2 objects are discovered too, from the buckets PostgreSQL
+// copies or through buckets-mdapi (see Config.BucketsDirect), in one
+// sharkspotter.Multi with the v1 scan.
+func defaultSource(cfg func() *Config, scan moray.ShardClients, buckets *bucketsWiring, log *slog.Logger) func(evacuate.JobRecord) (rebalancer.ObjectSource, error) {
 	return func(job evacuate.JobRecord) (rebalancer.ObjectSource, error) {
 		c := cfg()
 		shards := c.ShardNumbers()
 		o := c.Options
 		exclude := job.Options.Exclusions()
 		logger := log.With("component", "sharkspotter", "job", job.ID)
+		var v1 rebalancer.ObjectSource
 		if c.DirectDB == nil || *c.DirectDB {
 			dsns, err := c.shardDSNs()
 			if err != nil {
 				return nil, err
 			}
-			return &sharkspotter.PostgresScanner{
+			v1 = &sharkspotter.PostgresScanner{
 				Domain: c.DomainName, DSNs: dsns, Options: sharkspotter.Options{Shards: shards,
 					Workers: o.MaxMdReadThreads, ExcludeKeyPrefixes: exclude, Logger: logger},
 				Chunk: o.MdReadChunkSize,
-			}, nil
+			}
+		} else {
+			v1 = &sharkspotter.MorayScanner{
+				Clients: scan, Options: sharkspotter.Options{Shards: shards,
+					Workers: o.MaxMdReadThreads, ExcludeKeyPrefixes: exclude, Logger: logger},
+				Window: int64(o.MdReadChunkSize),
+			}
 		}
-		return &sharkspotter.MorayScanner{
-			Clients: scan, Options: sharkspotter.Options{Shards: shards,
-				Workers: o.MaxMdReadThreads, ExcludeKeyPrefixes: exclude, Logger: logger},
-			Window: int64(o.MdReadChunkSize),
-		}, nil
+		if buckets == nil {
+			return v1, nil
+		}
+		v2, err := c.bucketsScanner(buckets.scan, exclude, logger)
+		if err != nil {
+			return nil, err
+		}
+		return sharkspotter.Multi(sharkspotter.Part{Kind: sharkspotter.V1, Source: v1}, sharkspotter.Part{Kind: sharkspotter.V2, Source: v2}), nil
 	}
 }

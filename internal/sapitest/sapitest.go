@@ -103,6 +103,8 @@ var listSections = map[string]bool{
 	"REBALANCER_BLOCKLIST_DATACENTERS": true,
 	"REBALANCER_SHARD_DATABASES":       true,
 	"REBALANCER_MORAY_ENDPOINTS":       true,
+	"REBALANCER_MDAPI_DATABASES":       true,
+	"REBALANCER_MDAPI_ENDPOINTS":       true,
 	"REBALANCER_AGENT_ALLOW_SOURCES":   true,
 }
 

@@ -260,16 +260,31 @@ func TestBucketsEvacuateByHand(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What is left of v2 (v1 objects were not moved): the unfixed record,
-	// and the split upload's record (not fixed either) and its parts
-	// missing on the shark it names.
-	if rep.Counts[ProblemUploadOnEvacuated] != 2 || rep.Counts[ProblemUploadPartMissing] == 0 || len(rep.Counts) != 3 ||
-		rep.V2Objects != pop.Objects {
+	// and the split upload's record (not fixed either), both naming the
+	// shark that no part's metadata names any more. (The part files are
+	// still on that shark, which could still assemble them: no part is
+	// missing yet, until the shark is retired.)
+	if rep.Counts[ProblemUploadOnEvacuated] != 2 || len(rep.Counts) != 2 || rep.V2Objects != pop.Objects {
 		t.Fatalf("after the evacuation by hand: %v", rep.Err())
 	}
 	for _, p := range rep.Problems {
 		if mdapi.IsKey(p.Key) && !strings.Contains(p.Key, unfixed.ID) && !strings.Contains(p.Key, split.ID) {
 			t.Errorf("problem outside the two uploads: %s", p)
 		}
+	}
+	// Once the shark's files of the split upload's parts are gone (the
+	// shark retired), the parts are missing where the record assembles.
+	splitParts := 0
+	for _, o := range objs {
+		if up, _, ok := mdapi.UploadOf(o.Key); ok && up == split {
+			if err := os.Remove(filepath.Join(f.Shark(shark1).Root(), V2Path(o.Owner, o.BucketID, o.ID, o.Name))); err != nil {
+				t.Fatal(err)
+			}
+			splitParts++
+		}
+	}
+	if rep, _ = f.Verify(ctx, shark1); rep.Counts[ProblemUploadPartMissing] != splitParts {
+		t.Fatalf("with the split upload's files gone from %s: %v", shark1, rep.Err())
 	}
 	// Fixing the unfixed one clears its problem.
 	var last mdapi.PartMove

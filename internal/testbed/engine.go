@@ -39,13 +39,16 @@ func FastTimers(o evacuate.Options) evacuate.Options {
 // shards, its storinfo, discovery through Moray (direct_db false: the
 // fleet has no PostgreSQL copies), and the job store in the fleet's
 // directory. The fleet's Moray and agents are reached through Shards and
-// AgentClient, which the manager needs as manager.Deps.
+// AgentClient, which the manager needs as manager.Deps. A fleet with a
+// buckets tier adds its buckets-mdapi shards (mdapi, with mdapi_endpoints
+// at their loopback addresses) and their databases for direct discovery
+// (mdapi_databases, mdapi_direct_db true).
 func (f *Fleet) ManagerConfig() map[string]any {
 	var shards []map[string]any
 	for _, n := range f.ShardNumbers() {
 		shards = append(shards, map[string]any{"host": fmt.Sprintf("%d.moray.%s", n, f.Domain())})
 	}
-	return map[string]any{
+	cfg := map[string]any{
 		"domain_name":               f.Domain(),
 		"shards":                    shards,
 		"direct_db":                 false,
@@ -68,6 +71,8 @@ func (f *Fleet) ManagerConfig() map[string]any {
 			"max_md_read_threads":          4,
 		},
 	}
+	f.bucketsManagerConfig(cfg)
+	return cfg
 }
 
 // EngineConfig returns an evacuate.Config wired to the fleet: the job store
@@ -75,8 +80,11 @@ func (f *Fleet) ManagerConfig() map[string]any {
 // MetadataStore and LookupShark, a storinfo View refreshing from the
 // fleet's storinfo and a Placement on it (one of each per fleet, shared by
 // every engine), the agent client, and Config.Source (by default
-// ScanSource). The fleet owns all of it and closes it in Close; Logger and
-// Metrics are left for the caller.
+// ScanSource, with a buckets tier joined by direct discovery of its v2
+// objects). With a buckets tier, Metadata routes v2 objects to its
+// buckets-mdapi (mdapi.Router) and Buckets fixes upload records with the
+// fleet's UploadFixer. The fleet owns all of it and closes it in Close;
+// Logger and Metrics are left for the caller.
 func (f *Fleet) EngineConfig(ctx context.Context) (evacuate.Config, error) {
 	store, placement, err := f.managerParts(ctx)
 	if err != nil {
@@ -84,7 +92,7 @@ func (f *Fleet) EngineConfig(ctx context.Context) (evacuate.Config, error) {
 	}
 	// Config.Source may call back into the fleet (NewShardClients): no
 	// lock is held here.
-	var src rebalancer.ObjectSource = f.ScanSource()
+	src := f.defaultSource()
 	if f.cfg.Source != nil {
 		if src, err = f.cfg.Source(f); err != nil {
 			return evacuate.Config{}, fmt.Errorf("testbed: object source: %w", err)
@@ -97,12 +105,13 @@ func (f *Fleet) EngineConfig(ctx context.Context) (evacuate.Config, error) {
 	return evacuate.Config{
 		Store:       store,
 		Source:      func(evacuate.JobRecord) (rebalancer.ObjectSource, error) { return src, nil },
-		Metadata:    f.MetadataStore(),
+		Metadata:    f.routedMetadata(),
 		Placement:   placement,
 		Agent:       f.AgentClient(),
 		LookupShark: f.LookupShark,
 		Defaults:    defaults,
 		Logger:      f.log.With("component", "engine"),
+		Buckets:     f.engineBuckets(),
 	}, nil
 }
 

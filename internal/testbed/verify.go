@@ -55,7 +55,8 @@ const (
 	ProblemUploadOnEvacuated ProblemKind = "upload_on_evacuated"
 	// ProblemUploadPartMissing: a part of a multipart upload has no copy
 	// on one of the upload's preallocated sharks, which buckets-api asks
-	// to assemble the object from the parts it holds.
+	// to assemble the object from the part files it holds: neither in the
+	// part's metadata nor on that shark's disk.
 	ProblemUploadPartMissing ProblemKind = "upload_part_missing"
 )
 

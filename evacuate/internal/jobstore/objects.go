@@ -69,6 +69,11 @@ func (c counter) add(status rebalancer.ObjectStatus, reason string, n, bytes int
 }
 
 func (c counter) apply(ctx context.Context, tx *sqlx.Tx, jobID string) error {
+	return c.applyTo(ctx, tx, jobID, "counts")
+}
+
+// applyTo moves the counters of table, counts or counts_v2.
+func (c counter) applyTo(ctx context.Context, tx *sqlx.Tx, jobID, table string) error {
 	keys := make([][2]string, 0, len(c))
 	for k, v := range c {
 		if v != [2]int64{} {
@@ -80,8 +85,8 @@ func (c counter) apply(ctx context.Context, tx *sqlx.Tx, jobID string) error {
 	sort.Slice(keys, func(i, j int) bool {
 		return keys[i][0] < keys[j][0] || (keys[i][0] == keys[j][0] && keys[i][1] < keys[j][1])
 	})
-	q := tx.Rebind(`INSERT INTO counts (job_id, status, reason, n, bytes) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (job_id, status, reason) DO UPDATE SET n = counts.n + excluded.n, bytes = counts.bytes + excluded.bytes`)
+	q := tx.Rebind(`INSERT INTO ` + table + ` (job_id, status, reason, n, bytes) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (job_id, status, reason) DO UPDATE SET n = ` + table + `.n + excluded.n, bytes = ` + table + `.bytes + excluded.bytes`)
 	for _, k := range keys {
 		v := c[k]
 		if _, err := tx.ExecContext(ctx, q, jobID, k[0], k[1], v[0], v[1]); err != nil {
@@ -114,7 +119,7 @@ type RecordResult struct {
 // another key or shard it is recorded as a duplicate (the legacy duplicates
 // table), and when it is the same record seen again (discovery resumed from
 // a checkpoint) it is ignored. Per-shard checkpoints advance to the highest
-// scan id in the batch.
+// scan id in the batch, keyed by CheckpointShard.
 func (s *Store) RecordDiscovered(ctx context.Context, jobID string, objs []rebalancer.Object) (RecordResult, error) {
 	var res RecordResult
 	if len(objs) == 0 {
@@ -127,7 +132,7 @@ func (s *Store) RecordDiscovered(ctx context.Context, jobID string, objs []rebal
 			return err
 		}
 		t := now()
-		cnt := counter{}
+		cnt, cnt2 := counter{}, counter{}
 		var conflicts []rebalancer.Object
 		insert := tx.Rebind(`INSERT INTO objects (job_id, id, seq, key, shard, scan_id, etag, object, content_length, status, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, id) DO NOTHING`)
@@ -140,6 +145,9 @@ func (s *Store) RecordDiscovered(ctx context.Context, jobID string, objs []rebal
 			if n, _ := r.RowsAffected(); n == 1 {
 				res.Inserted++
 				cnt.add(rebalancer.ObjectUnprocessed, "", 1, o.ContentLength)
+				if isV2(o.Key) {
+					cnt2.add(rebalancer.ObjectUnprocessed, "", 1, o.ContentLength)
+				}
 			} else {
 				conflicts = append(conflicts, o)
 			}
@@ -169,8 +177,8 @@ func (s *Store) RecordDiscovered(ctx context.Context, jobID string, objs []rebal
 		}
 		through := map[int]int64{}
 		for _, o := range objs {
-			if o.ScanID > through[o.Shard] {
-				through[o.Shard] = o.ScanID
+			if k := CheckpointShard(o); o.ScanID > through[k] {
+				through[k] = o.ScanID
 			}
 		}
 		for shard, id := range through {
@@ -180,6 +188,9 @@ func (s *Store) RecordDiscovered(ctx context.Context, jobID string, objs []rebal
 			if err != nil {
 				return fmt.Errorf("job %s: checkpoint shard %d: %w", jobID, shard, err)
 			}
+		}
+		if err := cnt2.applyTo(ctx, tx, jobID, "counts_v2"); err != nil {
+			return err
 		}
 		return cnt.apply(ctx, tx, jobID)
 	})
@@ -299,7 +310,7 @@ func (s *Store) FinishAssignment(ctx context.Context, jobID, assignmentID string
 
 func transition(ctx context.Context, tx *sqlx.Tx, jobID string, from rebalancer.ObjectStatus, changes []Change) error {
 	t := now()
-	cnt := counter{}
+	cnt, cnt2 := counter{}, counter{}
 	// Group the plain changes so that the hot paths (assigned to
 	// post_processing, to complete) are one statement per group.
 	type group struct {
@@ -338,13 +349,29 @@ func transition(ctx context.Context, tx *sqlx.Tx, jobID string, from rebalancer.
 			}
 			args = append(args, from.String())
 			q := `UPDATE objects SET status = ?, skipped_reason = ?, error = ?, detail = ?, updated_at = ?
-				WHERE ` + whereIDsInStatus(len(chunk))
-			res, err := tx.ExecContext(ctx, tx.Rebind(q), args...)
+				WHERE ` + whereIDsInStatus(len(chunk)) + ` RETURNING id, key`
+			n, v2, err := updateReturning(ctx, tx, q, args...)
 			if err != nil {
 				return fmt.Errorf("job %s: move %d objects %s -> %s: %w", jobID, len(chunk), from, g.to, err)
 			}
-			if n, _ := res.RowsAffected(); n != int64(len(chunk)) {
+			if n != len(chunk) {
 				return fmt.Errorf("job %s: move %d objects %s -> %s matched %d: %w", jobID, len(chunk), from, g.to, n, ErrStatusChanged)
+			}
+			if len(v2) > 0 {
+				reason := ""
+				if g.skip != nil {
+					reason = g.skip.(string)
+				} else if g.errKind != nil {
+					reason = g.errKind.(string)
+				}
+				bytes := make(map[string]int64, len(chunk))
+				for _, c := range chunk {
+					bytes[c.ID] = c.Bytes
+				}
+				for _, id := range v2 {
+					cnt2.add(from, "", -1, -bytes[id])
+					cnt2.add(g.to, reason, 1, bytes[id])
+				}
 			}
 		}
 	}
@@ -387,13 +414,20 @@ func transition(ctx context.Context, tx *sqlx.Tx, jobID string, from rebalancer.
 			args = append(args, c.Refresh.Etag, string(c.Refresh.Metadata), c.Refresh.ContentLength)
 		}
 		args = append(args, jobID, from.String(), c.ID)
-		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE objects SET `+set+` WHERE job_id = ? AND status = ? AND id = ?`), args...)
+		n, v2, err := updateReturning(ctx, tx, `UPDATE objects SET `+set+` WHERE job_id = ? AND status = ? AND id = ? RETURNING id, key`, args...)
 		if err != nil {
 			return fmt.Errorf("job %s: object %s %s -> %s: %w", jobID, c.ID, from, c.To, err)
 		}
-		if n, _ := res.RowsAffected(); n != 1 {
+		if n != 1 {
 			return fmt.Errorf("job %s: object %s %s -> %s: %w", jobID, c.ID, from, c.To, ErrStatusChanged)
 		}
+		if len(v2) > 0 {
+			cnt2.add(from, "", -1, -c.Bytes)
+			cnt2.add(c.To, reason, 1, c.Bytes)
+		}
+	}
+	if err := cnt2.applyTo(ctx, tx, jobID, "counts_v2"); err != nil {
+		return err
 	}
 	return cnt.apply(ctx, tx, jobID)
 }
@@ -445,7 +479,7 @@ func (s *Store) Assign(ctx context.Context, jobID string, a AssignmentRecord, ob
 		if err != nil {
 			return fmt.Errorf("job %s: store assignment %s: %w", jobID, a.ID, err)
 		}
-		cnt := counter{}
+		cnt, cnt2 := counter{}, counter{}
 		for start := 0; start < len(objs); start += 500 {
 			chunk := objs[start:min(start+500, len(objs))]
 			args := []any{rebalancer.ObjectAssigned.String(), a.ID, a.Dest.MantaStorageID, a.Dest.Datacenter, t, jobID}
@@ -455,14 +489,27 @@ func (s *Store) Assign(ctx context.Context, jobID string, a AssignmentRecord, ob
 				cnt.add(rebalancer.ObjectAssigned, "", 1, c.Bytes)
 			}
 			args = append(args, rebalancer.ObjectUnprocessed.String())
-			res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE objects SET status = ?, assignment_id = ?, dest_shark = ?, dest_datacenter = ?, updated_at = ?
-				WHERE `+whereIDsInStatus(len(chunk))), args...)
+			n, v2, err := updateReturning(ctx, tx, `UPDATE objects SET status = ?, assignment_id = ?, dest_shark = ?, dest_datacenter = ?, updated_at = ?
+				WHERE `+whereIDsInStatus(len(chunk))+` RETURNING id, key`, args...)
 			if err != nil {
 				return fmt.Errorf("job %s: assign objects to %s: %w", jobID, a.ID, err)
 			}
-			if n, _ := res.RowsAffected(); n != int64(len(chunk)) {
+			if n != len(chunk) {
 				return fmt.Errorf("job %s: assign %d objects to %s matched %d: %w", jobID, len(chunk), a.ID, n, ErrStatusChanged)
 			}
+			if len(v2) > 0 {
+				bytes := make(map[string]int64, len(chunk))
+				for _, c := range chunk {
+					bytes[c.ID] = c.Bytes
+				}
+				for _, id := range v2 {
+					cnt2.add(rebalancer.ObjectUnprocessed, "", -1, -bytes[id])
+					cnt2.add(rebalancer.ObjectAssigned, "", 1, bytes[id])
+				}
+			}
+		}
+		if err := cnt2.applyTo(ctx, tx, jobID, "counts_v2"); err != nil {
+			return err
 		}
 		return cnt.apply(ctx, tx, jobID)
 	})

@@ -206,6 +206,38 @@ var migrations = []string{
 		created_at BIGINT NOT NULL,
 		checked_at BIGINT NOT NULL DEFAULT 0
 	)`,
+	// counts_v2 is counts for the buckets (v2) objects of a job alone (keys
+	// starting "v2/"): the job's v1 counts are counts less these. Moved in
+	// the same transactions as counts.
+	`CREATE TABLE counts_v2 (
+		job_id TEXT NOT NULL,
+		status TEXT NOT NULL,
+		reason TEXT NOT NULL,
+		n      BIGINT NOT NULL,
+		bytes  BIGINT NOT NULL,
+		PRIMARY KEY (job_id, status, reason)
+	)`,
+	// job_uploads holds, per multipart upload whose parts a job moves, the
+	// destination every part goes to (pinned when the first part is
+	// placed) and what became of the upload's record.
+	`CREATE TABLE job_uploads (
+		job_id          TEXT NOT NULL,
+		upload          TEXT NOT NULL,
+		part_key        TEXT NOT NULL,
+		dest_shark      TEXT NOT NULL,
+		dest_datacenter TEXT NOT NULL,
+		outcome         TEXT NOT NULL DEFAULT '',
+		detail          TEXT NOT NULL DEFAULT '',
+		updated_at      BIGINT NOT NULL,
+		PRIMARY KEY (job_id, upload)
+	)`,
+	// job_buckets says whether a job's discovery looked for buckets (v2)
+	// objects, and if not why.
+	`CREATE TABLE job_buckets (
+		job_id  TEXT PRIMARY KEY,
+		scanned INTEGER NOT NULL,
+		note    TEXT NOT NULL DEFAULT ''
+	)`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
