@@ -183,14 +183,14 @@ func (r *runner) run(ctx context.Context) (rebalancer.JobState, error) {
 	}
 	r.releaseDryRun()
 	r.finish(context.WithoutCancel(ctx), state, msg)
-	r.log.Info("job ended", "state", state.String(), "err", msg)
+	r.logEnd(context.WithoutCancel(ctx), state, msg)
 	return state, nil
 }
 
 func (r *runner) finish(ctx context.Context, state rebalancer.JobState, msg string) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := r.store.SetJobState(ctx, r.job.ID, state, msg); err != nil {
+	if err := r.e.finishJob(ctx, r.job, state, msg); err != nil {
 		r.log.Error("cannot record the job's final state", "state", state.String(), "err", err)
 	}
 	r.job.State = state
@@ -198,13 +198,29 @@ func (r *runner) finish(ctx context.Context, state rebalancer.JobState, msg stri
 	r.remember()
 }
 
+// logEnd says how the job ended and how many of the objects it found
+// still name its shark (Status.Verdict).
+func (r *runner) logEnd(ctx context.Context, state rebalancer.JobState, msg string) {
+	args := []any{"state", state.String(), "err", msg}
+	if counts, err := getCounts(ctx, r.store, r.job.ID); err == nil {
+		v := verdict(r.job, counts)
+		args = append(args, "objects_left", v.ObjectsLeft, "verdict", v.String())
+	}
+	r.log.Info("job ended", args...)
+}
+
 // prepare resolves the shark being evacuated, restores what a previous run
 // left in flight, and marks the job running.
 func (r *runner) prepare(ctx context.Context) error {
+	if err := r.e.loadStates(ctx); err != nil {
+		return err
+	}
+	// Jobs are created with their shark looked up; a job stored by an
+	// earlier version may not have it yet.
 	if r.job.From.Datacenter == "" && r.e.cfg.LookupShark != nil {
 		node, err := r.e.cfg.LookupShark(ctx, r.job.From.MantaStorageID)
 		if err != nil {
-			return &permanentError{fmt.Errorf("could not find shark %s: %w", r.job.From.MantaStorageID, err)}
+			return &permanentError{err} // it names the shark
 		}
 		r.job.From = node
 		if err := r.store.SetJobSource(ctx, r.job.ID, node); err != nil {

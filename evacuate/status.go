@@ -23,6 +23,13 @@ type Status struct {
 	BytesPerSecond   float64
 	// DryRun, for a dry run, is its report: where objects would go.
 	DryRun *DryRunReport
+	// BySource counts the skipped and errored objects by the source shark
+	// their copy was read from, largest first: many failures reading
+	// from one shark say that shark is in trouble.
+	BySource []SourceCount
+	// Verdict, once the job has ended, says how many of the objects it
+	// found still name its shark.
+	Verdict *Verdict
 }
 
 // DryRunReport is what a dry run found.
@@ -140,6 +147,18 @@ func (e *Engine) storedStatus(ctx context.Context, id string) (Status, error) {
 		return Status{}, err
 	}
 	st := Status{Job: j, Counts: counts, Duplicates: dups}
+	bySource, err := e.store.SourceCounts(ctx, id)
+	if err != nil {
+		return Status{}, err
+	}
+	for _, c := range bySource {
+		st.BySource = append(st.BySource, SourceCount(c))
+	}
+	sortSourceCounts(st.BySource)
+	if j.State.Terminal() {
+		v := verdict(j, counts)
+		st.Verdict = &v
+	}
 	if !j.StartedAt.IsZero() {
 		end := j.FinishedAt
 		if end.IsZero() {
