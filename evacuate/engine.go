@@ -600,6 +600,9 @@ type ObjectRecord struct {
 	SkipReason string
 	Error      string
 	Detail     string
+	// Source, for a skipped or errored object, is the shark its copy was
+	// read from ("" when none was).
+	Source string
 	// Dest is where the object is, or was to be, copied, and
 	// AssignmentID the assignment that copies it.
 	Dest          rebalancer.StorageNode
@@ -620,7 +623,7 @@ func (e *Engine) Objects(ctx context.Context, jobID string, status rebalancer.Ob
 	}
 	out := make([]ObjectRecord, len(rows))
 	for i, row := range rows {
-		out[i] = ObjectRecord{ID: row.ID, Key: row.Key, Shard: row.Shard, Status: status, Detail: row.Detail,
+		out[i] = ObjectRecord{ID: row.ID, Key: row.Key, Shard: row.Shard, Status: status, Detail: row.Detail, Source: row.SourceShark,
 			Dest: row.Dest(), AssignmentID: row.AssignmentID, Attempts: row.Attempts, ContentLength: row.ContentLength, Seq: row.Seq}
 		if row.SkippedReason != nil {
 			out[i].SkipReason = *row.SkippedReason

@@ -119,8 +119,10 @@ func (h *harness) newEngine() *Engine {
 		Placement: h.place,
 		Agent:     h.agents,
 		LookupShark: func(ctx context.Context, id string) (rebalancer.StorageNode, error) {
-			if id == fakes.Shark(1).MantaStorageID {
-				return fakes.Shark(1), nil
+			for n := 1; n <= 9; n++ {
+				if id == fakes.Shark(n).MantaStorageID {
+					return fakes.Shark(n), nil
+				}
 			}
 			return rebalancer.StorageNode{}, fmt.Errorf("no shark %s: %w", id, rebalancer.ErrSharkNotFound)
 		},
