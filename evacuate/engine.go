@@ -85,7 +85,7 @@ type Engine struct {
 	healthMu sync.Mutex
 	storeErr error // the job store's failure at the last check; nil when it works
 
-	states sharkStates // the stored shark states (sharks.go)
+	states sharkStates   // the stored shark states (sharks.go)
 	checks chan struct{} // bounds the shark checks running at once (check.go)
 }
 
@@ -324,7 +324,7 @@ func (e *Engine) claim(j JobRecord) (*runner, error) {
 	r := newRunner(e, j)
 	e.running[j.ID] = r
 	e.sharks[j.From.MantaStorageID] = j.ID // out of every other job's placements (pushExclusions)
-	e.wg.Add(1) // under mu, so never after Close began to wait
+	e.wg.Add(1)                            // under mu, so never after Close began to wait
 	if !e.watching {
 		e.watching = true
 		e.wg.Add(1)
