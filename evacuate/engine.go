@@ -323,8 +323,8 @@ func (e *Engine) claim(j JobRecord) (*runner, error) {
 	}
 	r := newRunner(e, j)
 	e.running[j.ID] = r
-	e.sharks[j.From.MantaStorageID] = j.ID // out of every other job's placements (pushExclusions)
-	e.wg.Add(1)                            // under mu, so never after Close began to wait
+	e.sharks[j.From.MantaStorageID] = j.ID
+	e.wg.Add(1) // under mu, so never after Close began to wait
 	if !e.watching {
 		e.watching = true
 		e.wg.Add(1)

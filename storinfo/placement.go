@@ -634,9 +634,10 @@ type DestinationReport struct {
 	Datacenter     string  `json:"datacenter"` // empty when not Listed
 	Listed         bool    `json:"listed"`     // in the current snapshot (false: only pending bytes are known)
 	Blocklisted    bool    `json:"blocklisted"`
-	Excluded       bool    `json:"excluded,omitempty"` // out of service (ExcludeSharks)
-	AvailableMB    int64   `json:"available_mb"`       // as storinfo reports it
-	PercentUsed    float64 `json:"percent_used"`       // as storinfo reports it
+	AvailableMB    int64   `json:"available_mb"` // as storinfo reports it
+	PercentUsed    float64 `json:"percent_used"` // as storinfo reports it
+	// Excluded says it is out of service (ExcludeSharks).
+	Excluded bool `json:"excluded,omitempty"`
 	// LimitBytes is what the destination may take under the tunables,
 	// before any reservation; negative when it takes nothing.
 	LimitBytes       int64 `json:"limit_bytes"`
