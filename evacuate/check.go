@@ -65,8 +65,11 @@ type CheckGroup struct {
 	Reason string
 	// Job is the job that recorded them (none for CheckNotFound, and the
 	// latest evacuation for CheckExcluded).
-	Job      string
-	Objects  int64
+	Job     string
+	Objects int64
+	// Sources counts the objects by the shark the job last read their
+	// copy from, when it recorded one.
+	Sources  map[string]int64
 	Examples []CheckExample
 }
 
@@ -320,6 +323,12 @@ func (c *checker) add(k checkKey, o rebalancer.Object, row *jobstore.ObjectRow) 
 		c.groups[k] = g
 	}
 	g.Objects++
+	if row != nil && row.SourceShark != "" {
+		if g.Sources == nil {
+			g.Sources = map[string]int64{}
+		}
+		g.Sources[row.SourceShark]++
+	}
 	if len(g.Examples) < c.examples {
 		ex := CheckExample{ID: o.ID, Key: o.Key, Shard: o.Shard}
 		if row != nil {

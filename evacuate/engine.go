@@ -192,6 +192,12 @@ func (e *Engine) CreateJob(ctx context.Context, shark string, opts Options) (Job
 	if err := opts.Validate(); err != nil {
 		return JobRecord{}, err
 	}
+	e.mu.Lock()
+	closed := e.closed
+	e.mu.Unlock()
+	if closed {
+		return JobRecord{}, ErrEngineClosed
+	}
 	if err := e.loadStates(ctx); err != nil {
 		return JobRecord{}, err
 	}

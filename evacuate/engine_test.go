@@ -688,7 +688,7 @@ func TestUnknownShark(t *testing.T) {
 		if !errors.As(err, &unknown) || !errors.Is(err, rebalancer.ErrSharkNotFound) {
 			t.Fatalf("create on an unknown shark: %v", err)
 		}
-		if want := "no storage node is named 2.stor.tset; did you mean 2.stor.test, 1.stor.test or 3.stor.test?"; err.Error() != want {
+		if want := "no storage node is named 2.stor.tset; did you mean 2.stor.test?"; err.Error() != want {
 			t.Errorf("error %q, want %q", err, want)
 		}
 		h.engine.cfg.LookupShark = func(context.Context, string) (rebalancer.StorageNode, error) {

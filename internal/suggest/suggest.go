@@ -34,9 +34,9 @@ func Distance(a, b string) int {
 	return prev[len(b)]
 }
 
-// Closest returns up to n of names that are within a few edits of name
-// (a fifth of its length, and at least 2), closest first, then in
-// alphabetical order; name itself is never among them.
+// Closest returns up to n of the names closest to name, in alphabetical
+// order: those the fewest edits away, if that is a few (a fifth of its
+// length, and at least 2). Name itself is never among them.
 func Closest(name string, names []string, n int) []string {
 	type cand struct {
 		name string
@@ -58,7 +58,10 @@ func Closest(name string, names []string, n int) []string {
 		return cmp.Or(cmp.Compare(a.dist, b.dist), cmp.Compare(a.name, b.name))
 	})
 	out := make([]string, 0, min(n, len(cands)))
-	for _, c := range cands[:min(n, len(cands))] {
+	for _, c := range cands {
+		if len(out) == n || c.dist > cands[0].dist {
+			break
+		}
 		out = append(out, c.name)
 	}
 	return out

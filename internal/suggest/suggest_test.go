@@ -35,9 +35,9 @@ func TestClosest(t *testing.T) {
 		n    int
 		want []string
 	}{
-		{"2.stor.demo.exmaple", 3, []string{"2.stor.demo.example", "1.stor.demo.example", "12.stor.demo.example"}},
-		{"2.stor.demo.exmaple", 1, []string{"2.stor.demo.example"}},
+		{"2.stor.demo.exmaple", 3, []string{"2.stor.demo.example"}},
 		{"2.stor.demo.example", 3, []string{"1.stor.demo.example", "12.stor.demo.example", "3.stor.demo.example"}},
+		{"2.stor.demo.example", 2, []string{"1.stor.demo.example", "12.stor.demo.example"}},
 		{"no.such.shark", 3, []string{}},
 		{"x", 3, []string{}},
 	} {
