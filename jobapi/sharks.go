@@ -236,8 +236,8 @@ func (s *Server) checkShark(w http.ResponseWriter, r *http.Request) {
 		opts.ProgressInterval = d
 	}
 	shark := s.qualify(r.PathValue("shark"))
-	// A scan takes as long as a discovery, far beyond the server's read
-	// timeout, which would otherwise end the request's context.
+	// A scan takes as long as a discovery: far longer than a server's
+	// timeouts would let the reply run (a write timeout cuts it off).
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Time{})
 	rc.SetWriteDeadline(time.Time{})

@@ -225,9 +225,9 @@ func (s blockUntil) Discover(ctx context.Context, req rebalancer.DiscoverRequest
 	}
 }
 
-// A check lasts as long as its scan, far beyond a server's read timeout,
-// and shows its progress meanwhile.
-func TestCheckOutlivesReadTimeout(t *testing.T) {
+// A check lasts as long as its scan, far beyond a server's timeouts, and
+// shows its progress meanwhile.
+func TestCheckOutlivesServerTimeouts(t *testing.T) {
 	release := make(chan struct{})
 	f := newFleet(1)
 	h := sharkHarness(t, 0, blockUntil{obj: f.source.Objects[0], release: release}, nil)
@@ -237,7 +237,7 @@ func TestCheckOutlivesReadTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: (&Server{Engine: h.engine, Domain: "test", Logger: testutil.Discard()}).Handler(),
-		ReadTimeout: 200 * time.Millisecond}
+		ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	c, err := NewClient(ln.Addr().String())
@@ -249,7 +249,7 @@ func TestCheckOutlivesReadTimeout(t *testing.T) {
 		if p.Objects != 1 {
 			t.Errorf("progress %+v", p)
 		}
-		if lines.Add(1) == 5 { // 500 ms: past the read timeout
+		if lines.Add(1) == 5 { // 500 ms: past the timeouts
 			close(release)
 		}
 	}})
