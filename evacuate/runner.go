@@ -40,6 +40,7 @@ type runner struct {
 
 	discoveryFinished atomic.Bool
 	discoveryErr      atomic.Pointer[error]
+	discoveryStopped  atomic.Bool // the job was stopped before discovery finished
 	feederDrained     atomic.Bool // dry run: everything discovered was planned
 	feederStoppedFlag atomic.Bool // stopping: the feeder gave back what it held
 	fatalErr          chan error  // a stage outside the errgroup failed (capacity 1)
@@ -203,7 +204,9 @@ func (r *runner) finish(ctx context.Context, state rebalancer.JobState, msg stri
 func (r *runner) logEnd(ctx context.Context, state rebalancer.JobState, msg string) {
 	args := []any{"state", state.String(), "err", msg}
 	if counts, err := getCounts(ctx, r.store, r.job.ID); err == nil {
-		v := verdict(r.job, counts)
+		j := r.job
+		j.DiscoveryDone = r.discoveryFinished.Load() && r.discoveryErr.Load() == nil && !r.discoveryStopped.Load()
+		v := verdict(j, counts)
 		args = append(args, "objects_left", v.ObjectsLeft, "verdict", v.String())
 	}
 	r.log.Info("job ended", args...)
