@@ -88,6 +88,9 @@ func checkAdvice(c evacuate.SharkCheck) []string {
 			why += ", or under the key prefixes it left out"
 		}
 		msg := fmt.Sprintf("%s no evacuation found (%s): evacuate %s again: %s", objects(fresh), why, shark, cmd)
+		if c.Latest == nil {
+			msg = fmt.Sprintf("%s was never evacuated: evacuate it: %s", shark, cmd)
+		}
 		if retried > 0 {
 			msg += fmt.Sprintf(" (it also retries the %s a retry would)", objects(retried))
 		}
