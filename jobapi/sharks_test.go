@@ -290,6 +290,9 @@ func TestCheckAdvice(t *testing.T) {
 				"rebalancer-adm job create evacuate --shark 1.stor --exclude-key-prefix none (it also retries the 1 object a retry would)",
 				"1 object has a copy on every shark, or in every datacenter, that could take them: they move once there is another shark for them.",
 				"1.stor is in service: take it out (rebalancer-adm shark out 1.stor) so that no job puts copies back on it."}},
+		{"never evacuated", evacuate.SharkCheck{Shark: in, Objects: 4, Groups: []evacuate.CheckGroup{{Kind: "not_found", Objects: 4}}},
+			[]string{"1.stor was never evacuated: evacuate it: rebalancer-adm job create evacuate --shark 1.stor",
+				"1.stor is in service: take it out (rebalancer-adm shark out 1.stor) so that no job puts copies back on it."}},
 		{"bad copies", evacuate.SharkCheck{Shark: drained, Objects: 2, Groups: []evacuate.CheckGroup{
 			{Kind: "skipped", Reason: "md5_mismatch", Job: "j", Objects: 2}}},
 			[]string{"2 objects have a bad or missing copy elsewhere, or malformed metadata: see rebalancer-adm job objects j --status skipped (or --status error); repair them, then retry."}},
