@@ -6,7 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
+	"github.com/TritonDataCenter/rebalancer/jobapi"
 )
 
 // The shark commands through the CLI alone: a shark that holds objects is
@@ -134,5 +136,27 @@ func TestCausesShown(t *testing.T) {
 	r = m.cmd(t, "shark", "check", shark1)
 	if r.code != exitNotSafe || !strings.Contains(r.stdout, "read from "+shark2) || !strings.Contains(r.stdout, "rebalancer-adm job retry "+retry) {
 		t.Fatalf("check: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// A job that ended before its discovery finished says so, rather than
+// that discovery is running (issue 18: "0 of 0+ (discovery running)").
+func TestStatusOfUnfinishedDiscovery(t *testing.T) {
+	for _, tc := range []struct {
+		state       rebalancer.JobState
+		want, avoid string
+	}{
+		{rebalancer.JobFailed, "0 of 0 found (discovery did not finish)", "discovery running"},
+		{rebalancer.JobStopped, "0 of 0 found (discovery did not finish)", "discovery running"},
+		{rebalancer.JobRunning, "0 of 0+ (discovery running)", "did not finish"},
+	} {
+		var b strings.Builder
+		st := &jobapi.JobStatus{State: tc.state, Error: "shark x: boom", Progress: &jobapi.Progress{}}
+		if err := printStatus(&b, "j", st); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), tc.want) || strings.Contains(b.String(), tc.avoid) {
+			t.Errorf("%s job:\n%s\nwant %q", tc.state, b.String(), tc.want)
+		}
 	}
 }
