@@ -150,7 +150,17 @@ type Task struct {
 	// are left out of the JSON otherwise, as the legacy does.
 	BucketID       string `json:"bucket_id,omitempty"`
 	ObjectNameHash string `json:"object_name_hash,omitempty"` // ObjectNameHash(name)
+	// Detail, in a failed task of an agent's reply, says in words what
+	// went wrong ("source 2.stor... unreachable after 4 attempts: dial
+	// tcp ...: connection refused"), at most MaxTaskDetail bytes. The
+	// legacy has no such field: its agents do not send it and its manager
+	// ignores it. A manager does not send it to agents.
+	Detail string `json:"detail,omitempty"`
 }
+
+// MaxTaskDetail bounds Task.Detail, so that an assignment's reply stays
+// small whatever its sources answered.
+const MaxTaskDetail = 512
 
 // IsV2 reports whether the task is for a buckets (v2) object.
 func (t Task) IsV2() bool { return t.BucketID != "" && t.ObjectNameHash != "" }

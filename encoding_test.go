@@ -210,6 +210,20 @@ func TestTaskEncoding(t *testing.T) {
 	if !v2.IsV2() {
 		t.Error("v2 task not recognised as v2")
 	}
+	// A Go agent's failed task carries its detail after every legacy field,
+	// and only when there is one.
+	failed := v1
+	failed.Status, failed.Detail = TaskFailedWith(SkipSourceOtherError), "dial tcp 10.0.0.9:80: connection refused"
+	got, _ := json.Marshal(failed)
+	wantFailed := strings.TrimSuffix(specV1Task, `"status":"Pending"}`) +
+		`"status":{"Failed":"SourceOtherError"},"detail":"dial tcp 10.0.0.9:80: connection refused"}`
+	if string(got) != wantFailed {
+		t.Errorf("failed task with a detail encodes as\n%s\nwant\n%s", got, wantFailed)
+	}
+	var back Task
+	if err := json.Unmarshal(got, &back); err != nil || back != failed {
+		t.Errorf("failed task decodes as %+v (%v), want %+v", back, err, failed)
+	}
 	// With only one of the two bucket fields a task is v1, as in the legacy.
 	if (Task{BucketID: "x"}).IsV2() {
 		t.Error("task with only bucket_id treated as v2")

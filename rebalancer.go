@@ -100,6 +100,9 @@ var (
 	ErrAgentBusy          = errors.New("agent busy")
 	ErrAssignmentExists   = errors.New("assignment already exists")
 	ErrAssignmentNotFound = errors.New("assignment not found")
+	// ErrSharkNotFound is wrapped by the error of a lookup of a storage id
+	// that names no storage node (moray.LookupShark's, say).
+	ErrSharkNotFound = errors.New("shark not found")
 )
 
 // SkipError says that an object will not be moved, and why.

@@ -282,7 +282,8 @@ func TestEmptyAssignment(t *testing.T) {
 }
 
 // TestGetGoldenJSON: a completed assignment with a failure, byte for byte
-// as the legacy agent writes it.
+// as the legacy agent writes it, plus the failure's detail after the
+// legacy fields (which a legacy manager ignores).
 func TestGetGoldenJSON(t *testing.T) {
 	a := startAgent(t, testConfig(t))
 	src := newSource(t)
@@ -296,7 +297,8 @@ func TestGetGoldenJSON(t *testing.T) {
 	want := `{"uuid":"fd45e70b-5435-457e-a371-93fcb8215e0d","stats":{"state":{"Complete":[` +
 		`{"object_id":"7f3ee78a-2e64-4f3d-829f-a31c7c2c2b03","owner":"d50c4fc4-f408-492f-b8bc-a0dd7c73683f",` +
 		`"md5sum":"QXBlX0QFcscVIwptkUaI8g==","source":{"datacenter":"dc","manta_storage_id":"` + src.host() + `"},` +
-		`"status":{"Failed":"MD5Mismatch"}}]},"failed":1,"complete":1,"total":1}}`
+		`"status":{"Failed":"MD5Mismatch"},"detail":"downloaded 10 bytes with MD5 ` + md5b64(content("not the right bytes", 10)) +
+		`, expected QXBlX0QFcscVIwptkUaI8g=="}]},"failed":1,"complete":1,"total":1}}`
 	if body != want {
 		t.Fatalf("GET body\n got %s\nwant %s", body, want)
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"modernc.org/sqlite" // SQLite driver (no cgo)
 
@@ -665,7 +666,7 @@ func (s *store) get(ctx context.Context, id string) (rebalancer.Assignment, erro
 // processed, as the legacy agent lists them.
 func (s *store) failedTasks(ctx context.Context, seq int64) ([]rebalancer.Task, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT object_id, owner, md5sum, datacenter, manta_storage_id,
-		coalesce(bucket_id, ''), coalesce(object_name_hash, ''), coalesce(reason, '') FROM tasks
+		coalesce(bucket_id, ''), coalesce(object_name_hash, ''), coalesce(reason, ''), coalesce(detail, '') FROM tasks
 		WHERE aseq = ? AND state = 'failed' ORDER BY done_order, idx`, seq)
 	if err != nil {
 		return nil, err
@@ -674,15 +675,31 @@ func (s *store) failedTasks(ctx context.Context, seq int64) ([]rebalancer.Task, 
 	out := []rebalancer.Task{}
 	for rows.Next() {
 		var t rebalancer.Task
-		var reason string
+		var reason, detail string
 		if err := rows.Scan(&t.ObjectID, &t.Owner, &t.MD5Sum, &t.Source.Datacenter, &t.Source.MantaStorageID,
-			&t.BucketID, &t.ObjectNameHash, &reason); err != nil {
+			&t.BucketID, &t.ObjectNameHash, &reason, &detail); err != nil {
 			return nil, err
 		}
 		t.Status = rebalancer.TaskFailedWith(decodeReason(reason))
+		// The cause travels with the reason, so that the manager can tell
+		// an operator more than "source_other_error".
+		t.Detail = truncateUTF8(detail, rebalancer.MaxTaskDetail)
 		out = append(out, t)
 	}
 	return out, rows.Err()
+}
+
+// truncateUTF8 cuts s to at most n bytes, on a character boundary, marking
+// the cut with "...".
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("...")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 // decodeReason reads a stored reason. One that cannot be read is reported

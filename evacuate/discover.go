@@ -12,6 +12,10 @@ import (
 // errEnough stops a source once max_objects objects are recorded.
 var errEnough = errors.New("max_objects reached")
 
+// errStopping stops a source when its job is stopped: discovery did not
+// finish, and the job must not say it did.
+var errStopping = errors.New("job stopping")
+
 // discover streams the job's objects from its source into the store, in
 // batches, resuming from the per-shard checkpoints of an earlier run. Its
 // failure does not stop the job's other stages: the job ends Failed, naming
@@ -21,7 +25,10 @@ func (r *runner) discover(ctx context.Context) {
 		return
 	}
 	err := r.discoverAll(ctx)
-	if ctx.Err() != nil {
+	if errors.Is(err, errStopping) {
+		r.discoveryStopped.Store(true)
+	}
+	if ctx.Err() != nil || errors.Is(err, errStopping) {
 		return
 	}
 	if err != nil {
@@ -75,7 +82,7 @@ func (r *runner) discoverAll(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return errEnough // stopping
+			return errStopping
 		}
 		if r.job.Options.excluded(o.Key) {
 			excluded++
@@ -101,6 +108,10 @@ func (r *runner) discoverAll(ctx context.Context) error {
 	}
 	if errors.Is(err, errEnough) {
 		return nil
+	}
+	if errors.Is(err, errStopping) {
+		r.log.Info("discovery stopped with the job; the objects it did not find need a new job")
+		return err
 	}
 	if err != nil {
 		return fmt.Errorf("shark %s: %w", r.job.From.MantaStorageID, err)

@@ -32,10 +32,19 @@ type Config struct {
 	Placement rebalancer.Placement
 	// Agent talks to the agents on the destinations.
 	Agent rebalancer.Agent
-	// LookupShark resolves the shark being evacuated (its datacenter) when a
-	// job starts; a shark it cannot find fails the job. Optional: without it
-	// the job uses the shark as given.
+	// LookupShark resolves the shark a job evacuates (its datacenter) when
+	// the job is created: a shark it cannot find, which its error says by
+	// wrapping rebalancer.ErrSharkNotFound, is refused with an
+	// *UnknownSharkError. Its errors name the shark. Optional: without it
+	// a job uses the shark as given.
 	LookupShark func(ctx context.Context, storageID string) (rebalancer.StorageNode, error)
+	// Fleet lists the storage nodes the fleet has, for Sharks and for
+	// suggesting the names closest to an unknown one. Optional.
+	Fleet func(ctx context.Context) ([]rebalancer.StorageNode, error)
+	// Blocklist returns the sharks the configuration keeps out of every
+	// placement (the Placement applies it), so that Sharks shows them.
+	// Optional.
+	Blocklist func() []string
 	// Defaults are the options of new jobs (zero fields: DefaultOptions).
 	Defaults Options
 	// Logger receives the engine's logs (slog.Default when nil).
@@ -79,6 +88,9 @@ type Engine struct {
 
 	healthMu sync.Mutex
 	storeErr error // the job store's failure at the last check; nil when it works
+
+	states sharkStates   // the stored shark states (sharks.go)
+	checks chan struct{} // bounds the shark checks running at once (check.go)
 }
 
 // Errors the job controls return; the HTTP API maps them to status codes.
@@ -86,6 +98,9 @@ var (
 	ErrJobNotRunning = errors.New("job is not running")
 	ErrSharkBusy     = errors.New("another job is evacuating this shark")
 	ErrEngineClosed  = errors.New("engine closed")
+	// ErrRetryDryRun refuses to retry a dry run: a retry moves objects.
+	// Create a job instead: a new dry run, or the evacuation itself.
+	ErrRetryDryRun = errors.New("a dry run is not retried: create a new dry run, or the evacuation itself")
 )
 
 // NewEngine returns an engine. Call Start to resume the jobs a previous
@@ -116,15 +131,21 @@ func NewEngine(cfg Config) (*Engine, error) {
 		log = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Engine{cfg: cfg, store: cfg.Store.s, log: log, running: map[string]*runner{}, sharks: map[string]string{}, released: make(chan struct{}), ctx: ctx, cancel: cancel}, nil
+	return &Engine{cfg: cfg, store: cfg.Store.s, log: log, running: map[string]*runner{}, sharks: map[string]string{}, released: make(chan struct{}),
+		ctx: ctx, cancel: cancel, checks: make(chan struct{}, MaxSharkChecks)}, nil
 }
 
 // Start resumes, in the background, every job the store says is running,
 // setting up or paused: a manager restart continues its jobs instead of
-// failing them. It returns an error only when the store cannot list the
-// jobs; Start may then be called again. A job already running here is left
-// as it is, and once Close has begun nothing more is started.
+// failing them. It also reads the shark states, which every placement
+// from then on obeys. It returns an error only when the store cannot list
+// the jobs or the states; Start may then be called again. A job already
+// running here is left as it is, and once Close has begun nothing more is
+// started.
 func (e *Engine) Start(ctx context.Context) error {
+	if err := e.loadStates(ctx); err != nil {
+		return err
+	}
 	jobs, err := e.Jobs(ctx)
 	if err != nil {
 		return err
@@ -159,8 +180,13 @@ func (e *Engine) Close() {
 }
 
 // CreateJob stores a new evacuation job for the shark and starts it in the
-// background. Zero fields of opts take the engine's Config.Defaults. A storage id without a domain part is completed by the caller
-// (the manager knows its domain).
+// background. Zero fields of opts take the engine's Config.Defaults. A
+// storage id without a domain part is completed by the caller (the
+// manager knows its domain). The shark is looked up first
+// (Config.LookupShark): an unknown one is refused with an
+// *UnknownSharkError, and a failed lookup with an error wrapping
+// ErrSharkLookup, each leaving nothing stored. An evacuation marks its
+// shark draining as it is created (a dry run changes no state).
 func (e *Engine) CreateJob(ctx context.Context, shark string, opts Options) (JobRecord, error) {
 	shark = strings.TrimSpace(shark)
 	if shark == "" {
@@ -170,34 +196,81 @@ func (e *Engine) CreateJob(ctx context.Context, shark string, opts Options) (Job
 	if err := opts.Validate(); err != nil {
 		return JobRecord{}, err
 	}
+	e.mu.Lock()
+	closed := e.closed
+	e.mu.Unlock()
+	if closed {
+		return JobRecord{}, ErrEngineClosed
+	}
+	if err := e.loadStates(ctx); err != nil {
+		return JobRecord{}, err
+	}
+	node, err := e.resolveShark(ctx, shark)
+	if err != nil {
+		return JobRecord{}, err
+	}
 	return e.createAndStart(ctx, JobRecord{
 		ID:      uuid.NewString(),
 		Action:  rebalancer.JobEvacuate,
 		State:   rebalancer.JobSetup,
-		From:    rebalancer.StorageNode{MantaStorageID: shark},
+		From:    node,
 		Options: opts,
 	})
 }
 
-// createAndStart claims the job's shark, stores the job and starts it. The
-// claim comes first so that a refused job (its shark busy, the engine
-// closing) leaves no record behind: the legacy stored a Failed job for
-// every refused request.
+// createAndStart claims the job's shark, stores the job (and, for an
+// evacuation, its shark draining) and starts it. The claim comes first so
+// that a refused job (its shark busy, the engine closing) leaves no record
+// behind: the legacy stored a Failed job for every refused request.
 func (e *Engine) createAndStart(ctx context.Context, j JobRecord) (JobRecord, error) {
+	if err := e.loadStates(ctx); err != nil {
+		return JobRecord{}, err
+	}
 	r, err := e.claim(j)
 	if err != nil {
 		return JobRecord{}, err
 	}
 	stored, err := storedJob(j)
 	if err == nil {
-		err = e.store.CreateJob(ctx, stored)
+		err = e.storeNewJob(ctx, stored, !j.Options.DryRun)
 	}
 	if err != nil {
 		e.release(r)
 		return JobRecord{}, err
 	}
+	e.pushExclusions()
 	e.launch(r)
 	return e.Job(ctx, j.ID)
+}
+
+// storeNewJob stores a job, with its shark draining when drain is set.
+func (e *Engine) storeNewJob(ctx context.Context, j jobstore.Job, drain bool) error {
+	if !drain {
+		return e.store.CreateJob(ctx, j)
+	}
+	e.states.mu.Lock()
+	defer e.states.mu.Unlock()
+	rec := jobstore.SharkRecord{Shark: j.From.MantaStorageID, State: jobstore.SharkDraining, JobID: j.ID, ChangedBy: jobstore.ByJob,
+		Reason: "evacuation " + j.ID + " created"}
+	if j.RetryOf != "" {
+		rec.Reason = "evacuation " + j.ID + " created to retry " + j.RetryOf
+	}
+	return e.setStateLocked(rec, func(rec jobstore.SharkRecord) error { return e.store.CreateJobWithShark(ctx, j, rec) })
+}
+
+// finishJob records a job's end: a completed evacuation leaves its shark
+// drained, in the same transaction.
+func (e *Engine) finishJob(ctx context.Context, j JobRecord, state rebalancer.JobState, msg string) error {
+	if state != rebalancer.JobComplete || j.Options.DryRun {
+		return e.store.SetJobState(ctx, j.ID, state, msg)
+	}
+	e.states.mu.Lock()
+	defer e.states.mu.Unlock()
+	rec := jobstore.SharkRecord{Shark: j.From.MantaStorageID, State: jobstore.SharkDrained, JobID: j.ID, ChangedBy: jobstore.ByJob,
+		Reason: "evacuation " + j.ID + " complete"}
+	return e.setStateLocked(rec, func(rec jobstore.SharkRecord) error {
+		return e.store.SetJobStateWithShark(ctx, j.ID, state, msg, rec)
+	})
 }
 
 // RetryJob creates and starts a job over the objects of an earlier job that
@@ -210,6 +283,11 @@ func (e *Engine) RetryJob(ctx context.Context, oldID string, opts *Options) (Job
 	}
 	if e.Running(oldID) {
 		return JobRecord{}, fmt.Errorf("job %s: cannot retry a job that is still running: %w", oldID, ErrSharkBusy)
+	}
+	if old.Options.DryRun {
+		// A retry moves objects; a dry run's were planned, not meant to
+		// move. The legacy has no dry runs to compare with.
+		return JobRecord{}, fmt.Errorf("job %s is a dry run: %w", oldID, ErrRetryDryRun)
 	}
 	o := old.Options
 	if opts != nil {
@@ -346,13 +424,14 @@ func (e *Engine) evacuatedByOther(shark, job string) bool {
 func (e *Engine) release(r *runner) {
 	defer e.wg.Done()
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	delete(e.running, r.job.ID)
 	if e.sharks[r.job.From.MantaStorageID] == r.job.ID {
 		delete(e.sharks, r.job.From.MantaStorageID)
 	}
 	close(e.released)
 	e.released = make(chan struct{})
+	e.mu.Unlock()
+	e.pushExclusions() // a dry run's shark is a destination again
 }
 
 // Wait blocks until the job is no longer running in this engine (started by
@@ -382,6 +461,7 @@ func (e *Engine) startBackground(j JobRecord) error {
 	if err != nil {
 		return err
 	}
+	e.pushExclusions()
 	e.launch(r)
 	return nil
 }
@@ -530,6 +610,9 @@ type ObjectRecord struct {
 	SkipReason string
 	Error      string
 	Detail     string
+	// Source, for a skipped or errored object, is the shark its copy was
+	// read from ("" when none was).
+	Source string
 	// Dest is where the object is, or was to be, copied, and
 	// AssignmentID the assignment that copies it.
 	Dest          rebalancer.StorageNode
@@ -550,7 +633,7 @@ func (e *Engine) Objects(ctx context.Context, jobID string, status rebalancer.Ob
 	}
 	out := make([]ObjectRecord, len(rows))
 	for i, row := range rows {
-		out[i] = ObjectRecord{ID: row.ID, Key: row.Key, Shard: row.Shard, Status: status, Detail: row.Detail,
+		out[i] = ObjectRecord{ID: row.ID, Key: row.Key, Shard: row.Shard, Status: status, Detail: row.Detail, Source: row.SourceShark,
 			Dest: row.Dest(), AssignmentID: row.AssignmentID, Attempts: row.Attempts, ContentLength: row.ContentLength, Seq: row.Seq}
 		if row.SkippedReason != nil {
 			out[i].SkipReason = *row.SkippedReason

@@ -119,10 +119,12 @@ func (h *harness) newEngine() *Engine {
 		Placement: h.place,
 		Agent:     h.agents,
 		LookupShark: func(ctx context.Context, id string) (rebalancer.StorageNode, error) {
-			if id == fakes.Shark(1).MantaStorageID {
-				return fakes.Shark(1), nil
+			for n := 1; n <= 9; n++ {
+				if id == fakes.Shark(n).MantaStorageID {
+					return fakes.Shark(n), nil
+				}
 			}
-			return rebalancer.StorageNode{}, fmt.Errorf("no shark %s", id)
+			return rebalancer.StorageNode{}, fmt.Errorf("no shark %s: %w", id, rebalancer.ErrSharkNotFound)
 		},
 		Defaults:           fastOptions(),
 		Logger:             testutil.Logger(h.t),
@@ -672,13 +674,36 @@ func TestOneJobPerShark(t *testing.T) {
 	h.wait(j.ID)
 }
 
+// A shark no one knows is refused at create, with the known names closest
+// to it, and nothing is stored; a lookup that fails otherwise is refused
+// too, as something to try again.
 func TestUnknownShark(t *testing.T) {
-	h := newHarness(t, filepath.Join(t.TempDir(), "jobs.db"), 5, nil)
-	h.from = fakes.Shark(99)
-	j, _ := h.run(fastOptions())
-	if j.State != rebalancer.JobFailed || j.Error == "" {
-		t.Errorf("job on an unknown shark ended %v %q", j.State, j.Error)
-	}
+	stores(t, func(t *testing.T, dsn string) {
+		h := newHarness(t, dsn, 5, nil)
+		ctx := context.Background()
+		fleet := []rebalancer.StorageNode{fakes.Shark(1), fakes.Shark(2), fakes.Shark(3)}
+		h.engine.cfg.Fleet = func(context.Context) ([]rebalancer.StorageNode, error) { return fleet, nil }
+		_, err := h.engine.CreateJob(ctx, "2.stor.tset", fastOptions())
+		var unknown *UnknownSharkError
+		if !errors.As(err, &unknown) || !errors.Is(err, rebalancer.ErrSharkNotFound) {
+			t.Fatalf("create on an unknown shark: %v", err)
+		}
+		if want := "no storage node is named 2.stor.tset; did you mean 2.stor.test?"; err.Error() != want {
+			t.Errorf("error %q, want %q", err, want)
+		}
+		h.engine.cfg.LookupShark = func(context.Context, string) (rebalancer.StorageNode, error) {
+			return rebalancer.StorageNode{}, errors.New("look up shark 1.stor.test: moray: connection refused")
+		}
+		if _, err := h.engine.CreateJob(ctx, h.from.MantaStorageID, fastOptions()); !errors.Is(err, ErrSharkLookup) {
+			t.Fatalf("create with a failing lookup: %v", err)
+		}
+		if jobs, err := h.engine.Jobs(ctx); err != nil || len(jobs) != 0 {
+			t.Errorf("refused creates stored %d jobs (%v)", len(jobs), err)
+		}
+		if st, err := h.engine.Sharks(ctx); err != nil || slices.ContainsFunc(st, func(s SharkStatus) bool { return s.State != SharkInService }) {
+			t.Errorf("refused creates changed shark states: %+v (%v)", st, err)
+		}
+	})
 }
 
 // completeCount returns the number of complete objects of a job.

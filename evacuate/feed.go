@@ -188,7 +188,8 @@ func (f *feeder) place(ctx context.Context, row *jobstore.ObjectRow, tick <-chan
 			if pinned {
 				detail = fmt.Sprintf("part of multipart upload %s, whose parts go to %s: %s", up, pin.MantaStorageID, detail)
 			}
-			f.pending = append(f.pending, jobstore.Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectSkipped, Skip: skip.Reason, Detail: detail})
+			f.pending = append(f.pending, jobstore.Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectSkipped, Skip: skip.Reason,
+				Detail: detail, Source: src.MantaStorageID})
 			return nil
 		}
 		if ctx.Err() != nil {
@@ -237,16 +238,34 @@ func (f *feeder) place(ctx context.Context, row *jobstore.ObjectRow, tick <-chan
 	return nil
 }
 
-// placeObject asks the placement for a destination that is not in avoid
-// and that no other running job is evacuating: a copy put there would
-// leave the metadata naming a shark on its way out, after its own job may
-// already have scanned past the object.
+// placeObject asks the placement for a destination that is not in avoid,
+// not draining or drained, and not evacuated by another running job: a
+// copy put on a shark on its way out would have to move again, and one put
+// there after its own job scanned past the object would leave the metadata
+// naming it. A SharkExcluder placement knows these sharks already; any
+// other gets them in avoid. Either way a destination that is one of them
+// (its state changed since the placement last heard, say) is given back
+// and another asked for.
 func (r *runner) placeObject(ctx context.Context, obj rebalancer.Object, avoid []string) (rebalancer.StorageNode, error) {
-	if others := r.e.evacuatedByOthers(r.job.ID); len(others) > 0 {
-		avoid = append(slices.Clip(avoid), others...)
+	if _, ok := r.e.cfg.Placement.(SharkExcluder); !ok {
+		if ex := r.e.exclusions(r.job.ID); len(ex) > 0 {
+			avoid = append(slices.Clip(avoid), ex...)
+		}
 	}
-	return r.e.cfg.Placement.Place(ctx, obj, r.job.From, avoid)
+	for range maxExcludedPlacements {
+		dest, err := r.e.cfg.Placement.Place(ctx, obj, r.job.From, avoid)
+		if err != nil || !r.e.excluded(dest.MantaStorageID, r.job.ID) {
+			return dest, err
+		}
+		r.e.cfg.Placement.Release(dest, max(obj.ContentLength, 0), false)
+		avoid = append(slices.Clip(avoid), dest.MantaStorageID)
+	}
+	return rebalancer.StorageNode{}, fmt.Errorf("object %s: the placement chose %d sharks out of service in a row", obj.ID, maxExcludedPlacements)
 }
+
+// maxExcludedPlacements bounds the destinations placeObject gives back
+// for one object, against a Placement that ignores avoid.
+const maxExcludedPlacements = 100
 
 // chooseSource picks the copy an agent should read: one not on the evacuated
 // shark, rotating with the attempt number so that a retry reads another copy

@@ -177,13 +177,14 @@ func (r *runner) checkUpdate(row *jobstore.ObjectRow) (obj rebalancer.Object, de
 		return obj, dest, jobstore.Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectError,
 			Error: rebalancer.ErrorMdapiUpdateFailed, Detail: v2DownDetail(r.v2DownErr(), "copied, metadata not updated")}, false
 	}
-	if r.e.evacuatedByOther(dest.MantaStorageID, r.job.ID) && row.Attempts+1 < r.job.Options.MaxAttempts {
+	if r.e.excluded(dest.MantaStorageID, r.job.ID) && row.Attempts+1 < r.job.Options.MaxAttempts {
 		// The copy went to a shark that a job started since is evacuating,
 		// and that job may have scanned past this object already: naming
-		// the destination now could leave the object on it. Place it again
-		// (placement avoids sharks being evacuated).
+		// the destination now could leave the object on it. Or an operator
+		// took the shark out since. Place it again (placement avoids
+		// sharks out of service).
 		return obj, dest, jobstore.Change{ID: row.ID, Bytes: row.ContentLength, To: rebalancer.ObjectUnprocessed, Avoid: dest.MantaStorageID,
-			Detail: "the destination is being evacuated; placing the object again"}, false
+			Detail: "the destination left service; placing the object again"}, false
 	}
 	return obj, dest, jobstore.Change{}, true
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/evacuate/internal/jobstore"
@@ -109,22 +110,22 @@ func (r *runner) complete(ctx context.Context, a *assignment, got rebalancer.Ass
 		r.abandon(ctx, a, rebalancer.SkipAssignmentMismatch, "agent reply does not match the assignment: "+problem, true)
 		return
 	}
-	failed := make(map[string]rebalancer.SkipReason, len(got.Stats.State.Failed))
+	failed := make(map[string]rebalancer.Task, len(got.Stats.State.Failed))
 	for _, t := range got.Stats.State.Failed {
-		failed[t.ObjectID] = t.Status.Reason
+		failed[t.ObjectID] = t
 	}
 	var changes []jobstore.Change
 	var copied int64
 	succeeded := 0
 	for _, p := range a.order {
-		reason, bad := failed[p.row.ID]
+		task, bad := failed[p.row.ID]
 		if !bad {
 			changes = append(changes, jobstore.Change{ID: p.row.ID, Bytes: p.row.ContentLength, To: rebalancer.ObjectPostProcessing})
 			copied += p.row.ContentLength
 			succeeded++
 			continue
 		}
-		changes = append(changes, r.taskFailure(p, a.dest, reason))
+		changes = append(changes, r.taskFailure(p, a.dest, task))
 	}
 	r.record(ctx, a, changes, copied)
 	r.e.cfg.Metrics.assignmentDone(time.Since(a.born))
@@ -168,10 +169,17 @@ func checkReply(a *assignment, got rebalancer.Assignment) string {
 
 // taskFailure decides what happens to an object whose copy failed: another
 // attempt (from another copy, or on another destination) when that may
-// help, otherwise a skip with the agent's reason.
-func (r *runner) taskFailure(p *planned, dest rebalancer.StorageNode, reason rebalancer.SkipReason) jobstore.Change {
-	c := jobstore.Change{ID: p.row.ID, Bytes: p.row.ContentLength, To: rebalancer.ObjectSkipped, Skip: reason,
-		Detail: fmt.Sprintf("agent on %s: copy from %s failed: %s", dest.MantaStorageID, p.source, reason)}
+// help, otherwise a skip with the agent's reason. The detail keeps the
+// cause the agent gives (a Go agent does: "dial tcp ...: connection
+// refused"; a legacy one only names the reason).
+func (r *runner) taskFailure(p *planned, dest rebalancer.StorageNode, failed rebalancer.Task) jobstore.Change {
+	reason := failed.Status.Reason
+	cause := reason.String()
+	if d := strings.TrimSpace(failed.Detail); d != "" {
+		cause = truncate(d, rebalancer.MaxTaskDetail)
+	}
+	c := jobstore.Change{ID: p.row.ID, Bytes: p.row.ContentLength, To: rebalancer.ObjectSkipped, Skip: reason, Source: p.source,
+		Detail: fmt.Sprintf("agent on %s: copy from %s failed: %s", dest.MantaStorageID, p.source, cause)}
 	if mpuPart(p.obj) {
 		if _, ok := reason.HTTPStatus(); ok || reason == rebalancer.SkipSourceObjectNotFound {
 			// A multipart-upload part whose data is gone (legacy
@@ -206,6 +214,19 @@ func (r *runner) taskFailure(p *planned, dest rebalancer.StorageNode, reason reb
 		c.Skip = 0
 	}
 	return c
+}
+
+// truncate cuts s to at most n bytes, on a character boundary, marking the
+// cut with "...": what an agent says is not trusted to be short.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("...")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 // mpuPart reports whether an object is a part of a buckets multipart upload.

@@ -126,7 +126,8 @@ func (r *runner) abandon(ctx context.Context, a *assignment, reason rebalancer.S
 		case retry && p.row.Attempts+1 < r.job.Options.MaxAttempts:
 			changes = append(changes, jobstore.Change{ID: p.row.ID, Bytes: p.row.ContentLength, To: rebalancer.ObjectUnprocessed, Avoid: a.dest.MantaStorageID, Detail: detail})
 		default:
-			changes = append(changes, jobstore.Change{ID: p.row.ID, Bytes: p.row.ContentLength, To: rebalancer.ObjectSkipped, Skip: reason, Detail: detail})
+			changes = append(changes, jobstore.Change{ID: p.row.ID, Bytes: p.row.ContentLength, To: rebalancer.ObjectSkipped, Skip: reason, Detail: detail,
+				Source: p.source})
 		}
 	}
 	r.record(ctx, a, changes, 0)

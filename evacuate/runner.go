@@ -41,6 +41,7 @@ type runner struct {
 
 	discoveryFinished atomic.Bool
 	discoveryErr      atomic.Pointer[error]
+	discoveryStopped  atomic.Bool // the job was stopped before discovery finished
 	feederDrained     atomic.Bool // dry run: everything discovered was planned
 	feederStoppedFlag atomic.Bool // stopping: the feeder gave back what it held
 	fatalErr          chan error  // a stage outside the errgroup failed (capacity 1)
@@ -216,20 +217,10 @@ func (r *runner) run(ctx context.Context) (rebalancer.JobState, error) {
 	return state, nil
 }
 
-// logEnd logs the job's end, and says when it did not look for buckets
-// (v2) objects at all, which the shark may hold.
-func (r *runner) logEnd(ctx context.Context, state rebalancer.JobState, msg string) {
-	r.log.Info("job ended", "state", state.String(), "err", msg)
-	scanned, note, known, err := r.store.JobBuckets(ctx, r.job.ID)
-	if err == nil && known && !scanned {
-		r.log.Warn("buckets (v2) objects were not scanned: the shark may still hold v2 objects this job did not move", "why", note)
-	}
-}
-
 func (r *runner) finish(ctx context.Context, state rebalancer.JobState, msg string) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := r.store.SetJobState(ctx, r.job.ID, state, msg); err != nil {
+	if err := r.e.finishJob(ctx, r.job, state, msg); err != nil {
 		r.log.Error("cannot record the job's final state", "state", state.String(), "err", err)
 	}
 	r.job.State = state
@@ -237,13 +228,36 @@ func (r *runner) finish(ctx context.Context, state rebalancer.JobState, msg stri
 	r.remember()
 }
 
+// logEnd says how the job ended and how many of the objects it found
+// still name its shark (Status.Verdict), and when it did not look for
+// buckets (v2) objects at all, which the shark may hold.
+func (r *runner) logEnd(ctx context.Context, state rebalancer.JobState, msg string) {
+	args := []any{"state", state.String(), "err", msg}
+	if counts, err := getCounts(ctx, r.store, r.job.ID); err == nil {
+		j := r.job
+		j.DiscoveryDone = r.discoveryFinished.Load() && r.discoveryErr.Load() == nil && !r.discoveryStopped.Load()
+		v := verdict(j, counts)
+		args = append(args, "objects_left", v.ObjectsLeft, "verdict", v.String())
+	}
+	r.log.Info("job ended", args...)
+	scanned, note, known, err := r.store.JobBuckets(ctx, r.job.ID)
+	if err == nil && known && !scanned {
+		r.log.Warn("buckets (v2) objects were not scanned: the shark may still hold v2 objects this job did not move", "why", note)
+	}
+}
+
 // prepare resolves the shark being evacuated, restores what a previous run
 // left in flight, and marks the job running.
 func (r *runner) prepare(ctx context.Context) error {
+	if err := r.e.loadStates(ctx); err != nil {
+		return err
+	}
+	// Jobs are created with their shark looked up; a job stored by an
+	// earlier version may not have it yet.
 	if r.job.From.Datacenter == "" && r.e.cfg.LookupShark != nil {
 		node, err := r.e.cfg.LookupShark(ctx, r.job.From.MantaStorageID)
 		if err != nil {
-			return &permanentError{fmt.Errorf("could not find shark %s: %w", r.job.From.MantaStorageID, err)}
+			return &permanentError{err} // it names the shark
 		}
 		r.job.From = node
 		if err := r.store.SetJobSource(ctx, r.job.ID, node); err != nil {

@@ -26,6 +26,13 @@ type Status struct {
 	// Buckets is what the job did about buckets (v2) objects: whether it
 	// looked for them, their own counters, and their multipart uploads.
 	Buckets BucketsStatus
+	// BySource counts the skipped and errored objects by the source shark
+	// their copy was read from, largest first: many failures reading
+	// from one shark say that shark is in trouble.
+	BySource []SourceCount
+	// Verdict, once the job has ended, says how many of the objects it
+	// found still name its shark.
+	Verdict *Verdict
 }
 
 // DryRunReport is what a dry run found.
@@ -145,6 +152,18 @@ func (e *Engine) storedStatus(ctx context.Context, id string) (Status, error) {
 	st := Status{Job: j, Counts: counts, Duplicates: dups}
 	if st.Buckets, err = e.bucketsStatus(ctx, id); err != nil {
 		return Status{}, err
+	}
+	bySource, err := e.store.SourceCounts(ctx, id)
+	if err != nil {
+		return Status{}, err
+	}
+	for _, c := range bySource {
+		st.BySource = append(st.BySource, SourceCount(c))
+	}
+	sortSourceCounts(st.BySource)
+	if j.State.Terminal() {
+		v := verdict(j, counts)
+		st.Verdict = &v
 	}
 	if !j.StartedAt.IsZero() {
 		end := j.FinishedAt

@@ -215,6 +215,21 @@ func (c *Client) do(ctx context.Context, method, path string, body any) ([]byte,
 		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
 		defer cancel()
 	}
+	resp, err := c.send(ctx, method, path, body)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxReply))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: reading the reply: %w", method, path, err)
+	}
+	return b, nil
+}
+
+// send sends a request as do does and returns a 2xx reply, whose body the
+// caller reads and closes, or an *Error for any other reply.
+func (c *Client) send(ctx context.Context, method, path string, body any) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -251,15 +266,15 @@ func (c *Client) do(ctx context.Context, method, path string, body any) ([]byte,
 		}
 		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxReply))
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: reading the reply: %w", method, path, err)
-	}
 	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		b, err := io.ReadAll(io.LimitReader(resp.Body, maxReply))
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: reading the reply: %w", method, path, err)
+		}
 		return nil, &Error{Method: method, Path: path, Code: resp.StatusCode, Body: string(b)}
 	}
-	return b, nil
+	return resp, nil
 }
 
 // createdID reads the body of create and retry: the new job's id and a

@@ -18,4 +18,9 @@
 //	POST /jobs/{uuid}/resume      new
 //	GET  /jobs/{uuid}/objects     new: ?status=skipped&limit=100&after=<seq>
 //	GET  /health                  new: 503 while the job store fails
+//	GET  /sharks                  new: every shark's state (sharks.go)
+//	GET  /sharks/{shark}          new
+//	POST /sharks/{shark}/out      new: take it out of service
+//	POST /sharks/{shark}/in       new: put it back in service
+//	GET  /sharks/{shark}/check    new: is it safe to retire? (lines of JSON)
 package jobapi

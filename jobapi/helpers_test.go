@@ -47,7 +47,7 @@ func (f *fleet) engine(tb testing.TB, st *evacuate.Store, lookup func(context.Co
 			if id == fakes.Shark(1).MantaStorageID {
 				return fakes.Shark(1), nil
 			}
-			return rebalancer.StorageNode{}, fmt.Errorf("no shark %s", id)
+			return rebalancer.StorageNode{}, fmt.Errorf("no shark %s: %w", id, rebalancer.ErrSharkNotFound)
 		}
 	}
 	e, err := evacuate.NewEngine(evacuate.Config{

@@ -59,6 +59,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /jobs/{uuid}/resume", s.control("resume"))
 	mux.HandleFunc("GET /jobs/{uuid}/objects", s.jobObjects)
 	mux.HandleFunc("GET /health", s.health)
+	mux.HandleFunc("GET "+SharksPath, s.listSharks)
+	mux.HandleFunc("GET "+SharksPath+"/{shark}", s.getShark)
+	mux.HandleFunc("POST "+SharksPath+"/{shark}/out", s.setShark(evacuate.SharkDrained))
+	mux.HandleFunc("POST "+SharksPath+"/{shark}/in", s.setShark(evacuate.SharkInService))
+	mux.HandleFunc("GET "+SharksPath+"/{shark}/check", s.checkShark)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		version := s.Version
 		if version == "" {
@@ -173,12 +178,13 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 	j, err := s.Engine.CreateJob(r.Context(), shark, opts)
 	if err != nil {
 		code := http.StatusInternalServerError
+		var unknown *evacuate.UnknownSharkError
 		switch {
 		case errors.Is(err, evacuate.ErrSharkBusy):
 			code = http.StatusConflict
-		case errors.Is(err, evacuate.ErrInvalidOptions):
+		case errors.Is(err, evacuate.ErrInvalidOptions), errors.As(err, &unknown):
 			code = http.StatusUnprocessableEntity
-		case errors.Is(err, evacuate.ErrEngineClosed):
+		case errors.Is(err, evacuate.ErrEngineClosed), errors.Is(err, evacuate.ErrSharkLookup):
 			code = http.StatusServiceUnavailable
 		}
 		s.log().Error("cannot create job", "shark", shark, "err", err)
@@ -201,9 +207,12 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, Health{Status: "ok"})
 }
 
-// qualify appends the domain to a shark given in short form.
+// qualify appends the domain to a shark given in short form: "1.stor" or
+// "1". A name with more dots is taken as whole, so that a misspelt one
+// ("2.stor.demo.exmaple") is refused as it was given instead of growing
+// the domain; the legacy appended the domain to any name not containing it.
 func (s *Server) qualify(shark string) string {
-	if s.Domain == "" || strings.Contains(shark, s.Domain) {
+	if s.Domain == "" || strings.Contains(shark, s.Domain) || strings.Count(shark, ".") > 1 {
 		return shark
 	}
 	return shark + "." + s.Domain
@@ -218,8 +227,7 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]Job, len(jobs))
 	for i, j := range jobs {
-		out[i] = Job{ID: j.ID, Action: j.Action, State: j.State, FromShark: j.From, RetryOf: j.RetryOf,
-			Created: j.CreatedAt.UTC().Format("2006-01-02T15:04:05.000Z")}
+		out[i] = newJob(j)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -313,6 +321,14 @@ func (s *Server) retryJob(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusNotFound, "Could not find job with UUID "+id)
 	case errors.Is(err, evacuate.ErrSharkBusy):
 		writeText(w, http.StatusConflict, err.Error())
+	case errors.Is(err, evacuate.ErrRetryDryRun):
+		shark := "<shark>"
+		if old, err := s.Engine.Job(r.Context(), id); err == nil {
+			shark = old.From.MantaStorageID
+		}
+		writeText(w, http.StatusConflict, fmt.Sprintf("Could not retry job %s: it is a dry run, and a retry would move its objects. "+
+			"Plan again: rebalancer-adm job create evacuate --shark %s --dry-run; or evacuate: rebalancer-adm job create evacuate --shark %s",
+			id, shark, shark))
 	case errors.Is(err, evacuate.ErrInvalidOptions):
 		writeText(w, http.StatusUnprocessableEntity, "Could not retry job: "+err.Error())
 	case errors.Is(err, evacuate.ErrEngineClosed):
@@ -393,7 +409,7 @@ func (s *Server) jobObjects(w http.ResponseWriter, r *http.Request) {
 	out := make([]Object, len(objs))
 	for i, o := range objs {
 		out[i] = Object{ID: o.ID, Key: o.Key, Shard: o.Shard, Status: o.Status.String(), SkippedReason: o.SkipReason, Error: o.Error,
-			Detail: o.Detail, DestShark: o.Dest.MantaStorageID, AssignmentID: o.AssignmentID, Attempts: o.Attempts,
+			Detail: o.Detail, SourceShark: o.Source, DestShark: o.Dest.MantaStorageID, AssignmentID: o.AssignmentID, Attempts: o.Attempts,
 			ContentLength: o.ContentLength, Seq: o.Seq}
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -58,6 +58,8 @@ type Job struct {
 	// Created is when the job was created, in UTC to the millisecond
 	// ("2006-01-02T15:04:05.000Z").
 	Created string `json:"created"`
+	// DryRun marks a dry run: it moved nothing, and is not retried.
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 // JobStatus is GET /jobs/{uuid}: the legacy document (Config, Results,
@@ -83,6 +85,36 @@ type JobStatus struct {
 	// Kinds splits the counts between v1 and v2 (buckets) objects and
 	// says whether the job looked for v2 objects at all.
 	Kinds *Kinds `json:"kinds,omitempty"`
+	// BySource counts the skipped and errored objects by the shark their
+	// copy was read from, largest first.
+	BySource []SourceCount `json:"by_source,omitempty"`
+	// Verdict, once the job ended, says how many of the objects it found
+	// still name its shark.
+	Verdict *Verdict `json:"shark_verdict,omitempty"`
+}
+
+// SourceCount is the number of a job's objects skipped, or in error, for
+// a reason after reading from a source shark ("": no copy was read, or the
+// failure was not the copy's).
+type SourceCount struct {
+	Source  string `json:"source"`
+	Status  string `json:"status"` // "skipped" or "error"
+	Reason  string `json:"reason"`
+	Objects int64  `json:"objects"`
+}
+
+// Verdict says how many of the objects a job found still name its shark,
+// by the job's records (GET /sharks/{shark}/check scans afresh).
+type Verdict struct {
+	ObjectsLeft int64 `json:"objects_left"`
+	// DiscoveryDone is false when the job ended before finding every
+	// object: those it did not find are not counted.
+	DiscoveryDone bool `json:"discovery_done"`
+	// ExcludedKeyPrefixes were left out: objects under them are not
+	// counted.
+	ExcludedKeyPrefixes []string `json:"excluded_key_prefixes,omitempty"`
+	// Message says it in a sentence.
+	Message string `json:"message"`
 }
 
 // JobConfig is what a job does.
@@ -157,6 +189,9 @@ type Object struct {
 	SkippedReason string `json:"skipped_reason,omitempty"`
 	Error         string `json:"error,omitempty"`
 	Detail        string `json:"detail,omitempty"`
+	// SourceShark, for a skipped or errored object, is the shark its copy
+	// was read from.
+	SourceShark   string `json:"source_shark,omitempty"`
 	DestShark     string `json:"dest_shark,omitempty"`
 	AssignmentID  string `json:"assignment_id,omitempty"`
 	Attempts      int    `json:"attempts"`
@@ -234,6 +269,15 @@ func newJobStatus(s evacuate.Status) JobStatus {
 		p.ETASeconds = &eta
 	}
 	opts := s.Job.Options
+	var bySource []SourceCount
+	for _, c := range s.BySource {
+		bySource = append(bySource, SourceCount{Source: c.Source, Status: c.Status, Reason: c.Reason, Objects: c.N})
+	}
+	var v *Verdict
+	if s.Verdict != nil {
+		v = &Verdict{ObjectsLeft: s.Verdict.ObjectsLeft, DiscoveryDone: s.Verdict.DiscoveryDone,
+			ExcludedKeyPrefixes: s.Verdict.ExcludedKeyPrefixes, Message: s.Verdict.String()}
+	}
 	return JobStatus{
 		Config:   JobConfig{Action: s.Job.Action, FromShark: s.Job.From},
 		Results:  r,
@@ -248,6 +292,8 @@ func newJobStatus(s evacuate.Status) JobStatus {
 		Options:  &opts,
 		DryRun:   s.DryRun,
 		Kinds:    newKinds(s),
+		BySource: bySource,
+		Verdict:  v,
 	}
 }
 

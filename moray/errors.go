@@ -163,6 +163,9 @@ type SharkNotFoundError struct {
 
 func (e *SharkNotFoundError) Error() string { return "Could not find shark " + e.StorageID }
 
+// Is makes the error match rebalancer.ErrSharkNotFound.
+func (e *SharkNotFoundError) Is(target error) bool { return target == rebalancer.ErrSharkNotFound }
+
 // conflictMessage parses the message of an EtagConflictError from servers
 // that do not send a context: `b::k was expected to have etag "X", but was "Y"`.
 var conflictMessage = regexp.MustCompile(`^(.*?)::(.*) was expected to have etag "(.*)", but was "(.*)"$`)

@@ -159,7 +159,8 @@ type PlacementConfig struct {
 //     always allowed, so a one-datacenter region places everything;
 //   - it is not in the avoid list the caller passes (destinations that
 //     already failed this object);
-//   - neither it nor its datacenter is blocklisted.
+//   - neither it nor its datacenter is blocklisted, and it is not excluded
+//     (ExcludeSharks: the sharks being evacuated or evacuated already).
 //
 // # Capacity
 //
@@ -201,6 +202,7 @@ type Placement struct {
 	mu       sync.Mutex
 	tunables Tunables
 	lim      limits
+	excluded map[string]bool // ExcludeSharks's; apart from the tunables, which a reload replaces
 	rng      *rand.Rand
 	snap     *Snapshot // the snapshot order was built from
 	dirty    bool      // tunables changed since order was built
@@ -233,6 +235,7 @@ type slot struct {
 	acct        *account
 	rank        int // position in the snapshot, to break ties
 	blocklisted bool
+	excluded    bool // ExcludeSharks names it
 }
 
 func (s *slot) room() int64 { return s.limit - s.acct.pending() }
@@ -301,6 +304,22 @@ func (p *Placement) SetTunables(t Tunables) error {
 	return nil
 }
 
+// ExcludeSharks replaces the set of sharks never chosen as destinations
+// besides the blocklists: package evacuate gives it the sharks that are
+// draining or drained, and those that running jobs evacuate, whenever they
+// change. SetTunables leaves it alone, so that a configuration reload
+// never brings an evacuated shark back. It makes Placement an
+// evacuate.SharkExcluder.
+func (p *Placement) ExcludeSharks(sharks []string) {
+	set := make(map[string]bool, len(sharks))
+	for _, s := range sharks {
+		set[s] = true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.excluded, p.dirty = set, true
+}
+
 // Tunables returns the limits in force, as they were set.
 func (p *Placement) Tunables() Tunables {
 	p.mu.Lock()
@@ -333,7 +352,7 @@ func (p *Placement) Place(ctx context.Context, obj rebalancer.Object, from rebal
 	}
 	p.sync(snap)
 	if len(p.order) == 0 {
-		return rebalancer.StorageNode{}, fmt.Errorf("storinfo: placing object %s: %w (%d listed, all blocklisted)", obj.ID, ErrNoStorageNodes, len(p.nodes))
+		return rebalancer.StorageNode{}, fmt.Errorf("storinfo: placing object %s: %w (%d listed, all blocklisted or out of service)", obj.ID, ErrNoStorageNodes, len(p.nodes))
 	}
 	fromDC, err := p.datacenterOf(&obj, from)
 	if err != nil {
@@ -447,8 +466,9 @@ func (p *Placement) sync(snap *Snapshot) {
 		}
 		s := &slot{node: n, sn: n.StorageNode(), acct: a, rank: i, limit: p.limit(n)}
 		s.blocklisted = p.lim.blockShark[n.MantaStorageID] || p.lim.blockDC[n.Datacenter]
+		s.excluded = p.excluded[n.MantaStorageID]
 		p.nodes[n.MantaStorageID] = s
-		if !s.blocklisted {
+		if !s.blocklisted && !s.excluded {
 			p.order = append(p.order, s)
 		}
 	}
@@ -616,6 +636,8 @@ type DestinationReport struct {
 	Blocklisted    bool    `json:"blocklisted"`
 	AvailableMB    int64   `json:"available_mb"` // as storinfo reports it
 	PercentUsed    float64 `json:"percent_used"` // as storinfo reports it
+	// Excluded says it is out of service (ExcludeSharks).
+	Excluded bool `json:"excluded,omitempty"`
 	// LimitBytes is what the destination may take under the tunables,
 	// before any reservation; negative when it takes nothing.
 	LimitBytes       int64 `json:"limit_bytes"`
@@ -643,7 +665,7 @@ func (p *Placement) Capacity() CapacityReport {
 	for id, a := range p.accounts {
 		d := DestinationReport{MantaStorageID: id, ReservedBytes: a.reserved, UnreflectedBytes: a.copiedSum}
 		if s := p.nodes[id]; s != nil {
-			d.Datacenter, d.Listed, d.Blocklisted = s.sn.Datacenter, true, s.blocklisted
+			d.Datacenter, d.Listed, d.Blocklisted, d.Excluded = s.sn.Datacenter, true, s.blocklisted, s.excluded
 			d.AvailableMB, d.PercentUsed, d.LimitBytes = s.node.AvailableMB, s.node.PercentUsed, s.limit
 			d.FreeBytes = s.room()
 			d.ProjectedPercentUsed = projected(s.node, a.pending())

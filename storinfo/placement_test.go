@@ -792,6 +792,42 @@ func TestPlacementTunables(t *testing.T) {
 	}
 }
 
+// Excluded sharks (those being evacuated or evacuated already) are never
+// destinations, whatever their room, and a reload of the tunables keeps
+// them out.
+func TestPlacementExcludeSharks(t *testing.T) {
+	from := sn("1.stor", "dc1")
+	f := newFixture(t, storinfo.Tunables{MaxSharks: 1}, node("4.stor", "dc1", 100_000, 10), node("5.stor", "dc1", 1_000_000, 10))
+	if d := f.mustPlace(object("a", mib, from), from); d != "5.stor" {
+		t.Fatalf("placed on %s, want the roomiest, 5.stor", d)
+	}
+	f.p.ExcludeSharks([]string{"5.stor"})
+	for i := range 20 {
+		if d := f.mustPlace(object(fmt.Sprint("b", i), mib, from), from); d != "4.stor" {
+			t.Fatalf("placed on %s, an excluded shark", d)
+		}
+	}
+	if d := f.dest("5.stor"); !d.Excluded || d.Blocklisted || d.ReservedBytes != mib {
+		t.Errorf("report = %+v", d)
+	}
+	if err := f.p.SetTunables(storinfo.Tunables{MaxSharks: 2}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if d := f.mustPlace(object(fmt.Sprint("c", i), mib, from), from); d != "4.stor" {
+			t.Fatalf("after a reload, placed on %s, an excluded shark", d)
+		}
+	}
+	f.p.ExcludeSharks([]string{"4.stor", "5.stor"})
+	if _, err := f.place(object("d", mib, from), from); !errors.Is(err, storinfo.ErrNoStorageNodes) {
+		t.Fatalf("with every shark excluded, Place = %v", err)
+	}
+	f.p.ExcludeSharks(nil)
+	if d := f.mustPlace(object("e", mib, from), from); d != "5.stor" {
+		t.Fatalf("back in service: placed on %s", d)
+	}
+}
+
 func TestPlacementCapacityReport(t *testing.T) {
 	from := sn("1.stor", "dc1")
 	f := newFixture(t, storinfo.Tunables{MaxFillPercentage: 80, BlocklistSharks: []string{"5.stor"}},

@@ -116,6 +116,9 @@ func printStatus(w io.Writer, id string, st *jobapi.JobStatus) error {
 		total := commas(p.objects)
 		if !p.discoveryDone {
 			total += "+ (discovery running)"
+			if st.State.Terminal() {
+				total = commas(p.objects) + " found (discovery did not finish)"
+			}
 		}
 		row("Objects done:", "%s of %s (%.1f%%)", commas(p.done), total, percent(p.done, p.objects))
 		if p.bytes > 0 {
@@ -135,6 +138,15 @@ func printStatus(w io.Writer, id string, st *jobapi.JobStatus) error {
 	}
 	if errs := errorBreakdown(st); len(errs) > 0 {
 		row("Errors:", "%s", joinCounts(errs))
+	}
+	for _, c := range st.BySource {
+		row("  by source", "%s", sourceLine(c))
+	}
+	if v := st.Verdict; v != nil {
+		row("Shark left:", "%s", v.Message)
+	}
+	if why := movedNothing(st); why != "" {
+		row("Note:", "%s", why)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

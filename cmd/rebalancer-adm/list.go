@@ -31,7 +31,11 @@ func (c *listCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tACTION\tSTATE\tSHARK\tCREATED\tRETRY OF")
 	for _, j := range jobs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, j.Action.Title(), j.State.Title(), orDash(j.FromShark.MantaStorageID),
+		state := j.State.Title()
+		if j.DryRun {
+			state += " (dry run)" // it moved nothing
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, j.Action.Title(), state, orDash(j.FromShark.MantaStorageID),
 			orDash(j.Created), orDash(j.RetryOf))
 	}
 	return tw.Flush()

@@ -11,12 +11,16 @@
 //	rebalancer-adm job stop|pause|resume <uuid>
 //	rebalancer-adm job objects <uuid> --status skipped
 //	rebalancer-adm job watch <uuid>
+//	rebalancer-adm shark list
+//	rebalancer-adm shark out|in <shark> [--reason TEXT]
+//	rebalancer-adm shark check <shark> [--json]
 //
 // The manager is at --manager (or $REBALANCER_MANAGER), by default
 // http://localhost as the legacy client assumed; a manager that requires
 // an API token gets it from --token (or $REBALANCER_TOKEN). Read commands print a
 // human summary, or with --json the API's JSON unchanged. A request the
-// manager refuses exits 1 with its message; a usage error exits 2.
+// manager refuses exits 1 with its message; a usage error exits 2; a shark
+// check whose shark is not safe to retire exits 3.
 package main
 
 import (
@@ -43,7 +47,8 @@ type cli struct {
 	Timeout time.Duration    `help:"Give up on a request after this long (0: never; a large job's status can take minutes on a legacy manager)." default:"0s" placeholder:"DURATION"`
 	Version kong.VersionFlag `help:"Print the version and exit."`
 
-	Job jobCmd `cmd:"" help:"Manage evacuation jobs."`
+	Job   jobCmd   `cmd:"" help:"Manage evacuation jobs."`
+	Shark sharkCmd `cmd:"" help:"List sharks' states, take them out of service or back, and check whether one is safe to retire."`
 }
 
 type jobCmd struct {

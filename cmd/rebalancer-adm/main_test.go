@@ -127,7 +127,7 @@ func TestUsage(t *testing.T) {
 		code int
 		want []string // in stderr, or stdout for code 0
 	}{
-		{"no params", nil, 2, []string{`expected "job"`, "Usage: rebalancer-adm <command>", "job list", "Rebalancer client utility (devel)"}},
+		{"no params", nil, 2, []string{`expected one of "job", "shark"`, "Usage: rebalancer-adm <command>", "job list", "Rebalancer client utility (devel)"}},
 		{"job list extra params", []string{"job", "list", "extra"}, 2, []string{"unexpected argument extra", "Usage: rebalancer-adm job list"}},
 		{"job get no params", []string{"job", "get"}, 2, []string{`expected "<uuid>"`, "Usage: rebalancer-adm job get <uuid>"}},
 		{"job get extra params", []string{"job", "get", "a", "b"}, 2, []string{"unexpected argument b"}},
@@ -237,7 +237,8 @@ func TestJobLifecycle(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 	final := lines[len(lines)-1]
-	if !regexp.MustCompile(`^Job ` + id + ` Complete after \d+s: 200 objects, 200 complete, 0 skipped, 0 errors, [\d.]+ [KM]iB moved\.$`).MatchString(final) {
+	if !regexp.MustCompile(`^Job ` + id + ` Complete after \d+s: 200 objects, 200 complete, 0 skipped, 0 errors, [\d.]+ [KM]iB moved\. ` +
+		`No object the job found names ` + regexp.QuoteMeta(shark1) + ` any more; objects under the excluded key prefixes \(/stor/logs/\) were not looked for\.$`).MatchString(final) {
 		t.Fatalf("final line %q", final)
 	}
 	for _, l := range lines[:len(lines)-1] {

@@ -39,7 +39,7 @@ func (c *objectsCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tOBJECT\tSHARD\tSIZE\tDEST\tATTEMPTS\tREASON\tKEY")
+	fmt.Fprintln(tw, "SEQ\tOBJECT\tSHARD\tSIZE\tSOURCE\tDEST\tATTEMPTS\tREASON\tKEY")
 	for _, o := range objs {
 		reason := o.SkippedReason
 		if reason == "" {
@@ -48,8 +48,8 @@ func (c *objectsCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
 		if o.Detail != "" {
 			reason += " (" + o.Detail + ")"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%d\t%s\t%s\n", o.Seq, o.ID, o.Shard, bytesString(o.ContentLength),
-			orDash(o.DestShark), o.Attempts, orDash(reason), o.Key)
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s\n", o.Seq, o.ID, o.Shard, bytesString(o.ContentLength),
+			orDash(o.SourceShark), orDash(o.DestShark), o.Attempts, orDash(reason), o.Key)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

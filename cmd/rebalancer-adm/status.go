@@ -179,3 +179,44 @@ func timeString(t *time.Time) string {
 	}
 	return t.UTC().Format("2006-01-02 15:04:05Z")
 }
+
+// sourceLine says one count of skips or errors by source shark:
+// "skipped source_other_error 3,789 from 2.stor.us-east.joyent.us".
+func sourceLine(c jobapi.SourceCount) string {
+	s := c.Status + " " + c.Reason + " " + commas(c.Objects)
+	if c.Source != "" {
+		s += " from " + c.Source
+	}
+	return s
+}
+
+// upperFirst capitalises the first letter of a sentence.
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// movedNothing says why a retry that ended having moved nothing did so,
+// and that another would do the same; "" for any other job.
+func movedNothing(st *jobapi.JobStatus) string {
+	left := st.Results.Skipped + st.Results.Error
+	if st.RetryOf == "" || !st.State.Terminal() || st.State == rebalancer.JobFailed || st.Results.Complete > 0 || left == 0 {
+		return ""
+	}
+	shark := st.Config.FromShark.MantaStorageID
+	msg := "This retry moved nothing"
+	if len(st.BySource) > 0 {
+		c := st.BySource[0]
+		which := "all " + commas(left)
+		if c.Objects < left {
+			which = commas(c.Objects) + " of the " + commas(left)
+		}
+		msg += fmt.Sprintf(": %s left were %s %s", which, c.Status, c.Reason)
+		if c.Source != "" {
+			msg += " reading from " + c.Source
+		}
+	}
+	return msg + "; another retry does the same until that changes. What to do: rebalancer-adm shark check " + shark
+}

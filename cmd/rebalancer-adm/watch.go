@@ -228,7 +228,18 @@ func (v *view) final(st *jobapi.JobStatus) {
 	if st.Error != "" {
 		line += " Error: " + st.Error
 	}
-	if n := st.Results.Skipped + st.Results.Error; n > 0 && st.State != rebalancer.JobFailed {
+	if len(st.BySource) > 0 {
+		line += " Largest: " + sourceLine(st.BySource[0]) + "."
+	}
+	if vd := st.Verdict; vd != nil {
+		line += " " + upperFirst(vd.Message) + "."
+	}
+	switch n := st.Results.Skipped + st.Results.Error; {
+	case n == 0 || st.State == rebalancer.JobFailed:
+	case movedNothing(st) != "":
+		// Another retry would do the same: say why instead.
+		line += " " + movedNothing(st)
+	default:
 		line += " Retry what did not move with: rebalancer-adm job retry " + id
 	}
 	fmt.Fprintln(v.w, line)

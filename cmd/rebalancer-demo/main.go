@@ -13,7 +13,9 @@
 // the whole fleet from scratch: no metadata names the evacuated shark
 // except objects the job reports it could not move, every copy metadata
 // names is on disk with the right MD5, every upload record whose parts
-// moved names where they went, and the counts match.
+// moved names where they went, and the counts match. It ends with the
+// manager's answer to "is the shark safe to retire?" (rebalancer-adm shark
+// check), which must agree with that verification.
 //
 // Faults can be injected to see what skips, errors and retries look like: a
 // dead source shark, corrupt source copies, and another writer changing
@@ -386,7 +388,11 @@ func (d *demo) run(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	ok := d.verdict(ctx, st, rep, &found, notMoved)
+	check, err := d.sharkCheck(ctx)
+	if err != nil {
+		return false, err
+	}
+	ok := d.verdict(ctx, st, rep, &found, notMoved, check)
 	if d.Hold && ctx.Err() == nil {
 		d.held = true
 		d.explainHold(id)
@@ -406,6 +412,8 @@ func (d *demo) explainHold(job string) {
 	d.say("  the manager's API:  %s  (GET /jobs, /jobs/%s, ...; docs/api.md)", d.api, job)
 	d.say("    rebalancer-adm --manager %s job list", d.api)
 	d.say("    rebalancer-adm --manager %s job get %s", d.api, job)
+	d.say("    rebalancer-adm --manager %s shark list", d.api)
+	d.say("    rebalancer-adm --manager %s shark check %s", d.api, d.Evacuate)
 	for _, s := range d.fleet.Sharks() {
 		if id := s.ID(); id != d.Evacuate && id != d.DeadSource {
 			d.say("    rebalancer-adm --manager %s job create evacuate --shark %s --dry-run", d.api, id)

@@ -80,11 +80,14 @@ func TestDemo(t *testing.T) {
 		contains []string
 	}{
 		{"clean", []string{"--objects", "300"}, []string{"0 not final", "agents download only from: .stor.demo.example",
-			"The demo will write about ", "for this run only (--hold keeps it up"}},
+			"The demo will write about ", "for this run only (--hold keeps it up",
+			"  safe to retire: yes (0 records name it; it is drained by job ", "ok   the manager's shark check agrees", "; 1.stor.demo.example is safe to retire."}},
 		{"faults", []string{"--objects", "400", "--dead-source", "2.stor.demo.example", "--corrupt", "2", "--etag-conflicts", "3"},
 			[]string{"md5_mismatch: 2", "could not be moved, each for the reason shown", "conflicts 3, kept 3, moved 3",
 				"(0 unexplained)", "their other copy is on 2.stor.demo.example, which is down (source_other_error)",
-				"2: their source copy on another shark is corrupted (md5_mismatch)", "(2 found)"}},
+				"2: their source copy on another shark is corrupted (md5_mismatch)", "(2 found)",
+				"  safe to retire: no (", "skipped source_other_error, read from 2.stor.demo.example", "ok   the manager's shark check agrees",
+				"  next: ", "; 1.stor.demo.example is not safe to retire: see the shark check above."}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -368,7 +368,7 @@ var noDestination = map[string]bool{"destination_insufficient_space": true, "obj
 
 // verdict checks the job's account against what Verify found on disk and
 // in the metadata, prints every check, and ends with the verdict line.
-func (d *demo) verdict(ctx context.Context, st evacuate.Status, rep testbed.Report, found *problems, notMoved map[string]outcome) bool {
+func (d *demo) verdict(ctx context.Context, st evacuate.Status, rep testbed.Report, found *problems, notMoved map[string]outcome, sc *jobapi.SharkCheck) bool {
 	complete, _ := st.Total(rebalancer.ObjectComplete)
 	skipped, _ := st.Total(rebalancer.ObjectSkipped)
 	failed, _ := st.Total(rebalancer.ObjectError)
@@ -436,6 +436,13 @@ func (d *demo) verdict(ctx context.Context, st evacuate.Status, rep testbed.Repo
 		}
 	}
 
+	// The manager's own answer, from its fresh scan, must match the
+	// verification's.
+	d.printCheck(sc)
+	check(sc.Objects == int64(left) && sc.Safe == (left == 0 && st.Job.State == rebalancer.JobComplete),
+		"the manager's shark check agrees: %s records still name %s (the verification found %s), safe to retire: %s",
+		humanize.Comma(sc.Objects), d.Evacuate, humanize.Comma(int64(left)), yesNo(sc.Safe))
+
 	if len(failures) > 0 {
 		d.say("FAIL: %s", failures[0])
 		return false
@@ -448,9 +455,62 @@ func (d *demo) verdict(ctx context.Context, st evacuate.Status, rep testbed.Repo
 	if d.fleet.HasBuckets() {
 		kinds = fmt.Sprintf("v1 %s, v2 %s, MPU uploads %s fixed", humanize.Comma(complete-v2Moved), humanize.Comma(v2Moved), humanize.Comma(fixed))
 	}
-	d.say("PASS: %s objects moved off %s and verified (%s; %s copies MD5-checked on disk)%s.",
-		humanize.Comma(complete), d.Evacuate, kinds, humanize.Comma(int64(rep.CopiesOK)), notMovedNote)
+	safe := "safe to retire"
+	if !sc.Safe {
+		safe = "not safe to retire: see the shark check above"
+	}
+	d.say("PASS: %s objects moved off %s and verified (%s; %s copies MD5-checked on disk)%s; %s is %s.",
+		humanize.Comma(complete), d.Evacuate, kinds, humanize.Comma(int64(rep.CopiesOK)), notMovedNote, d.Evacuate, safe)
 	return true
+}
+
+// sharkCheck asks the manager, as rebalancer-adm shark check does, whether
+// the evacuated shark is safe to retire.
+func (d *demo) sharkCheck(ctx context.Context) (*jobapi.SharkCheck, error) {
+	sc, err := d.jobs.CheckShark(ctx, d.Evacuate, jobapi.CheckQuery{Examples: 2})
+	if err != nil {
+		return nil, fmt.Errorf("shark check: %w", err)
+	}
+	return sc, nil
+}
+
+// printCheck prints the shark check's answer: whether the shark is safe to
+// retire, what still names it and why, and what to do next.
+func (d *demo) printCheck(sc *jobapi.SharkCheck) {
+	state := strings.ReplaceAll(sc.Shark.State, "_", " ")
+	if sc.Shark.Job != "" {
+		state += " by job " + sc.Shark.Job
+	}
+	d.say("The manager's answer to rebalancer-adm shark check %s (a fresh scan of the metadata, %.1fs):", d.Evacuate, sc.ScanSeconds)
+	d.say("  safe to retire: %s (%s records name it; it is %s)", yesNo(sc.Safe), humanize.Comma(sc.Objects), state)
+	for _, g := range sc.Groups {
+		what := g.Kind
+		if g.Reason != "" {
+			what += " " + g.Reason
+		}
+		line := fmt.Sprintf("    %s objects: %s", humanize.Comma(g.Objects), what)
+		var srcs []string
+		for s, n := range g.Sources {
+			if s != "" {
+				srcs = append(srcs, fmt.Sprintf("%s %s", s, humanize.Comma(n)))
+			}
+		}
+		if len(srcs) > 0 {
+			slices.Sort(srcs)
+			line += ", read from " + strings.Join(srcs, ", ")
+		}
+		d.say("%s", line)
+	}
+	for _, n := range sc.Next {
+		d.say("  next: %s", n)
+	}
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }
 
 // writerOutcome counts the concurrent writer's objects that still carry its

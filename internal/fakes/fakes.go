@@ -357,7 +357,7 @@ func (f *Agents) SetDown(dest string, down bool) {
 }
 
 // SetFailTask makes a task fail with the reason fail returns for it, when
-// not zero; nil copies every task.
+// not zero, and a detail naming its source; nil copies every task.
 func (f *Agents) SetFailTask(fail func(t rebalancer.Task) rebalancer.SkipReason) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -525,7 +525,8 @@ func (f *Agents) GetAssignment(ctx context.Context, dest rebalancer.StorageNode,
 		complete++
 		if f.failTask != nil {
 			if r := f.failTask(t); r != 0 {
-				t.Status = rebalancer.TaskFailedWith(r)
+				// A Go agent's detail names what failed.
+				t.Status, t.Detail = rebalancer.TaskFailedWith(r), fmt.Sprintf("copy from %s: %s", t.Source.MantaStorageID, r)
 				failed = append(failed, t)
 				continue
 			}

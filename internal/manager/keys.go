@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/TritonDataCenter/rebalancer/internal/suggest"
 )
 
 // UnknownKey is a key of the configuration file that no setting has: a
@@ -196,7 +198,7 @@ func (w *keyWalker) suggest(path, key string, names []string) string {
 	}
 	best, bestDist := "", len(key)/5+2
 	for _, n := range names {
-		if d := editDistance(strings.ToLower(key), n); d < bestDist {
+		if d := suggest.Distance(strings.ToLower(key), n); d < bestDist {
 			best, bestDist = n, d
 		}
 	}
@@ -204,31 +206,4 @@ func (w *keyWalker) suggest(path, key string, names []string) string {
 		return join(path, best)
 	}
 	return ""
-}
-
-// editDistance is the optimal string alignment distance between a and b:
-// insertions, deletions, substitutions and transpositions of adjacent
-// bytes ("storinfo_ulr" is one edit from "storinfo_url").
-func editDistance(a, b string) int {
-	prev2 := make([]int, len(b)+1)
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				cur[j] = min(cur[j], prev2[j-2]+1)
-			}
-		}
-		prev2, prev, cur = prev, cur, prev2
-	}
-	return prev[len(b)]
 }

@@ -185,6 +185,8 @@ func New(ctx context.Context, cfg *Config, deps Deps) (*Manager, error) {
 		LookupShark: func(ctx context.Context, id string) (rebalancer.StorageNode, error) {
 			return moray.LookupShark(ctx, shards.Client(StorageShard), id)
 		},
+		Fleet:     m.fleet,
+		Blocklist: func() []string { return m.placement.Tunables().BlocklistSharks },
 		Capacity: func(id string) (int64, float64, bool) {
 			snap := m.view.Snapshot()
 			if snap == nil {
@@ -213,6 +215,24 @@ func New(ctx context.Context, cfg *Config, deps Deps) (*Manager, error) {
 	}
 	ok = true
 	return m, nil
+}
+
+// The placement is told the sharks out of service, and a reload of its
+// tunables keeps them out.
+var _ evacuate.SharkExcluder = (*storinfo.Placement)(nil)
+
+// fleet lists the storage nodes storinfo knows, which are those of the
+// manta_storage records.
+func (m *Manager) fleet(context.Context) ([]rebalancer.StorageNode, error) {
+	snap := m.view.Snapshot()
+	if snap == nil {
+		return nil, errors.New("no storinfo snapshot yet")
+	}
+	out := make([]rebalancer.StorageNode, len(snap.Nodes))
+	for i, n := range snap.Nodes {
+		out[i] = n.StorageNode()
+	}
+	return out, nil
 }
 
 func (m *Manager) config() *Config {

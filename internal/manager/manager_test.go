@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/TritonDataCenter/rebalancer"
@@ -30,6 +31,7 @@ type running struct {
 	m     *manager.Manager
 	api   *httptest.Server
 	cfg   map[string]any
+	stop  func() // stops the manager and its API; the test's cleanup calls it too
 }
 
 // start builds a fleet and a manager on it through the production wiring,
@@ -47,11 +49,20 @@ func start(t *testing.T, fc testbed.Config, edit func(cfg map[string]any)) *runn
 	if edit != nil {
 		edit(cfgMap)
 	}
-	cfg := parse(t, cfgMap)
+	r := &running{t: t, fleet: f, cfg: cfgMap}
+	r.launch()
+	return r
+}
+
+// launch starts a manager on r's fleet and configuration.
+func (r *running) launch() {
+	t := r.t
+	t.Helper()
+	cfg := parse(t, r.cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	// Moray is reached through moray_endpoints, as a hand-made
 	// configuration would; only the agents need the fleet's dialer.
-	m, err := manager.New(ctx, cfg, manager.Deps{AgentClient: f.AgentClient(), Logger: f.Logger(), JobOptions: testbed.FastTimers})
+	m, err := manager.New(ctx, cfg, manager.Deps{AgentClient: r.fleet.AgentClient(), Logger: r.fleet.Logger(), JobOptions: testbed.FastTimers})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -59,7 +70,8 @@ func start(t *testing.T, fc testbed.Config, edit func(cfg map[string]any)) *runn
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
 	api := httptest.NewServer(m.Handler())
-	t.Cleanup(func() {
+	r.m, r.api = m, api
+	r.stop = sync.OnceFunc(func() {
 		api.Close()
 		cancel()
 		if err := <-done; err != nil {
@@ -67,7 +79,15 @@ func start(t *testing.T, fc testbed.Config, edit func(cfg map[string]any)) *runn
 		}
 		m.Close()
 	})
-	return &running{t: t, fleet: f, m: m, api: api, cfg: cfgMap}
+	t.Cleanup(r.stop)
+}
+
+// restart stops the manager and starts another on the same job store, as
+// an operator's restart does.
+func (r *running) restart() {
+	r.t.Helper()
+	r.stop()
+	r.launch()
 }
 
 func parse(t *testing.T, cfg map[string]any) *manager.Config {

@@ -109,6 +109,8 @@ func (f *Fleet) EngineConfig(ctx context.Context) (evacuate.Config, error) {
 		Placement:   placement,
 		Agent:       f.AgentClient(),
 		LookupShark: f.LookupShark,
+		Fleet:       f.fleetNodes,
+		Blocklist:   func() []string { return placement.Tunables().BlocklistSharks },
 		Defaults:    defaults,
 		Logger:      f.log.With("component", "engine"),
 		Buckets:     f.engineBuckets(),
@@ -190,4 +192,15 @@ func (f *Fleet) Placement() *storinfo.Placement {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.placement
+}
+
+// fleetNodes lists the fleet's storage nodes, as the manager lists those
+// storinfo knows.
+func (f *Fleet) fleetNodes(context.Context) ([]rebalancer.StorageNode, error) {
+	sharks := f.Sharks()
+	out := make([]rebalancer.StorageNode, len(sharks))
+	for i, s := range sharks {
+		out[i] = s.Node()
+	}
+	return out, nil
 }

@@ -31,6 +31,7 @@ type ObjectRow struct {
 	AssignmentID  string  `db:"assignment_id"`
 	Avoid         string  `db:"avoid"`
 	Attempts      int     `db:"attempts"`
+	SourceShark   string  `db:"source_shark"`
 }
 
 // Object rebuilds the discovered object from the stored metadata.
@@ -57,7 +58,7 @@ func (r *ObjectRow) Avoided() []string {
 }
 
 const objectColumns = `id, seq, key, shard, scan_id, etag, object, content_length, status, skipped_reason,
-	error, detail, dest_shark, dest_datacenter, assignment_id, avoid, attempts`
+	error, detail, dest_shark, dest_datacenter, assignment_id, avoid, attempts, source_shark`
 
 // counter accumulates the counter moves of one transaction.
 type counter map[[2]string][2]int64
@@ -257,6 +258,9 @@ type Change struct {
 	Skip   rebalancer.SkipReason      // why, when To is ObjectSkipped
 	Error  rebalancer.ObjectErrorKind // why, when To is ObjectError
 	Detail string                     // a human explanation, for skipped and error objects
+	// Source is the shark the object's copy was read from, for a skip or
+	// an error that came of reading it; "" when none was read.
+	Source string
 
 	// Requeue, with To ObjectUnprocessed: the object goes back to be placed
 	// again (attempts+1), never again on Avoid.
@@ -311,12 +315,13 @@ func (s *Store) FinishAssignment(ctx context.Context, jobID, assignmentID string
 func transition(ctx context.Context, tx *sqlx.Tx, jobID string, from rebalancer.ObjectStatus, changes []Change) error {
 	t := now()
 	cnt, cnt2 := counter{}, counter{}
+	bySource := sourceCounter{}
 	// Group the plain changes so that the hot paths (assigned to
 	// post_processing, to complete) are one statement per group.
 	type group struct {
-		to            rebalancer.ObjectStatus
-		skip, errKind any
-		detail        string
+		to             rebalancer.ObjectStatus
+		skip, errKind  any
+		detail, source string
 	}
 	groups := map[group][]Change{}
 	var single []Change
@@ -327,11 +332,14 @@ func transition(ctx context.Context, tx *sqlx.Tx, jobID string, from rebalancer.
 		}
 		cnt.add(from, "", -1, -c.Bytes)
 		cnt.add(c.To, reason, 1, c.Bytes)
+		if c.To == rebalancer.ObjectSkipped || c.To == rebalancer.ObjectError {
+			bySource[[3]string{c.Source, c.To.String(), reason}]++
+		}
 		if c.Refresh != nil || (c.To == rebalancer.ObjectUnprocessed) {
 			single = append(single, c)
 			continue
 		}
-		g := group{to: c.To, detail: c.Detail}
+		g := group{to: c.To, detail: c.Detail, source: c.Source}
 		if c.To == rebalancer.ObjectSkipped {
 			g.skip = reason
 		}
@@ -343,12 +351,12 @@ func transition(ctx context.Context, tx *sqlx.Tx, jobID string, from rebalancer.
 	for g, cs := range groups {
 		for start := 0; start < len(cs); start += 500 {
 			chunk := cs[start:min(start+500, len(cs))]
-			args := []any{g.to.String(), g.skip, g.errKind, g.detail, t, jobID}
+			args := []any{g.to.String(), g.skip, g.errKind, g.detail, g.source, t, jobID}
 			for _, c := range chunk {
 				args = append(args, c.ID)
 			}
 			args = append(args, from.String())
-			q := `UPDATE objects SET status = ?, skipped_reason = ?, error = ?, detail = ?, updated_at = ?
+			q := `UPDATE objects SET status = ?, skipped_reason = ?, error = ?, detail = ?, source_shark = ?, updated_at = ?
 				WHERE ` + whereIDsInStatus(len(chunk)) + ` RETURNING id, key`
 			n, v2, err := updateReturning(ctx, tx, q, args...)
 			if err != nil {
@@ -397,8 +405,8 @@ func transition(ctx context.Context, tx *sqlx.Tx, jobID string, from rebalancer.
 		if c.To == rebalancer.ObjectError {
 			errKind = reason
 		}
-		set := `status = ?, skipped_reason = ?, error = ?, detail = ?, updated_at = ?`
-		args := []any{c.To.String(), skip, errKind, c.Detail, t}
+		set := `status = ?, skipped_reason = ?, error = ?, detail = ?, source_shark = ?, updated_at = ?`
+		args := []any{c.To.String(), skip, errKind, c.Detail, c.Source, t}
 		if c.To == rebalancer.ObjectUnprocessed {
 			set += `, seq = ?, attempts = attempts + 1, assignment_id = '', dest_shark = '', dest_datacenter = '',
 				avoid = CASE WHEN avoid = '' THEN ? ELSE avoid || ',' || ? END`
@@ -429,7 +437,87 @@ func transition(ctx context.Context, tx *sqlx.Tx, jobID string, from rebalancer.
 	if err := cnt2.applyTo(ctx, tx, jobID, "counts_v2"); err != nil {
 		return err
 	}
-	return cnt.apply(ctx, tx, jobID)
+	if err := cnt.apply(ctx, tx, jobID); err != nil {
+		return err
+	}
+	return bySource.apply(ctx, tx, jobID)
+}
+
+// sourceCounter accumulates the moves of one transaction into skipped and
+// error, by source shark, status and reason. Objects never leave these
+// statuses within a job, so the counters only grow.
+type sourceCounter map[[3]string]int64
+
+func (c sourceCounter) apply(ctx context.Context, tx *sqlx.Tx, jobID string) error {
+	keys := make([][3]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	// A fixed order, as for counter.
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		return a[0] < b[0] || a[0] == b[0] && (a[1] < b[1] || a[1] == b[1] && a[2] < b[2])
+	})
+	q := tx.Rebind(`INSERT INTO source_counts (job_id, source, status, reason, n) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (job_id, source, status, reason) DO UPDATE SET n = source_counts.n + excluded.n`)
+	for _, k := range keys {
+		if _, err := tx.ExecContext(ctx, q, jobID, k[0], k[1], k[2], c[k]); err != nil {
+			return fmt.Errorf("job %s counters by source: %w", jobID, err)
+		}
+	}
+	return nil
+}
+
+// SourceCount is the number of a job's objects skipped or in error for
+// one reason after reading from one source shark ("": none, or unknown).
+type SourceCount struct {
+	Source string `db:"source"`
+	Status string `db:"status"`
+	Reason string `db:"reason"`
+	N      int64  `db:"n"`
+}
+
+// SourceCounts returns a job's skip and error counters by source shark.
+func (s *Store) SourceCounts(ctx context.Context, jobID string) ([]SourceCount, error) {
+	var out []SourceCount
+	err := s.db.SelectContext(ctx, &out, s.db.Rebind(`SELECT source, status, reason, n FROM source_counts
+		WHERE job_id = ? AND n <> 0 ORDER BY source, status, reason`), jobID)
+	if err != nil {
+		return nil, fmt.Errorf("job %s counts by source: %w", jobID, err)
+	}
+	return out, nil
+}
+
+// RecountSources computes SourceCounts from the objects, the slow way, for
+// tests.
+func (s *Store) RecountSources(ctx context.Context, jobID string) ([]SourceCount, error) {
+	var out []SourceCount
+	err := s.db.SelectContext(ctx, &out, s.db.Rebind(`SELECT source_shark AS source, status,
+		COALESCE(skipped_reason, error, '') AS reason, COUNT(*) AS n
+		FROM objects WHERE job_id = ? AND status IN (?, ?)
+		GROUP BY source_shark, status, COALESCE(skipped_reason, error, '') ORDER BY source, status, reason`),
+		jobID, rebalancer.ObjectError.String(), rebalancer.ObjectSkipped.String())
+	if err != nil {
+		return nil, fmt.Errorf("job %s recount by source: %w", jobID, err)
+	}
+	return out, nil
+}
+
+// ObjectsByID returns the objects of a job among ids (at most 500), in no
+// particular order; ids the job does not have are left out.
+func (s *Store) ObjectsByID(ctx context.Context, jobID string, ids []string) ([]ObjectRow, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	q, args, err := sqlx.In(`SELECT `+objectColumns+` FROM objects WHERE job_id = ? AND id IN (?)`, jobID, ids)
+	if err != nil {
+		return nil, err
+	}
+	var rows []ObjectRow
+	if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(q), args...); err != nil {
+		return nil, fmt.Errorf("job %s: read %d objects by id: %w", jobID, len(ids), err)
+	}
+	return rows, nil
 }
 
 // AssignmentRecord is an assignment as stored: a batch of objects for one

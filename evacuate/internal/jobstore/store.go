@@ -238,6 +238,46 @@ var migrations = []string{
 		scanned INTEGER NOT NULL,
 		note    TEXT NOT NULL DEFAULT ''
 	)`,
+	// sharks holds each shark's lifecycle state (sharks.go); a shark
+	// without a row is in service.
+	`CREATE TABLE sharks (
+		shark      TEXT PRIMARY KEY,
+		state      TEXT NOT NULL,
+		job_id     TEXT NOT NULL DEFAULT '',
+		changed_by TEXT NOT NULL,
+		reason     TEXT NOT NULL DEFAULT '',
+		updated_at BIGINT NOT NULL
+	)`,
+	// The sharks that jobs evacuated before states were kept: each one's
+	// latest real evacuation (not a dry run; its shark found) leaves it
+	// drained if it completed, draining otherwise. A dry run's options
+	// hold "dry_run":true, as Go's encoder writes it.
+	`INSERT INTO sharks (shark, state, job_id, changed_by, reason, updated_at)
+		SELECT from_shark, CASE WHEN state = 'complete' THEN 'drained' ELSE 'draining' END, id, 'job',
+			'evacuated before shark states were kept', updated_at
+		FROM jobs j
+		WHERE from_datacenter <> '' AND options NOT LIKE '%"dry_run":true%' AND NOT EXISTS (
+			SELECT 1 FROM jobs k WHERE k.from_shark = j.from_shark AND k.from_datacenter <> ''
+			AND k.options NOT LIKE '%"dry_run":true%'
+			AND (k.created_at > j.created_at OR (k.created_at = j.created_at AND k.id > j.id)))`,
+	// source_shark is the copy a skipped or failed object was read from
+	// (empty when there was none to read, or the failure was not a copy's).
+	`ALTER TABLE objects ADD COLUMN source_shark TEXT NOT NULL DEFAULT ''`,
+	// source_counts are exact per-job counters of skipped and errored
+	// objects by source shark, moved with counts.
+	`CREATE TABLE source_counts (
+		job_id TEXT NOT NULL,
+		source TEXT NOT NULL,
+		status TEXT NOT NULL,
+		reason TEXT NOT NULL,
+		n      BIGINT NOT NULL,
+		PRIMARY KEY (job_id, source, status, reason)
+	)`,
+	// Objects skipped or in error before sources were recorded count under
+	// an unknown ('') source.
+	`INSERT INTO source_counts (job_id, source, status, reason, n)
+		SELECT job_id, '', status, COALESCE(skipped_reason, error, ''), COUNT(*) FROM objects
+		WHERE status IN ('skipped', 'error') GROUP BY job_id, status, COALESCE(skipped_reason, error, '')`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
@@ -392,22 +432,24 @@ func (r jobRow) record() (Job, error) {
 
 // CreateJob stores a new job.
 func (s *Store) CreateJob(ctx context.Context, j Job) error {
-	t := now()
-	err := s.write(ctx, func(tx *sqlx.Tx) error {
-		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO jobs
-			(id, action, state, from_shark, from_datacenter, options, retry_of, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			j.ID, j.Action.String(), j.State.String(), j.From.MantaStorageID, j.From.Datacenter,
-			string(j.Options), j.RetryOf, t, t)
-		if err != nil {
-			return fmt.Errorf("create job %s: %w", j.ID, err)
-		}
-		return nil
-	})
+	err := s.write(ctx, func(tx *sqlx.Tx) error { return createJob(ctx, tx, j) })
 	if err == nil {
 		s.mark.jobCreated()
 	}
 	return err
+}
+
+func createJob(ctx context.Context, tx *sqlx.Tx, j Job) error {
+	t := now()
+	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO jobs
+		(id, action, state, from_shark, from_datacenter, options, retry_of, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		j.ID, j.Action.String(), j.State.String(), j.From.MantaStorageID, j.From.Datacenter,
+		string(j.Options), j.RetryOf, t, t)
+	if err != nil {
+		return fmt.Errorf("create job %s: %w", j.ID, err)
+	}
+	return nil
 }
 
 const jobColumns = `id, action, state, from_shark, from_datacenter, options, retry_of, error,
@@ -445,28 +487,30 @@ func (s *Store) ListJobs(ctx context.Context) ([]Job, error) {
 
 // SetJobState moves a job to state, recording errMsg when it is not empty.
 func (s *Store) SetJobState(ctx context.Context, id string, state rebalancer.JobState, errMsg string) error {
+	return s.write(ctx, func(tx *sqlx.Tx) error { return setJobState(ctx, tx, id, state, errMsg) })
+}
+
+func setJobState(ctx context.Context, tx *sqlx.Tx, id string, state rebalancer.JobState, errMsg string) error {
 	t := now()
-	return s.write(ctx, func(tx *sqlx.Tx) error {
-		q := `UPDATE jobs SET state = ?, updated_at = ?`
-		args := []any{state.String(), t}
-		if errMsg != "" {
-			q += `, error = ?`
-			args = append(args, errMsg)
-		}
-		switch {
-		case state == rebalancer.JobRunning:
-			q += `, started_at = CASE WHEN started_at = 0 THEN ? ELSE started_at END, finished_at = 0`
-			args = append(args, t)
-		case state.Terminal():
-			q += `, finished_at = ?`
-			args = append(args, t)
-		}
-		res, err := tx.ExecContext(ctx, tx.Rebind(q+` WHERE id = ?`), append(args, id)...)
-		if err != nil {
-			return fmt.Errorf("job %s: set state %s: %w", id, state, err)
-		}
-		return oneRow(res, fmt.Errorf("job %s: %w", id, ErrJobNotFound))
-	})
+	q := `UPDATE jobs SET state = ?, updated_at = ?`
+	args := []any{state.String(), t}
+	if errMsg != "" {
+		q += `, error = ?`
+		args = append(args, errMsg)
+	}
+	switch {
+	case state == rebalancer.JobRunning:
+		q += `, started_at = CASE WHEN started_at = 0 THEN ? ELSE started_at END, finished_at = 0`
+		args = append(args, t)
+	case state.Terminal():
+		q += `, finished_at = ?`
+		args = append(args, t)
+	}
+	res, err := tx.ExecContext(ctx, tx.Rebind(q+` WHERE id = ?`), append(args, id)...)
+	if err != nil {
+		return fmt.Errorf("job %s: set state %s: %w", id, state, err)
+	}
+	return oneRow(res, fmt.Errorf("job %s: %w", id, ErrJobNotFound))
 }
 
 // SetJobSource records the evacuated shark's datacenter once it is known.
