@@ -14,6 +14,7 @@ import (
 
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/evacuate/internal/jobstore"
+	"github.com/TritonDataCenter/rebalancer/internal/logging"
 )
 
 // A runner drives one job: its stages (the package documentation draws
@@ -54,6 +55,12 @@ type runner struct {
 	mdChange chan struct{}
 
 	meter *meter
+	// eta is the job's smoothed ETA and sharkBytes the estimate of what
+	// the evacuated shark holds, for an ETA while discovery runs (eta.go).
+	eta        etaFilter
+	sharkBytes atomic.Int64
+	// failures sums up per-object failures in the log (progress.go).
+	failures *logging.Summarizer
 
 	// What JobStatus shows when the store cannot be read: the job as this
 	// run last recorded it, its last counters, and why it is not running
@@ -72,6 +79,7 @@ func newRunner(e *Engine, j JobRecord) *runner {
 		mdq:         newQueue(),
 		mdChange:    make(chan struct{}, 1),
 		meter:       newMeter(),
+		failures:    logging.NewSummarizer(e.log.With("job", j.ID, "shark", j.From.MantaStorageID), 0),
 		fatalErr:    make(chan error, 1),
 		dryReserved: map[string]int64{},
 	}
@@ -130,6 +138,8 @@ var errFinished = errors.New("job finished")
 func (r *runner) run(ctx context.Context) (rebalancer.JobState, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	defer r.failures.Close()
+	resumed := r.job.State == rebalancer.JobRunning || r.job.State == rebalancer.JobPaused
 	if err := r.prepare(ctx); err != nil {
 		if ctx.Err() != nil {
 			return r.job.State, ctx.Err()
@@ -140,8 +150,10 @@ func (r *runner) run(ctx context.Context) (rebalancer.JobState, error) {
 		}
 		r.log.Error("job failed to start", "err", err)
 		r.finish(context.WithoutCancel(ctx), rebalancer.JobFailed, err.Error())
+		r.ended(context.WithoutCancel(ctx), rebalancer.JobFailed, err.Error())
 		return rebalancer.JobFailed, err
 	}
+	r.started(resumed)
 	r.e.cfg.Metrics.jobStarted()
 	defer r.e.cfg.Metrics.jobEnded()
 
@@ -167,11 +179,13 @@ func (r *runner) run(ctx context.Context) (rebalancer.JobState, error) {
 	case ctx.Err() != nil && err == nil || errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		// The manager is shutting down: the job stays as it is, resumable.
 		r.log.Info("job interrupted; it will resume when the manager restarts")
+		r.e.cfg.Metrics.endJob(r.job.ID, nil)
 		return r.job.State, context.Canceled
 	case err != nil:
 		// Only the store fails a stage (the other failures are objects'
 		// and end up in their statuses). Everything is where the store
 		// says it is, so the job is interrupted, not failed.
+		r.e.cfg.Metrics.endJob(r.job.ID, nil)
 		return r.job.State, &interruptedError{err}
 	}
 	state, msg := rebalancer.JobComplete, ""
@@ -183,7 +197,8 @@ func (r *runner) run(ctx context.Context) (rebalancer.JobState, error) {
 	}
 	r.releaseDryRun()
 	r.finish(context.WithoutCancel(ctx), state, msg)
-	r.log.Info("job ended", "state", state.String(), "err", msg)
+	r.failures.Flush(ctx)
+	r.ended(context.WithoutCancel(ctx), state, msg)
 	return state, nil
 }
 
@@ -349,7 +364,9 @@ func (r *runner) monitor(ctx context.Context) error {
 				bytes += c.Bytes
 			}
 		}
-		r.meter.observe(time.Now(), complete, bytes)
+		now := time.Now()
+		r.meter.observe(now, complete, bytes)
+		r.observe(now, counts)
 		inFlight := assigned + post
 		switch {
 		case r.isStopping():
@@ -416,7 +433,10 @@ func (r *runner) pause(ctx context.Context) error {
 	r.stateMu.Lock()
 	defer r.stateMu.Unlock()
 	if r.isStopping() {
-		return fmt.Errorf("job %s is stopping", r.job.ID)
+		return &StateError{Job: r.job.ID, Why: "is stopping"}
+	}
+	if r.isPaused() {
+		return &StateError{Job: r.job.ID, Why: "is already paused"}
 	}
 	if err := r.store.SetJobState(ctx, r.job.ID, rebalancer.JobPaused, ""); err != nil {
 		return err
@@ -429,6 +449,12 @@ func (r *runner) pause(ctx context.Context) error {
 func (r *runner) resume(ctx context.Context) error {
 	r.stateMu.Lock()
 	defer r.stateMu.Unlock()
+	if r.isStopping() {
+		return &StateError{Job: r.job.ID, Why: "is stopping"}
+	}
+	if !r.isPaused() {
+		return &StateError{Job: r.job.ID, Why: "is not paused"}
+	}
 	if err := r.store.SetJobState(ctx, r.job.ID, rebalancer.JobRunning, ""); err != nil {
 		return err
 	}

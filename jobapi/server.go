@@ -73,6 +73,11 @@ func (s *Server) Handler() http.Handler {
 				"(rebalancer-adm: --token or REBALANCER_TOKEN)")
 			return
 		}
+		if _, pattern := mux.Handler(r); pattern == "" {
+			// No route: the mux answers 404, or 405 with Allow; its
+			// text/plain body is replaced by one that says what to do.
+			w = &routeMiss{ResponseWriter: w, r: r}
+		}
 		mux.ServeHTTP(w, r)
 	})
 }
@@ -182,7 +187,7 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 			code = http.StatusServiceUnavailable
 		}
 		s.log().Error("cannot create job", "shark", shark, "err", err)
-		writeText(w, code, "Could not create job: "+err.Error())
+		writeText(w, code, "Could not create job: "+busyHint(err))
 		return
 	}
 	s.log().Info("job created", "job", j.ID, "shark", shark, "dry_run", opts.DryRun)
@@ -219,7 +224,7 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 	out := make([]Job, len(jobs))
 	for i, j := range jobs {
 		out[i] = Job{ID: j.ID, Action: j.Action, State: j.State, FromShark: j.From, RetryOf: j.RetryOf,
-			Created: j.CreatedAt.UTC().Format("2006-01-02T15:04:05.000Z")}
+			Stopping: !j.State.Terminal() && s.Engine.Stopping(j.ID), Created: j.CreatedAt.UTC().Format("2006-01-02T15:04:05.000Z")}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -311,8 +316,10 @@ func (s *Server) retryJob(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, evacuate.ErrJobNotFound):
 		writeText(w, http.StatusNotFound, "Could not find job with UUID "+id)
+	case errors.Is(err, evacuate.ErrStillRunning):
+		writeText(w, http.StatusConflict, "Could not retry job: "+err.Error())
 	case errors.Is(err, evacuate.ErrSharkBusy):
-		writeText(w, http.StatusConflict, err.Error())
+		writeText(w, http.StatusConflict, "Could not retry job: "+busyHint(err))
 	case errors.Is(err, evacuate.ErrInvalidOptions):
 		writeText(w, http.StatusUnprocessableEntity, "Could not retry job: "+err.Error())
 	case errors.Is(err, evacuate.ErrEngineClosed):
@@ -344,9 +351,12 @@ func (s *Server) control(action string) http.HandlerFunc {
 		case "resume":
 			err = s.Engine.ResumeJob(r.Context(), id)
 		}
+		var se *evacuate.StateError
 		switch {
 		case errors.Is(err, evacuate.ErrJobNotRunning):
 			writeText(w, http.StatusConflict, fmt.Sprintf("Cannot %s job %s: it is not running", action, id))
+		case errors.As(err, &se):
+			writeText(w, http.StatusConflict, fmt.Sprintf("Cannot %s job %s: it %s", action, id, se.Why))
 		case err != nil:
 			writeText(w, http.StatusConflict, fmt.Sprintf("Cannot %s job %s: %v", action, id, err))
 		default:

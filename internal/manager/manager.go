@@ -174,7 +174,11 @@ func New(ctx context.Context, cfg *Config, deps Deps) (*Manager, error) {
 			ac.HTTPClient = hc
 		}
 	}
-	m.metrics = evacuate.NewMetrics(deps.MetricLabels)
+	labels := deps.MetricLabels
+	if labels == (evacuate.MetricLabels{}) {
+		labels = cfg.MetricLabels()
+	}
+	m.metrics = evacuate.NewMetrics(labels)
 	m.engine, err = evacuate.NewEngine(evacuate.Config{
 		Store:     store,
 		Source:    source,
