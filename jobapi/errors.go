@@ -48,6 +48,9 @@ func (w *routeMiss) WriteHeader(code int) {
 	case http.StatusNotFound:
 		msg = fmt.Sprintf("No route %s %s: the job API's routes are under /jobs (docs/api.md); the status page is at /",
 			w.r.Method, w.r.URL.Path)
+		if w.r.URL.Path == "/metrics" {
+			msg = "No route GET /metrics: the manager's metrics are on its metrics port (metrics_port, 8878 by default; --metrics-listen)"
+		}
 	}
 	h.Set("Content-Length", fmt.Sprint(len(msg)))
 	w.ResponseWriter.WriteHeader(code)

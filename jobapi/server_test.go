@@ -116,6 +116,7 @@ func TestAPIErrors(t *testing.T) {
 		{"wrong method", "DELETE", "/jobs", "", 405, "Method DELETE is not allowed on /jobs: it takes GET, HEAD, POST (docs/api.md lists the routes)"},
 		{"wrong method on a job", "POST", "/jobs/" + unknown, "", 405, "it takes GET, HEAD, PUT"},
 		{"no route", "GET", "/nope", "", 404, "No route GET /nope: the job API's routes are under /jobs (docs/api.md); the status page is at /"},
+		{"metrics on the API port", "GET", "/metrics", "", 404, "the manager's metrics are on its metrics port (metrics_port, 8878 by default; --metrics-listen)"},
 		{"no route under a job", "GET", "/jobs/" + unknown + "/nope", "", 404, "No route GET /jobs/" + unknown + "/nope"},
 	}
 	for _, tt := range tests {
