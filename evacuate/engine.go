@@ -75,6 +75,9 @@ type Engine struct {
 
 	healthMu sync.Mutex
 	storeErr error // the job store's failure at the last check; nil when it works
+
+	recentMu      sync.Mutex
+	recentSources []recentSources // of the last jobs that ended here (sources.go)
 }
 
 // Errors the job controls return; the HTTP API maps them to status codes.
@@ -389,6 +392,7 @@ func (e *Engine) evacuatedByOther(shark, job string) bool {
 // release ends a claim.
 func (e *Engine) release(r *runner) {
 	defer e.wg.Done()
+	e.keepSources(r)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	delete(e.running, r.job.ID)

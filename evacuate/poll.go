@@ -123,6 +123,7 @@ func (r *runner) complete(ctx context.Context, a *assignment, got rebalancer.Ass
 			copied += p.row.ContentLength
 			succeeded++
 			r.e.cfg.Metrics.copied(a.dest.MantaStorageID, p.source, p.row.ContentLength)
+			r.sources.add(p.source, p.row.ContentLength, false)
 			continue
 		}
 		c := r.taskFailure(p, a.dest, reason)

@@ -118,6 +118,7 @@ func (r *runner) objectsEnded(ctx context.Context, stage string, changes []jobst
 // its source.
 func (r *runner) copyFailed(ctx context.Context, p *planned, dest rebalancer.StorageNode, reason rebalancer.SkipReason, next rebalancer.ObjectStatus) {
 	r.e.cfg.Metrics.copyFailed(p.source)
+	r.sources.add(p.source, 0, true)
 	r.failures.Log(ctx, slog.LevelInfo, "copies failed", errors.New(reason.String()),
 		"object", p.row.ID, "source", p.source, "dest", dest.MantaStorageID, "attempt", p.row.Attempts+1, "next", next.String())
 }
@@ -128,3 +129,8 @@ func (e *Engine) Stopping(id string) bool {
 	r, err := e.runner(id)
 	return err == nil && r.isStopping()
 }
+
+// StoreFailure returns the job store's failure at the engine's last check
+// (see Health), nil when it worked, without checking again: for pages that
+// are refreshed often.
+func (e *Engine) StoreFailure() error { return e.storeFailure() }

@@ -61,6 +61,7 @@ type runner struct {
 	sharkBytes atomic.Int64
 	// failures sums up per-object failures in the log (progress.go).
 	failures *logging.Summarizer
+	sources  sourceCounts // copies per source shark (sources.go)
 
 	// What JobStatus shows when the store cannot be read: the job as this
 	// run last recorded it, its last counters, and why it is not running

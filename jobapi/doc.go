@@ -18,4 +18,5 @@
 //	POST /jobs/{uuid}/resume      new
 //	GET  /jobs/{uuid}/objects     new: ?status=skipped&limit=100&after=<seq>
 //	GET  /health                  new: 503 while the job store fails
+//	GET  /, /ui/jobs/{uuid}       new: the status pages (HTML; page.go)
 package jobapi

@@ -1,6 +1,7 @@
 package jobapi
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -42,8 +43,14 @@ type Server struct {
 	MaxBodyBytes int64
 	// Token, when set, is required as "Authorization: Bearer <Token>" on
 	// every route but GET /health, which probes use; a request without it
-	// gets 401. Empty (the legacy) requires nothing.
+	// gets 401. Empty (the legacy) requires nothing. The status pages
+	// take it as a bearer token too, or as the password of HTTP Basic
+	// authentication (any user name), which browsers ask for by
+	// themselves.
 	Token string
+	// Sharks, when set, lists the sharks for the status page, with the
+	// state the manager gives each.
+	Sharks func(ctx context.Context) ([]SharkState, error)
 }
 
 // Handler returns the API's routes.
@@ -59,6 +66,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /jobs/{uuid}/resume", s.control("resume"))
 	mux.HandleFunc("GET /jobs/{uuid}/objects", s.jobObjects)
 	mux.HandleFunc("GET /health", s.health)
+	mux.HandleFunc("GET /{$}", s.overview)
+	mux.HandleFunc("GET /ui/jobs/{uuid}", s.jobPage)
+	mux.HandleFunc("GET /ui/style.css", s.style)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		version := s.Version
 		if version == "" {
@@ -68,7 +78,11 @@ func (s *Server) Handler() http.Handler {
 		// The legacy labels every reply JSON, plain-text bodies included.
 		w.Header().Set("Content-Type", "application/json")
 		if !s.authorized(r) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="rebalancer-manager"`)
+			challenge := `Bearer realm="rebalancer-manager"`
+			if isPage(r) {
+				challenge = `Basic realm="rebalancer-manager: the api_token as the password", charset="UTF-8"`
+			}
+			w.Header().Set("WWW-Authenticate", challenge)
 			writeText(w, http.StatusUnauthorized, "This manager requires its API token: send \"Authorization: Bearer <api_token>\" "+
 				"(rebalancer-adm: --token or REBALANCER_TOKEN)")
 			return
@@ -87,6 +101,9 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) authorized(r *http.Request) bool {
 	if s.Token == "" || ((r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Path == "/health") {
 		return true
+	}
+	if _, pass, ok := r.BasicAuth(); ok && isPage(r) {
+		return subtle.ConstantTimeCompare([]byte(pass), []byte(s.Token)) == 1
 	}
 	want := "Bearer " + s.Token
 	return subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(want)) == 1

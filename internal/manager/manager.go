@@ -213,6 +213,7 @@ func New(ctx context.Context, cfg *Config, deps Deps) (*Manager, error) {
 		Logger:                  m.log.With("component", "api"),
 		Token:                   cfg.APIToken,
 	}
+	m.api.Sharks = m.sharkStates
 	ok = true
 	return m, nil
 }

@@ -1,10 +1,13 @@
 package manager
 
 import (
+	"context"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/TritonDataCenter/rebalancer/evacuate"
+	"github.com/TritonDataCenter/rebalancer/jobapi"
 )
 
 // MetricsConfig is the "metrics" block (new): the constant labels of every
@@ -35,4 +38,47 @@ func (c *Config) MetricLabels() evacuate.MetricLabels {
 	}
 	l.Zonename, _ = os.Hostname()
 	return l // evacuate.NewMetrics fills what is still empty
+}
+
+// sharkStates lists the sharks for the status page: those storinfo lists,
+// and those running jobs evacuate, each with what the manager makes of
+// it. Shark states kept in the job store (issue 18) replace this when
+// they exist.
+func (m *Manager) sharkStates(ctx context.Context) ([]jobapi.SharkState, error) {
+	jobs, err := m.engine.Jobs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	draining := map[string]string{} // shark -> job
+	for _, j := range jobs {
+		if !j.State.Terminal() && m.engine.Running(j.ID) {
+			draining[j.From.MantaStorageID] = j.ID
+		}
+	}
+	cfg := m.config()
+	var out []jobapi.SharkState
+	seen := map[string]bool{}
+	if snap := m.view.Snapshot(); snap != nil {
+		for _, n := range snap.Nodes {
+			s := jobapi.SharkState{ID: n.MantaStorageID, Datacenter: n.Datacenter, State: "in service",
+				AvailableMB: n.AvailableMB, PercentUsed: n.PercentUsed}
+			switch {
+			case draining[n.MantaStorageID] != "":
+				s.State, s.Job = "draining", draining[n.MantaStorageID]
+			case slices.Contains(cfg.BlocklistSharks, n.MantaStorageID):
+				s.State = "blocklisted (blocklist_sharks)"
+			case slices.Contains(cfg.BlocklistDatacenters, n.Datacenter):
+				s.State = "blocklisted (blocklist_datacenters)"
+			}
+			seen[n.MantaStorageID] = true
+			out = append(out, s)
+		}
+	}
+	for shark, job := range draining {
+		if !seen[shark] {
+			out = append(out, jobapi.SharkState{ID: shark, State: "draining (not listed by storinfo)", Job: job, PercentUsed: -1})
+		}
+	}
+	slices.SortFunc(out, func(a, b jobapi.SharkState) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
 }
