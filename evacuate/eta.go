@@ -22,13 +22,19 @@ import (
 // gives way to exact counts when discovery ends. What is shown is smoothed
 // (etaFilter): it counts down by itself as time passes and moves towards
 // each new raw figure by a share that grows with the time since the last
-// one (a time constant of etaSmoothing), so that a single odd reading
-// moves it little and a lasting change takes over within a minute.
+// one (a time constant of etaSmoothing, shorter for an ETA of less than a
+// minute, whose jumps are small), so that a single odd reading moves it
+// little and a lasting change takes over within a minute. No ETA is given
+// before the rate was measured over etaWarmUp: a job's first seconds
+// (setting up, the first copies) would give a rate far too low.
 //
 // A paused or stopping job has no ETA: nothing says when it goes on.
 
 // etaSmoothing is the time constant of the ETA's smoothing.
 const etaSmoothing = 20 * time.Second
+
+// etaWarmUp is how long the rate is measured before an ETA is given.
+const etaWarmUp = 5 * time.Second
 
 // etaFilter smooths a job's ETA. Its zero value has no ETA.
 type etaFilter struct {
@@ -60,7 +66,8 @@ func (f *etaFilter) update(now time.Time, raw float64, estimated, ok bool) {
 		return
 	}
 	predicted := max(f.seconds-dt, 0)
-	k := 1 - math.Exp(-dt/etaSmoothing.Seconds())
+	tau := min(max(predicted/3, 1), etaSmoothing.Seconds())
+	k := 1 - math.Exp(-dt/tau)
 	f.at, f.seconds, f.estimated = now, predicted+k*(raw-predicted), estimated
 }
 

@@ -34,6 +34,7 @@ func (r *runner) observe(now time.Time, counts []Count) {
 	paused, stopping := r.isPaused(), r.isStopping()
 	objRate, byteRate := r.meter.rates()
 	raw, estimated, ok := rawETA(c, discovered, objRate, byteRate, r.sharkBytes.Load())
+	ok = ok && r.meter.span() >= etaWarmUp
 	r.eta.update(now, raw, estimated, ok && !paused && !stopping && !r.job.Options.DryRun)
 
 	state := rebalancer.JobRunning.Title()
