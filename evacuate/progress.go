@@ -89,6 +89,13 @@ func (r *runner) ended(ctx context.Context, state rebalancer.JobState, msg strin
 	if j, err := r.e.Job(ctx, r.job.ID); err == nil && !j.StartedAt.IsZero() && !j.FinishedAt.IsZero() {
 		args = append(args, "duration", j.FinishedAt.Sub(j.StartedAt))
 	}
+	// The verdict an operator retiring the shark looks for: everything the
+	// job was to find was moved. A limited job (max_objects, excluded key
+	// prefixes) or a dry run leaves objects behind by design.
+	o := r.job.Options
+	empty := state == rebalancer.JobComplete && !o.DryRun && o.MaxObjects == 0 && len(o.ExcludeKeyPrefixes) == 0 &&
+		c.byStatus["skipped"] == 0 && c.byStatus["error"] == 0 && c.remaining() == 0
+	args = append(args, "shark_empty", empty)
 	level := slog.LevelInfo
 	if state == rebalancer.JobFailed {
 		level = slog.LevelError
