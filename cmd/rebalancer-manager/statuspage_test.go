@@ -60,15 +60,18 @@ func browse(t *testing.T, bin, url string, args ...string) []byte {
 }
 
 // artifacts is where the screenshots go: $TEST_ARTIFACTS/statuspage when
-// set, else a directory of the test that the log names.
+// set, else the test's artifact directory (kept by go test -artifacts,
+// under -outputdir; otherwise removed when the test ends). The test logs
+// which.
 func artifacts(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	if base := os.Getenv("TEST_ARTIFACTS"); base != "" {
-		dir = filepath.Join(base, "statuspage")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
+	base := os.Getenv("TEST_ARTIFACTS")
+	if base == "" {
+		return t.ArtifactDir()
+	}
+	dir := filepath.Join(base, "statuspage")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
 	}
 	return dir
 }
