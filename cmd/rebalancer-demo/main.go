@@ -462,9 +462,9 @@ func (d *demo) watch(ctx context.Context, id string) error {
 			if p.ETASeconds != nil {
 				eta = fmt.Sprintf(", ETA %s%s", map[bool]string{true: "~"}[p.ETAEstimated], time.Duration(*p.ETASeconds)*time.Second)
 			}
-			d.say("  %s: %s of %s objects done, %s moved (%s), %.0f objects/s%s",
+			d.say("  %s: %s of %s objects done, %s moved (%s), %s objects/s%s",
 				doc.State.Title(), humanize.Comma(p.ObjectsDone), humanize.Comma(int64(d.pop.Pinned)),
-				humanize.Comma(p.ObjectsComplete), humanize.IBytes(uint64(p.BytesComplete)), p.ObjectsPerSecond, eta)
+				humanize.Comma(p.ObjectsComplete), humanize.IBytes(uint64(p.BytesComplete)), humanize.Comma(int64(p.ObjectsPerSecond+0.5)), eta)
 		}
 		if doc.State.Terminal() {
 			if bar != nil {
