@@ -134,7 +134,10 @@ func checkScrape(t *testing.T, component string, doc map[string]documentedFamily
 		if fam.GetHelp() != row.help {
 			t.Errorf("%s %s: help %q; docs/api.md says %q", component, name, fam.GetHelp(), row.help)
 		}
-		for _, m := range fam.GetMetric() {
+		// Every series of a family has the same label names: the first
+		// tells them.
+		if ms := fam.GetMetric(); len(ms) > 0 {
+			m := ms[0]
 			var labels []string
 			got := map[string]string{}
 			for _, l := range m.GetLabel() {
@@ -151,7 +154,6 @@ func checkScrape(t *testing.T, component string, doc map[string]documentedFamily
 					t.Errorf("%s %s: constant label %s=%q, want %q", component, name, k, got[k], v)
 				}
 			}
-			break
 		}
 	}
 	return seen
