@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/logging"
 	"github.com/TritonDataCenter/rebalancer/internal/retry"
 )
 
@@ -69,6 +70,7 @@ type copier struct {
 	rateWindow time.Duration   // ...over periods at least this long
 	retries    []time.Duration // waits between attempts to reach a source
 	log        *slog.Logger
+	failures   *logging.Summarizer // per-object failures, summed up per cause (a dead source fails every object alike)
 	m          *metrics
 	bufs       sync.Pool
 	ownsConn   bool // client was built here: close its idle connections on close
@@ -88,6 +90,7 @@ func newCopier(cfg Config, t *tree, hosts *allowList, log *slog.Logger, m *metri
 		rateWindow: cfg.MinSourceRateWindow,
 		retries:    cfg.RetryDelays,
 		log:        log,
+		failures:   logging.NewSummarizer(log, 0),
 		m:          m,
 	}
 	c.bufs.New = func() any { b := make([]byte, copyBufSize); return &b }
@@ -124,6 +127,7 @@ func newCopier(cfg Config, t *tree, hosts *allowList, log *slog.Logger, m *metri
 }
 
 func (c *copier) close() {
+	c.failures.Close()
 	if c.ownsConn {
 		c.client.CloseIdleConnections()
 	}
@@ -181,7 +185,7 @@ func (c *copier) copy(ctx context.Context, t rebalancer.Task) (out outcome) {
 		if resp, err = c.client.Do(req); err != nil {
 			cancelReq()
 			netErr = err
-			c.log.Debug("cannot reach source", "url", url, "err", err)
+			c.failures.Log(ctx, slog.LevelDebug, "cannot reach source", err, "url", url)
 			return err
 		}
 		cancel = cancelReq
@@ -378,13 +382,13 @@ func (c *copier) inspect(rel, want string) (*dir, bool, error) {
 	case errors.Is(err, fs.ErrNotExist):
 		return dir, false, nil
 	case err != nil:
-		c.log.Warn("cannot check existing destination; downloading again", "path", c.tree.abs(rel), "err", err)
+		c.failures.Log(context.Background(), slog.LevelWarn, "cannot check existing destination; downloading again", err, "path", c.tree.abs(rel))
 		return dir, false, nil
 	case st.mode&fs.ModeSymlink != 0:
 		dir.Close()
 		return nil, false, &symlinkError{rel: rel}
 	case !st.mode.IsRegular():
-		c.log.Warn("destination exists but is not a regular file; downloading again", "path", c.tree.abs(rel), "mode", st.mode.String())
+		c.failures.Log(context.Background(), slog.LevelWarn, "destination exists but is not a regular file; downloading again", nil, "path", c.tree.abs(rel), "mode", st.mode.String())
 		return dir, false, nil
 	}
 	return dir, c.present(dir, name, st, want), nil
@@ -396,20 +400,20 @@ func (c *copier) present(dir *dir, name string, st stat, want string) bool {
 	rel := dir.rel + "/" + name
 	f, err := dir.open(name)
 	if err != nil {
-		c.log.Warn("cannot open existing destination; downloading again", "path", c.tree.abs(rel), "err", err)
+		c.failures.Log(context.Background(), slog.LevelWarn, "cannot open existing destination; downloading again", err, "path", c.tree.abs(rel))
 		return false
 	}
 	defer f.Close()
 	// Only the file that was checked counts.
 	if got, err := statFile(f); err != nil || !st.same(got) {
-		c.log.Warn("existing destination changed while it was checked; downloading again", "path", c.tree.abs(rel), "err", err)
+		c.failures.Log(context.Background(), slog.LevelWarn, "existing destination changed while it was checked; downloading again", err, "path", c.tree.abs(rel))
 		return false
 	}
 	bp := c.bufs.Get().(*[]byte)
 	defer c.bufs.Put(bp)
 	h := md5.New()
 	if _, err := io.CopyBuffer(h, f, *bp); err != nil {
-		c.log.Warn("cannot read existing destination; downloading again", "path", c.tree.abs(rel), "err", err)
+		c.failures.Log(context.Background(), slog.LevelWarn, "cannot read existing destination; downloading again", err, "path", c.tree.abs(rel))
 		return false
 	}
 	if base64.StdEncoding.EncodeToString(h.Sum(nil)) != want {
@@ -418,7 +422,7 @@ func (c *copier) present(dir *dir, name string, st stat, want string) bool {
 	// The file may have been written by an agent that never synced (the
 	// legacy one did not): make sure it is on disk before it counts.
 	if err := c.tree.sync(f, rel); err != nil {
-		c.log.Warn("cannot fsync existing destination; downloading again", "path", c.tree.abs(rel), "err", err)
+		c.failures.Log(context.Background(), slog.LevelWarn, "cannot fsync existing destination; downloading again", err, "path", c.tree.abs(rel))
 		return false
 	}
 	return true

@@ -64,6 +64,10 @@ func newMetrics(l MetricLabels, bodyBytes func() float64) *metrics {
 		}),
 		assignT: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "assignment_time", Help: "Time spent processing an assignment (seconds)", ConstLabels: constLabels,
+			// From a second (a few small objects) to hours (fifty large
+			// ones from a slow source); the legacy's default buckets
+			// stopped at 10 s. The manager's assignment_time has the same.
+			Buckets: []float64{1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 28800, 86400},
 		}),
 		present: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rebalancer_agent_objects_already_present_total", ConstLabels: constLabels,
@@ -84,7 +88,7 @@ func newMetrics(l MetricLabels, bodyBytes func() float64) *metrics {
 		downloadTime: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "rebalancer_agent_download_duration_seconds", ConstLabels: constLabels,
 			Help:    "Time to download, verify and commit one object.",
-			Buckets: []float64{.01, .05, .1, .5, 1, 5, 10, 30, 60, 300},
+			Buckets: []float64{.01, .05, .1, .5, 1, 5, 10, 30, 60, 300, 900, 3600},
 		}),
 	}
 	bodies := prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -90,7 +90,7 @@ func (s *Server) runAssignment(stop, work context.Context, wg *sync.WaitGroup, i
 				// The committer makes the result durable and records it
 				// while this worker goes on with the next download.
 				committing.Add(1)
-				s.commits <- &taskResult{seq: seq, p: p, out: out, log: log, ack: ack}
+				s.commits <- &taskResult{seq: seq, id: id, p: p, out: out, log: log, ack: ack}
 				if s.handedOver != nil {
 					s.handedOver()
 				}
@@ -149,7 +149,8 @@ func (s *Server) safeCopy(ctx context.Context, t rebalancer.Task) (out outcome) 
 
 // taskResult is a task's outcome on its way to the database.
 type taskResult struct {
-	seq int64 // the assignment's
+	seq int64  // the assignment's
+	id  string // the assignment's
 	p   pendingTask
 	out outcome
 	log *slog.Logger
@@ -212,7 +213,7 @@ func (s *Server) commitBatch(ctx context.Context, batch []*taskResult) {
 			t := r.p.task
 			r.log.Error("cannot record task result", "object", t.ObjectID, "owner", t.Owner, "status", r.out.status.String(), "err", err)
 		} else {
-			s.counted(r.log, r.p.task, r.out)
+			s.counted(r.log, r.id, r.p.task, r.out)
 		}
 		r.ack(err == nil)
 	}
@@ -248,12 +249,14 @@ func (s *Server) syncDirs(batch []*taskResult) {
 }
 
 // counted counts and logs a task whose result was recorded.
-func (s *Server) counted(log *slog.Logger, t rebalancer.Task, out outcome) {
+// Failures are summed up per cause: a dead source fails every object on it
+// alike, and one line a minute says so better than one per object.
+func (s *Server) counted(log *slog.Logger, id string, t rebalancer.Task, out outcome) {
 	s.m.task(out.status)
 	switch {
 	case out.status.State == rebalancer.TaskFailed:
-		log.Warn("task failed", "object", t.ObjectID, "owner", t.Owner, "source", t.Source.MantaStorageID,
-			"reason", out.status.Reason.String(), "err", out.err)
+		s.copier.failures.Log(context.Background(), slog.LevelWarn, "task failed", out.err, "assignment", id,
+			"object", t.ObjectID, "owner", t.Owner, "source", t.Source.MantaStorageID, "reason", out.status.Reason.String())
 	case out.present:
 		s.m.present.Inc()
 		log.Debug("object already in place", "object", t.ObjectID, "owner", t.Owner)

@@ -149,6 +149,7 @@ func TestManagerTemplateAllKeys(t *testing.T) {
 		MaxInflightPerSource: 16,
 		AgentToken:           "5pV2Qx9-kJ3mN_7rT1wYz8aBcD4eFgHi",
 		APIToken:             "Zq8wE1rT6yU3iO0pA5sD7fG2hJ9kL4xC",
+		Metrics:              manager.MetricsConfig{Datacenter: "us-east-2", Service: "stor.us-east.example.com", Server: "44454c4c-3300-1052-8048-b4c04f383499"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		a, _ := json.MarshalIndent(got, "", "  ")
@@ -207,6 +208,11 @@ func TestManagerTemplateMatchesLegacy(t *testing.T) {
 				t.Errorf("agent_port: legacy %d, new %d, want 7878 and %d", legacy.AgentPort, ours.AgentPort, want)
 			}
 			legacy.AgentPort = ours.AgentPort
+			// The metric labels are new keys, from the zone's metadata.
+			if ours.Metrics.Datacenter == "" || ours.Metrics.Service == "" || ours.Metrics.Server == "" {
+				t.Errorf("metrics: %+v, want datacenter, service and server from the metadata", ours.Metrics)
+			}
+			legacy.Metrics = ours.Metrics
 			normalize(legacy)
 			normalize(ours)
 			if !reflect.DeepEqual(legacy, ours) {

@@ -188,7 +188,7 @@ func (r *runner) recordedSoFar(ctx context.Context) (int64, error) {
 // retry job, the configured discovery otherwise.
 func (r *runner) source() (rebalancer.ObjectSource, error) {
 	if r.job.RetryOf != "" {
-		return &retrySource{store: r.store, jobID: r.job.RetryOf, metadata: r.e.cfg.Metadata, log: r.log}, nil
+		return &retrySource{store: r.store, jobID: r.job.RetryOf, metadata: r.e.cfg.Metadata, failures: r.failures}, nil
 	}
 	if r.e.cfg.Source == nil {
 		return nil, errors.New("no object source configured")

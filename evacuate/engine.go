@@ -91,6 +91,9 @@ type Engine struct {
 
 	states sharkStates   // the stored shark states (sharks.go)
 	checks chan struct{} // bounds the shark checks running at once (check.go)
+
+	recentMu      sync.Mutex
+	recentSources []recentSources // of the last jobs that ended here (sources.go)
 }
 
 // Errors the job controls return; the HTTP API maps them to status codes.
@@ -101,7 +104,49 @@ var (
 	// ErrRetryDryRun refuses to retry a dry run: a retry moves objects.
 	// Create a job instead: a new dry run, or the evacuation itself.
 	ErrRetryDryRun = errors.New("a dry run is not retried: create a new dry run, or the evacuation itself")
+	// ErrJobState is matched by the error of pausing a job that is paused
+	// or stopping, or resuming one that is not paused.
+	ErrJobState = errors.New("the job's state does not allow it")
+	// ErrStillRunning is matched by the error of retrying a job that
+	// has not ended.
+	ErrStillRunning = errors.New("the job has not ended")
 )
+
+// SharkBusyError is the refusal of a job for a shark that another job
+// running here is evacuating. It matches ErrSharkBusy.
+type SharkBusyError struct {
+	Shark string // the shark
+	Job   string // the job evacuating it
+}
+
+func (e *SharkBusyError) Error() string {
+	return fmt.Sprintf("shark %s: job %s: %v", e.Shark, e.Job, ErrSharkBusy)
+}
+
+// Is makes errors.Is(err, ErrSharkBusy) true.
+func (e *SharkBusyError) Is(target error) bool { return target == ErrSharkBusy }
+
+// stillRunning is the refusal of a retry of a job that has not ended,
+// saying what to do; it matches ErrStillRunning.
+type stillRunning string
+
+func (e stillRunning) Error() string        { return string(e) }
+func (e stillRunning) Is(target error) bool { return target == ErrStillRunning }
+
+// StateError is the refusal of a pause or resume that the job's state does
+// not allow: pausing a paused or stopping job, resuming one that is not
+// paused. It matches ErrJobState.
+type StateError struct {
+	Job string
+	// Why says what the job is: "is already paused", "is not paused",
+	// "is stopping".
+	Why string
+}
+
+func (e *StateError) Error() string { return "job " + e.Job + " " + e.Why }
+
+// Is makes errors.Is(err, ErrJobState) true.
+func (e *StateError) Is(target error) bool { return target == ErrJobState }
 
 // NewEngine returns an engine. Call Start to resume the jobs a previous
 // process left running.
@@ -281,8 +326,14 @@ func (e *Engine) RetryJob(ctx context.Context, oldID string, opts *Options) (Job
 	if err != nil {
 		return JobRecord{}, err
 	}
-	if e.Running(oldID) {
-		return JobRecord{}, fmt.Errorf("job %s: cannot retry a job that is still running: %w", oldID, ErrSharkBusy)
+	if r, _ := e.runner(oldID); r != nil {
+		switch {
+		case r.isStopping():
+			return JobRecord{}, stillRunning(fmt.Sprintf("job %s is stopping: it can be retried once it has ended (Stopped)", oldID))
+		case r.isPaused():
+			return JobRecord{}, stillRunning(fmt.Sprintf("job %s is paused, not ended: resume it, or stop it, and retry it once it has ended", oldID))
+		}
+		return JobRecord{}, stillRunning(fmt.Sprintf("job %s is still running: wait for it to end, or stop it, then retry it", oldID))
 	}
 	if old.Options.DryRun {
 		// A retry moves objects; a dry run's were planned, not meant to
@@ -329,7 +380,7 @@ func (e *Engine) claim(j JobRecord) (*runner, error) {
 		return nil, fmt.Errorf("job %s is already running", j.ID)
 	}
 	if other, ok := e.sharks[j.From.MantaStorageID]; ok {
-		return nil, fmt.Errorf("shark %s: job %s: %w", j.From.MantaStorageID, other, ErrSharkBusy)
+		return nil, &SharkBusyError{Shark: j.From.MantaStorageID, Job: other}
 	}
 	r := newRunner(e, j)
 	e.running[j.ID] = r
@@ -423,6 +474,7 @@ func (e *Engine) evacuatedByOther(shark, job string) bool {
 // release ends a claim.
 func (e *Engine) release(r *runner) {
 	defer e.wg.Done()
+	e.keepSources(r)
 	e.mu.Lock()
 	delete(e.running, r.job.ID)
 	if e.sharks[r.job.From.MantaStorageID] == r.job.ID {
@@ -570,7 +622,7 @@ func (e *Engine) ResumeJob(ctx context.Context, id string) error {
 
 // StopJob ends a running job: it stops discovering and placing, waits for
 // the copies agents already have, and ends Stopped. What it did not move can
-// be retried.
+// be retried. Stopping a job that is stopping already changes nothing.
 func (e *Engine) StopJob(ctx context.Context, id string) error {
 	r, err := e.runner(id)
 	if err != nil {

@@ -1,9 +1,11 @@
 package evacuate
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"path/filepath"
 	"reflect"
@@ -72,6 +74,7 @@ type harness struct {
 	from   rebalancer.StorageNode
 	objs   []rebalancer.Object
 	keys   map[string]string // object id -> key
+	log    *slog.Logger      // the engine's, when set before newEngine
 }
 
 // newHarness builds a fleet: shark 1 is evacuated, sharks 2 and 7 hold the
@@ -127,7 +130,7 @@ func (h *harness) newEngine() *Engine {
 			return rebalancer.StorageNode{}, fmt.Errorf("no shark %s: %w", id, rebalancer.ErrSharkNotFound)
 		},
 		Defaults:           fastOptions(),
-		Logger:             testutil.Logger(h.t),
+		Logger:             cmp.Or(h.log, testutil.Logger(h.t)),
 		Metrics:            NewMetrics(MetricLabels{}),
 		RestartDelay:       50 * time.Millisecond,
 		StoreCheckInterval: 50 * time.Millisecond,

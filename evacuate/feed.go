@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -197,9 +198,7 @@ func (f *feeder) place(ctx context.Context, row *jobstore.ObjectRow, tick <-chan
 		}
 		// No capacity information, or a placement failure that may pass:
 		// keep what is open moving and try again.
-		if attempt%10 == 0 {
-			r.log.Warn("cannot place objects yet; retrying", "object", row.ID, "err", err)
-		}
+		r.failures.Log(ctx, slog.LevelWarn, "cannot place objects yet; retrying", err, "object", row.ID, "attempt", attempt+1)
 		if err := f.flushAll(ctx); err != nil {
 			return err
 		}
@@ -356,9 +355,7 @@ func (f *feeder) commit(ctx context.Context) error {
 		if err := f.r.store.Transition(ctx, f.r.job.ID, rebalancer.ObjectUnprocessed, f.pending); err != nil {
 			return err
 		}
-		for _, c := range f.pending {
-			f.r.e.cfg.Metrics.objectEnded(c)
-		}
+		f.r.objectsEnded(ctx, "placement", f.pending)
 		f.pending = f.pending[:0]
 	}
 	if len(f.dryRun) > 0 {

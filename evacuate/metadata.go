@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -75,8 +76,8 @@ func (r *runner) updateAssignment(ctx context.Context, id string) error {
 		return fmt.Errorf("assignment %s: record metadata updates: %w", id, err)
 	}
 	requeued := false
+	r.objectsEnded(ctx, "metadata", changes)
 	for _, c := range changes {
-		r.e.cfg.Metrics.objectEnded(c)
 		requeued = requeued || c.To == rebalancer.ObjectUnprocessed
 	}
 	if requeued {
@@ -283,9 +284,7 @@ func (r *runner) replaceOne(ctx context.Context, row *jobstore.ObjectRow, obj re
 		MaxElapsed: o.MetadataRetryWindow.D(),
 		Backoff:    metadataBackoff,
 		OnRetry: func(n int, _ time.Duration, err error) {
-			if n%10 == 0 {
-				r.log.Warn("metadata update failed; retrying", "object", row.ID, "shard", obj.Shard, "err", err)
-			}
+			r.failures.Log(ctx, slog.LevelWarn, "metadata update failed; retrying", err, "object", row.ID, "shard", obj.Shard, "attempt", n)
 		},
 	}, op)
 	switch {

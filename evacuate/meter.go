@@ -53,3 +53,13 @@ func (m *meter) rates() (objects, bytes float64) {
 	}
 	return float64(last.objects-first.objects) / dt, float64(last.bytes-first.bytes) / dt
 }
+
+// span returns the time the meter's samples cover.
+func (m *meter) span() time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.samples) < 2 {
+		return 0
+	}
+	return m.samples[len(m.samples)-1].t.Sub(m.samples[0].t)
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/TritonDataCenter/rebalancer"
@@ -14,7 +15,8 @@ import (
 )
 
 // MetricLabels are the constant labels the legacy manager puts on every
-// metric; the zero value gives the legacy defaults.
+// metric; the zero value gives the legacy defaults (the legacy manager
+// always used them; the Go manager fills them from its configuration).
 type MetricLabels struct {
 	Service    string // default "1.rebalancer.localhost"
 	Server     string // default "127.0.0.1"
@@ -26,7 +28,10 @@ type MetricLabels struct {
 // (request_count, object_count, error_count, skip_count, md_thread_gauge,
 // bytes_count, assignment_time), where every labelled increment also counts
 // under "total" as the legacy does, plus rebalancer_* series the legacy
-// lacks. A nil *Metrics is valid and records nothing.
+// lacks: per job (jobmetrics.go), per source and destination shark, and
+// the Go runtime's and the process's. docs/api.md lists every family; a
+// test holds the list and a live scrape together. A nil *Metrics is valid
+// and records nothing.
 type Metrics struct {
 	reg *prometheus.Registry
 
@@ -43,8 +48,15 @@ type Metrics struct {
 	requeued    prometheus.Counter
 	jobsRunning prometheus.Gauge
 
+	destObjects, destBytes     *prometheus.CounterVec
+	sourceObjects, sourceBytes *prometheus.CounterVec
+	sourceFailures             *prometheus.CounterVec
+
 	mu      sync.Mutex
 	mdByJob map[string]int
+	jobs    map[string]*jobSnapshot // running jobs, by id
+	recent  []*jobSnapshot          // the last jobs that ended, oldest first
+	sharks  map[string]bool         // shark label values given out
 }
 
 // NewMetrics creates the metrics in a registry of their own.
@@ -62,7 +74,7 @@ func NewMetrics(l MetricLabels) *Metrics {
 		l.Zonename, _ = os.Hostname()
 	}
 	c := prometheus.Labels{"service": l.Service, "server": l.Server, "datacenter": l.Datacenter, "zonename": l.Zonename}
-	m := &Metrics{reg: prometheus.NewRegistry(), mdByJob: map[string]int{}}
+	m := &Metrics{reg: prometheus.NewRegistry(), mdByJob: map[string]int{}, jobs: map[string]*jobSnapshot{}, sharks: map[string]bool{}}
 	counterVec := func(name, help, label string) *prometheus.CounterVec {
 		v := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: c}, []string{label})
 		m.reg.MustRegister(v)
@@ -86,14 +98,72 @@ func NewMetrics(l MetricLabels) *Metrics {
 	m.bytes = counter("bytes_count", "Bytes of objects evacuated.")
 	m.assignTime = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "assignment_time",
 		Help: "Seconds from an assignment's first task to its recorded results.", ConstLabels: c,
-		Buckets: []float64{1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200}})
+		Buckets: DurationBuckets})
 	m.reg.MustRegister(m.assignTime)
 	m.discoveredN = counter("rebalancer_objects_discovered_total", "Objects discovered and recorded by evacuation jobs.")
 	m.duplicatesN = counter("rebalancer_duplicates_total", "Object ids found under more than one key or shard.")
 	m.posted = counter("rebalancer_assignments_posted_total", "Assignments accepted by agents.")
 	m.requeued = counter("rebalancer_objects_requeued_total", "Objects placed again after a failed copy or a lost agent.")
 	m.jobsRunning = gauge("rebalancer_jobs_running", "Evacuation jobs running.")
+	m.destObjects = counterVec("rebalancer_destination_objects_total", "Copies an agent verified on the destination shark.", "shark")
+	m.destBytes = counterVec("rebalancer_destination_bytes_total", "Bytes of the copies an agent verified on the destination shark.", "shark")
+	m.sourceObjects = counterVec("rebalancer_source_objects_total", "Copies read from the source shark and verified.", "shark")
+	m.sourceBytes = counterVec("rebalancer_source_bytes_total", "Bytes of the copies read from the source shark and verified.", "shark")
+	m.sourceFailures = counterVec("rebalancer_source_failures_total", "Copies from the source shark that an agent reported failed (any reason).", "shark")
+	m.reg.MustRegister(newJobCollector(m, c),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The legacy series are there from the start, as the legacy's are
+	// once anything happened: a dashboard finds them before the first job.
+	for _, v := range []*prometheus.CounterVec{m.requests, m.objects, m.errors, m.skips} {
+		v.WithLabelValues("total")
+	}
 	return m
+}
+
+// DurationBuckets are the buckets of the histograms of durations, the
+// manager's and the agent's assignment_time: an assignment takes from
+// about a second (a few small objects) to hours (fifty objects of 16 GiB
+// from a slow source; the manager gives up after assignment_timeout, two
+// hours by default, at most 720).
+var DurationBuckets = []float64{1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 28800, 86400}
+
+// maxSharkLabels bounds the shark label values of the per-shark series.
+// Destinations come from storinfo and sources from the objects' metadata,
+// so in a real fleet there are as many as it has storage nodes (hundreds);
+// the bound only guards against metadata naming sharks that do not exist.
+// Beyond it, sharks are counted under "other".
+const maxSharkLabels = 4096
+
+// sharkLabel returns the label value for shark.
+func (m *Metrics) sharkLabel(shark string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.sharks[shark] {
+		if len(m.sharks) >= maxSharkLabels {
+			return "other"
+		}
+		m.sharks[shark] = true
+	}
+	return shark
+}
+
+// copied counts a copy an agent verified.
+func (m *Metrics) copied(dest, source string, bytes int64) {
+	if m == nil {
+		return
+	}
+	d, s := m.sharkLabel(dest), m.sharkLabel(source)
+	m.destObjects.WithLabelValues(d).Inc()
+	m.destBytes.WithLabelValues(d).Add(float64(bytes))
+	m.sourceObjects.WithLabelValues(s).Inc()
+	m.sourceBytes.WithLabelValues(s).Add(float64(bytes))
+}
+
+// copyFailed counts a copy an agent reported failed.
+func (m *Metrics) copyFailed(source string) {
+	if m != nil {
+		m.sourceFailures.WithLabelValues(m.sharkLabel(source)).Inc()
+	}
 }
 
 // Handler serves the metrics in the Prometheus text format, at any path as

@@ -123,9 +123,13 @@ func (r *runner) complete(ctx context.Context, a *assignment, got rebalancer.Ass
 			changes = append(changes, jobstore.Change{ID: p.row.ID, Bytes: p.row.ContentLength, To: rebalancer.ObjectPostProcessing})
 			copied += p.row.ContentLength
 			succeeded++
+			r.e.cfg.Metrics.copied(a.dest.MantaStorageID, p.source, p.row.ContentLength)
+			r.sources.add(p.source, p.row.ContentLength, false)
 			continue
 		}
-		changes = append(changes, r.taskFailure(p, a.dest, task))
+		c := r.taskFailure(p, a.dest, task)
+		r.copyFailed(ctx, p, a.dest, task.Status.Reason, c.To)
+		changes = append(changes, c)
 	}
 	r.record(ctx, a, changes, copied)
 	r.e.cfg.Metrics.assignmentDone(time.Since(a.born))

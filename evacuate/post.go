@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -105,7 +106,7 @@ func (r *runner) post(ctx context.Context, a *assignment) {
 				r.abandon(ctx, a, reason, fmt.Sprintf("cannot post to agent after %d tries: %v", unreachable, err), true)
 				return
 			}
-			r.log.Warn("cannot post assignment; will retry", "assignment", a.id, "dest", a.dest.MantaStorageID, "try", unreachable, "err", err)
+			r.failures.Log(ctx, slog.LevelWarn, "cannot post assignment; will retry", err, "assignment", a.id, "dest", a.dest.MantaStorageID, "try", unreachable)
 			if !retry.Sleep(ctx, o.UnreachableBackoff.Delay(unreachable)) {
 				return
 			}
@@ -132,7 +133,8 @@ func (r *runner) abandon(ctx context.Context, a *assignment, reason rebalancer.S
 	}
 	r.record(ctx, a, changes, 0)
 	if reason != 0 {
-		r.log.Warn("assignment abandoned", "assignment", a.id, "dest", a.dest.MantaStorageID, "reason", reason.String(), "detail", detail)
+		r.failures.Log(ctx, slog.LevelWarn, "assignments abandoned", errors.New(reason.String()),
+			"assignment", a.id, "dest", a.dest.MantaStorageID, "objects", len(a.order), "detail", detail)
 	}
 }
 
@@ -150,8 +152,8 @@ func (r *runner) record(ctx context.Context, a *assignment, changes []jobstore.C
 		return
 	}
 	requeued := false
+	r.objectsEnded(ctx, "copy", changes)
 	for _, c := range changes {
-		r.e.cfg.Metrics.objectEnded(c)
 		requeued = requeued || c.To == rebalancer.ObjectUnprocessed
 	}
 	r.e.cfg.Placement.Release(a.dest, copiedBytes, true)

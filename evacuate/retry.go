@@ -7,6 +7,7 @@ import (
 
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/evacuate/internal/jobstore"
+	"github.com/TritonDataCenter/rebalancer/internal/logging"
 	"github.com/TritonDataCenter/rebalancer/internal/retry"
 )
 
@@ -19,7 +20,7 @@ type retrySource struct {
 	store    *jobstore.Store
 	jobID    string
 	metadata rebalancer.MetadataStore
-	log      *slog.Logger
+	failures *logging.Summarizer
 }
 
 // retried lists the statuses of objects a retry job takes over: everything
@@ -92,6 +93,6 @@ func (s *retrySource) current(ctx context.Context, row *jobstore.ObjectRow, shar
 	}
 	// Metadata cannot be read now: retry with what was stored, whose etag
 	// the metadata stage re-checks anyway.
-	s.log.Warn("cannot re-read metadata for a retried object; using the stored copy", "object", row.ID, "err", err)
+	s.failures.Log(ctx, slog.LevelWarn, "cannot re-read metadata for a retried object; using the stored copy", err, "object", row.ID)
 	return stored, true
 }

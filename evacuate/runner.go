@@ -15,6 +15,7 @@ import (
 
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/evacuate/internal/jobstore"
+	"github.com/TritonDataCenter/rebalancer/internal/logging"
 )
 
 // A runner drives one job: its stages (the package documentation draws
@@ -56,6 +57,13 @@ type runner struct {
 	mdChange chan struct{}
 
 	meter *meter
+	// eta is the job's smoothed ETA and sharkBytes the estimate of what
+	// the evacuated shark holds, for an ETA while discovery runs (eta.go).
+	eta        etaFilter
+	sharkBytes atomic.Int64
+	// failures sums up per-object failures in the log (progress.go).
+	failures *logging.Summarizer
+	sources  sourceCounts // copies per source shark (sources.go)
 
 	// What JobStatus shows when the store cannot be read: the job as this
 	// run last recorded it, its last counters, and why it is not running
@@ -78,6 +86,7 @@ func newRunner(e *Engine, j JobRecord) *runner {
 		mdq:         newQueue(),
 		mdChange:    make(chan struct{}, 1),
 		meter:       newMeter(),
+		failures:    logging.NewSummarizer(e.log.With("job", j.ID, "shark", j.From.MantaStorageID), 0),
 		fatalErr:    make(chan error, 1),
 		dryReserved: map[string]int64{},
 	}
@@ -136,6 +145,8 @@ var errFinished = errors.New("job finished")
 func (r *runner) run(ctx context.Context) (rebalancer.JobState, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	defer r.failures.Close()
+	resumed := r.job.State == rebalancer.JobRunning || r.job.State == rebalancer.JobPaused
 	if err := r.prepare(ctx); err != nil {
 		if ctx.Err() != nil {
 			return r.job.State, ctx.Err()
@@ -146,8 +157,10 @@ func (r *runner) run(ctx context.Context) (rebalancer.JobState, error) {
 		}
 		r.log.Error("job failed to start", "err", err)
 		r.finish(context.WithoutCancel(ctx), rebalancer.JobFailed, err.Error())
+		r.ended(context.WithoutCancel(ctx), rebalancer.JobFailed, err.Error())
 		return rebalancer.JobFailed, err
 	}
+	r.started(resumed)
 	r.e.cfg.Metrics.jobStarted()
 	defer r.e.cfg.Metrics.jobEnded()
 
@@ -173,11 +186,13 @@ func (r *runner) run(ctx context.Context) (rebalancer.JobState, error) {
 	case ctx.Err() != nil && err == nil || errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		// The manager is shutting down: the job stays as it is, resumable.
 		r.log.Info("job interrupted; it will resume when the manager restarts")
+		r.e.cfg.Metrics.endJob(r.job.ID, nil)
 		return r.job.State, context.Canceled
 	case err != nil:
 		// Only the store fails a stage (the other failures are objects'
 		// and end up in their statuses). Everything is where the store
 		// says it is, so the job is interrupted, not failed.
+		r.e.cfg.Metrics.endJob(r.job.ID, nil)
 		return r.job.State, &interruptedError{err}
 	}
 	state, msg := rebalancer.JobComplete, ""
@@ -213,7 +228,8 @@ func (r *runner) run(ctx context.Context) (rebalancer.JobState, error) {
 	}
 	r.releaseDryRun()
 	r.finish(fctx, state, msg)
-	r.logEnd(fctx, state, msg)
+	r.failures.Flush(ctx)
+	r.ended(fctx, state, msg)
 	return state, nil
 }
 
@@ -226,24 +242,6 @@ func (r *runner) finish(ctx context.Context, state rebalancer.JobState, msg stri
 	r.job.State = state
 	r.job.Error = msg
 	r.remember()
-}
-
-// logEnd says how the job ended and how many of the objects it found
-// still name its shark (Status.Verdict), and when it did not look for
-// buckets (v2) objects at all, which the shark may hold.
-func (r *runner) logEnd(ctx context.Context, state rebalancer.JobState, msg string) {
-	args := []any{"state", state.String(), "err", msg}
-	if counts, err := getCounts(ctx, r.store, r.job.ID); err == nil {
-		j := r.job
-		j.DiscoveryDone = r.discoveryFinished.Load() && r.discoveryErr.Load() == nil && !r.discoveryStopped.Load()
-		v := verdict(j, counts)
-		args = append(args, "objects_left", v.ObjectsLeft, "verdict", v.String())
-	}
-	r.log.Info("job ended", args...)
-	scanned, note, known, err := r.store.JobBuckets(ctx, r.job.ID)
-	if err == nil && known && !scanned {
-		r.log.Warn("buckets (v2) objects were not scanned: the shark may still hold v2 objects this job did not move", "why", note)
-	}
 }
 
 // prepare resolves the shark being evacuated, restores what a previous run
@@ -409,7 +407,9 @@ func (r *runner) monitor(ctx context.Context) error {
 				bytes += c.Bytes
 			}
 		}
-		r.meter.observe(time.Now(), complete, bytes)
+		now := time.Now()
+		r.meter.observe(now, complete, bytes)
+		r.observe(now, counts)
 		inFlight := assigned + post
 		switch {
 		case r.isStopping():
@@ -476,7 +476,10 @@ func (r *runner) pause(ctx context.Context) error {
 	r.stateMu.Lock()
 	defer r.stateMu.Unlock()
 	if r.isStopping() {
-		return fmt.Errorf("job %s is stopping", r.job.ID)
+		return &StateError{Job: r.job.ID, Why: "is stopping"}
+	}
+	if r.isPaused() {
+		return &StateError{Job: r.job.ID, Why: "is already paused"}
 	}
 	if err := r.store.SetJobState(ctx, r.job.ID, rebalancer.JobPaused, ""); err != nil {
 		return err
@@ -489,6 +492,12 @@ func (r *runner) pause(ctx context.Context) error {
 func (r *runner) resume(ctx context.Context) error {
 	r.stateMu.Lock()
 	defer r.stateMu.Unlock()
+	if r.isStopping() {
+		return &StateError{Job: r.job.ID, Why: "is stopping"}
+	}
+	if !r.isPaused() {
+		return &StateError{Job: r.job.ID, Why: "is not paused"}
+	}
 	if err := r.store.SetJobState(ctx, r.job.ID, rebalancer.JobRunning, ""); err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/TritonDataCenter/rebalancer"
 )
@@ -21,6 +22,17 @@ type Status struct {
 	// running job, and over its whole run otherwise.
 	ObjectsPerSecond float64
 	BytesPerSecond   float64
+	// Stopping is set for a job running here that was asked to stop: it
+	// waits for the copies in flight, and then ends Stopped.
+	Stopping bool
+	// ETA, when HasETA, is how long the job should still take: for a
+	// running job that is neither paused nor stopping, once it has a
+	// rate. While discovery runs it is an estimate (ETAEstimated) from
+	// what storinfo says the shark holds; it is smoothed so that it does
+	// not jump (eta.go).
+	ETA          time.Duration
+	HasETA       bool
+	ETAEstimated bool
 	// DryRun, for a dry run, is its report: where objects would go.
 	DryRun *DryRunReport
 	// Buckets is what the job did about buckets (v2) objects: whether it
@@ -113,6 +125,8 @@ func (e *Engine) JobStatus(ctx context.Context, id string) (Status, error) {
 	if r != nil {
 		st.Running = true
 		st.ObjectsPerSecond, st.BytesPerSecond = r.meter.rates()
+		st.Stopping = r.isStopping()
+		st.ETA, st.ETAEstimated, st.HasETA = r.eta.value()
 		if err := r.trouble(); err != nil && !st.Job.State.Terminal() {
 			st.Job.Error = "held up by the job store: " + err.Error()
 		}

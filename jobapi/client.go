@@ -74,6 +74,12 @@ func (e *Error) Error() string {
 // StatusCode returns the HTTP status of the reply.
 func (e *Error) StatusCode() int { return e.Code }
 
+// ErrMetricsPort is the error of a request answered with Prometheus
+// metrics: the client was given the manager's metrics port (or an
+// agent's), which answers any path with them.
+var ErrMetricsPort = errors.New("the reply is Prometheus metrics, not the job API's: this is a metrics port " +
+	"(metrics_port, 8878), not the manager's job API (listen_port, 80 by default)")
+
 // JobsPath is the path of the job list.
 const JobsPath = "/jobs"
 
@@ -223,6 +229,10 @@ func (c *Client) do(ctx context.Context, method, path string, body any) ([]byte,
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxReply))
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: reading the reply: %w", method, path, err)
+	}
+	if bytes.HasPrefix(b, []byte("# HELP ")) || bytes.HasPrefix(b, []byte("# TYPE ")) {
+		// Prometheus text: the manager's metrics port, not its API.
+		return nil, fmt.Errorf("%s %s: %w", method, path, ErrMetricsPort)
 	}
 	return b, nil
 }

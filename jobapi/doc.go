@@ -23,4 +23,5 @@
 //	POST /sharks/{shark}/out      new: take it out of service
 //	POST /sharks/{shark}/in       new: put it back in service
 //	GET  /sharks/{shark}/check    new: is it safe to retire? (lines of JSON)
+//	GET  /, /ui/jobs/{uuid}       new: the status pages (HTML; page.go)
 package jobapi

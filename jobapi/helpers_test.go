@@ -170,3 +170,14 @@ func (h *harness) running(id string) {
 		return err == nil && j.State == rebalancer.JobRunning && h.engine.Running(id)
 	})
 }
+
+// get returns the body of GET path, failing the test on another status
+// than 200.
+func (h *harness) get(path string) string {
+	h.t.Helper()
+	code, body, _ := h.do("GET", path, "")
+	if code != http.StatusOK {
+		h.t.Fatalf("GET %s: %d %s", path, code, body)
+	}
+	return body
+}

@@ -1,6 +1,7 @@
 package jobapi
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -42,8 +43,14 @@ type Server struct {
 	MaxBodyBytes int64
 	// Token, when set, is required as "Authorization: Bearer <Token>" on
 	// every route but GET /health, which probes use; a request without it
-	// gets 401. Empty (the legacy) requires nothing.
+	// gets 401. Empty (the legacy) requires nothing. The status pages
+	// take it as a bearer token too, or as the password of HTTP Basic
+	// authentication (any user name), which browsers ask for by
+	// themselves.
 	Token string
+	// Sharks, when set, lists the sharks for the status page, with the
+	// state the manager gives each.
+	Sharks func(ctx context.Context) ([]SharkState, error)
 }
 
 // Handler returns the API's routes.
@@ -64,6 +71,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+SharksPath+"/{shark}/out", s.setShark(evacuate.SharkDrained))
 	mux.HandleFunc("POST "+SharksPath+"/{shark}/in", s.setShark(evacuate.SharkInService))
 	mux.HandleFunc("GET "+SharksPath+"/{shark}/check", s.checkShark)
+	mux.HandleFunc("GET /{$}", s.overview)
+	mux.HandleFunc("GET /ui/jobs/{uuid}", s.jobPage)
+	mux.HandleFunc("GET /ui/style.css", s.style)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		version := s.Version
 		if version == "" {
@@ -73,10 +83,19 @@ func (s *Server) Handler() http.Handler {
 		// The legacy labels every reply JSON, plain-text bodies included.
 		w.Header().Set("Content-Type", "application/json")
 		if !s.authorized(r) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="rebalancer-manager"`)
+			challenge := `Bearer realm="rebalancer-manager"`
+			if isPage(r) {
+				challenge = `Basic realm="rebalancer-manager: the api_token as the password", charset="UTF-8"`
+			}
+			w.Header().Set("WWW-Authenticate", challenge)
 			writeText(w, http.StatusUnauthorized, "This manager requires its API token: send \"Authorization: Bearer <api_token>\" "+
 				"(rebalancer-adm: --token or REBALANCER_TOKEN)")
 			return
+		}
+		if _, pattern := mux.Handler(r); pattern == "" {
+			// No route: the mux answers 404, or 405 with Allow; its
+			// text/plain body is replaced by one that says what to do.
+			w = &routeMiss{ResponseWriter: w, r: r}
 		}
 		mux.ServeHTTP(w, r)
 	})
@@ -87,6 +106,9 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) authorized(r *http.Request) bool {
 	if s.Token == "" || ((r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Path == "/health") {
 		return true
+	}
+	if _, pass, ok := r.BasicAuth(); ok && isPage(r) {
+		return subtle.ConstantTimeCompare([]byte(pass), []byte(s.Token)) == 1
 	}
 	want := "Bearer " + s.Token
 	return subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(want)) == 1
@@ -188,7 +210,7 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 			code = http.StatusServiceUnavailable
 		}
 		s.log().Error("cannot create job", "shark", shark, "err", err)
-		writeText(w, code, "Could not create job: "+err.Error())
+		writeText(w, code, "Could not create job: "+busyHint(err))
 		return
 	}
 	s.log().Info("job created", "job", j.ID, "shark", shark, "dry_run", opts.DryRun)
@@ -228,6 +250,7 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 	out := make([]Job, len(jobs))
 	for i, j := range jobs {
 		out[i] = newJob(j)
+		out[i].Stopping = !j.State.Terminal() && s.Engine.Stopping(j.ID)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -319,8 +342,10 @@ func (s *Server) retryJob(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, evacuate.ErrJobNotFound):
 		writeText(w, http.StatusNotFound, "Could not find job with UUID "+id)
+	case errors.Is(err, evacuate.ErrStillRunning):
+		writeText(w, http.StatusConflict, "Could not retry job: "+err.Error())
 	case errors.Is(err, evacuate.ErrSharkBusy):
-		writeText(w, http.StatusConflict, err.Error())
+		writeText(w, http.StatusConflict, "Could not retry job: "+busyHint(err))
 	case errors.Is(err, evacuate.ErrRetryDryRun):
 		shark := "<shark>"
 		if old, err := s.Engine.Job(r.Context(), id); err == nil {
@@ -360,9 +385,12 @@ func (s *Server) control(action string) http.HandlerFunc {
 		case "resume":
 			err = s.Engine.ResumeJob(r.Context(), id)
 		}
+		var se *evacuate.StateError
 		switch {
 		case errors.Is(err, evacuate.ErrJobNotRunning):
 			writeText(w, http.StatusConflict, fmt.Sprintf("Cannot %s job %s: it is not running", action, id))
+		case errors.As(err, &se):
+			writeText(w, http.StatusConflict, fmt.Sprintf("Cannot %s job %s: it %s", action, id, se.Why))
 		case err != nil:
 			writeText(w, http.StatusConflict, fmt.Sprintf("Cannot %s job %s: %v", action, id, err))
 		default:

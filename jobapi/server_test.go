@@ -111,14 +111,25 @@ func TestAPIErrors(t *testing.T) {
 		{"retry unknown", "POST", "/jobs/" + unknown + "/retry", "", 404, unknown},
 		{"stop unknown", "POST", "/jobs/" + unknown + "/stop", "", 404, unknown},
 		{"objects bad status", "GET", "/jobs/" + unknown + "/objects?status=bogus", "", 400, "status"},
-		{"wrong method", "DELETE", "/jobs", "", 405, ""},
-		{"no route", "GET", "/nope", "", 404, ""},
+		// No route: a message that says where the routes are, labelled
+		// JSON as every reply (the legacy's body was empty).
+		{"wrong method", "DELETE", "/jobs", "", 405, "Method DELETE is not allowed on /jobs: it takes GET, HEAD, POST (docs/api.md lists the routes)"},
+		{"wrong method on a job", "POST", "/jobs/" + unknown, "", 405, "it takes GET, HEAD, PUT"},
+		{"no route", "GET", "/nope", "", 404, "No route GET /nope: the job API's routes are under /jobs (docs/api.md); the status page is at /"},
+		{"metrics on the API port", "GET", "/metrics", "", 404, "the manager's metrics are on its metrics port (metrics_port, 8878 by default; --metrics-listen)"},
+		{"no route under a job", "GET", "/jobs/" + unknown + "/nope", "", 404, "No route GET /jobs/" + unknown + "/nope"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, body, _ := h.do(tt.method, tt.path, tt.body)
+			code, body, hdr := h.do(tt.method, tt.path, tt.body)
 			if code != tt.code || !strings.Contains(body, tt.contains) {
 				t.Errorf("%s %s: %d %q, want %d containing %q", tt.method, tt.path, code, body, tt.code, tt.contains)
+			}
+			if ct := hdr.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("%s %s: Content-Type %q", tt.method, tt.path, ct)
+			}
+			if strings.Count(body, "\n") > 0 || (code == 405) != (hdr.Get("Allow") != "") {
+				t.Errorf("%s %s: body %q, Allow %q", tt.method, tt.path, body, hdr.Get("Allow"))
 			}
 		})
 	}
@@ -158,20 +169,37 @@ func TestAPIUpdateAndControl(t *testing.T) {
 	if j := h.job(id); j.Options.MetadataThreads != 30 {
 		t.Errorf("metadata threads %d after PUT", j.Options.MetadataThreads)
 	}
-	if code, body, _ := h.do("POST", "/jobs", `{"action":"evacuate","params":{"from_shark":"1.stor.test"}}`); code != 409 {
-		t.Errorf("second job on the shark: %d %q", code, body)
+	// The refusals say which job and what to do about it.
+	for _, tt := range []struct {
+		method, path, body string
+		code               int
+		want               string
+	}{
+		{"POST", "/jobs", `{"action":"evacuate","params":{"from_shark":"1.stor.test"}}`, 409,
+			"Could not create job: shark 1.stor.test is being evacuated by job " + id + ": follow it with \"rebalancer-adm job watch " + id +
+				"\", or stop it with \"rebalancer-adm job stop " + id + "\" first"},
+		{"POST", "/jobs/" + id + "/resume", "", 409, "Cannot resume job " + id + ": it is not paused"},
+		{"POST", "/jobs/" + id + "/retry", "", 409, "Could not retry job: job " + id + " is still running: wait for it to end, or stop it, then retry it"},
+		{"POST", "/jobs/" + id + "/pause", "", 200, ""},
+		{"POST", "/jobs/" + id + "/pause", "", 409, "Cannot pause job " + id + ": it is already paused"},
+		{"POST", "/jobs/" + id + "/retry", "", 409, "Could not retry job: job " + id + " is paused, not ended: resume it, or stop it, and retry it once it has ended"},
+		{"POST", "/jobs/" + id + "/resume", "", 200, ""},
+		{"POST", "/jobs/" + id + "/resume", "", 409, "Cannot resume job " + id + ": it is not paused"},
+		{"POST", "/jobs/" + id + "/stop", "", 200, ""},
+		{"POST", "/jobs/" + id + "/stop", "", 200, ""}, // again: it is stopping already
+		{"POST", "/jobs/" + id + "/pause", "", 409, "Cannot pause job " + id + ": it is stopping"},
+		{"POST", "/jobs/" + id + "/retry", "", 409, "Could not retry job: job " + id + " is stopping: it can be retried once it has ended (Stopped)"},
+	} {
+		if code, body, _ := h.do(tt.method, tt.path, tt.body); code != tt.code || body != tt.want && tt.code != 200 {
+			t.Errorf("%s %s: %d %q, want %d %q", tt.method, tt.path, code, body, tt.code, tt.want)
+		}
 	}
-	if code, _, _ := h.do("POST", "/jobs/"+id+"/pause", ""); code != 200 {
-		t.Errorf("pause: %d", code)
+	var list []Job
+	if code, body, _ := h.do("GET", "/jobs", ""); code != 200 || json.Unmarshal([]byte(body), &list) != nil || len(list) != 1 || !list[0].Stopping {
+		t.Errorf("list while stopping: %d %s", code, body)
 	}
-	if code, _, _ := h.do("POST", "/jobs/"+id+"/resume", ""); code != 200 {
-		t.Errorf("resume: %d", code)
-	}
-	if code, body, _ := h.do("POST", "/jobs/"+id+"/retry", ""); code != 409 {
-		t.Errorf("retry of a running job: %d %q", code, body)
-	}
-	if code, _, _ := h.do("POST", "/jobs/"+id+"/stop", ""); code != 200 {
-		t.Errorf("stop: %d", code)
+	if st, err := ParseJobStatus([]byte(h.get("/jobs/" + id))); err != nil || !st.Stopping || st.Progress.ETASeconds != nil {
+		t.Errorf("status while stopping: %+v %v", st, err)
 	}
 	h.agents.SetSlow(false)
 	h.wait(id)
@@ -304,9 +332,11 @@ func TestRefusedRequestsStoreNothing(t *testing.T) {
 }
 
 // The documents are byte for byte what the manager wrote before they had
-// types of their own (testdata/wire.jsonl was written by that code): a
-// running job with errors, skips and duplicates, a finished dry run, a job
-// that has not started, a job list and an object list.
+// types of their own (testdata/wire.jsonl was written by that code), with
+// the changes made since on purpose (error and retry_of always present,
+// stopping, eta_estimated: issue 21): a running job with errors, skips and
+// duplicates, a finished dry run, a job that has not started, a job list
+// and an object list.
 func TestWireFormat(t *testing.T) {
 	b, err := os.ReadFile("testdata/wire.jsonl")
 	if err != nil {
@@ -322,7 +352,7 @@ func TestWireFormat(t *testing.T) {
 			Counts: []evacuate.Count{{Status: "complete", N: 996, Bytes: 4079616}, {Status: "error", Reason: "moray_etag_mismatch", N: 1, Bytes: 10},
 				{Status: "error", Reason: "bad_shard_number", N: 2}, {Status: "skipped", Reason: "source_is_evac_shark", N: 3, Bytes: 30},
 				{Status: "unprocessed", N: 5, Bytes: 50}, {Status: "skipped", Reason: "{http_status_code:500}", N: 1}},
-			Duplicates: 2, Running: true, ObjectsPerSecond: 3120.456, BytesPerSecond: 12781568.7},
+			Duplicates: 2, Running: true, ObjectsPerSecond: 3120.456, BytesPerSecond: 12781568.7, HasETA: true, ETA: 1500 * time.Millisecond},
 		{Job: evacuate.JobRecord{ID: "2", Action: rebalancer.JobEvacuate, State: rebalancer.JobComplete, From: rebalancer.StorageNode{MantaStorageID: "1.stor.x"},
 			Options: evacuate.Options{DryRun: true}, CreatedAt: t0, StartedAt: t0, FinishedAt: t0.Add(time.Minute)},
 			Counts: []evacuate.Count{{Status: "unprocessed", N: 10, Bytes: 100}},

@@ -54,7 +54,13 @@ type Job struct {
 	Action    rebalancer.JobAction   `json:"action"`
 	State     rebalancer.JobState    `json:"state"`
 	FromShark rebalancer.StorageNode `json:"from_shark"`
-	RetryOf   string                 `json:"retry_of,omitempty"`
+	// RetryOf is the job a retry job retries, "" for others (a legacy
+	// manager does not send it).
+	RetryOf string `json:"retry_of"`
+	// Stopping is set for a running job that was asked to stop and waits
+	// for its copies in flight (State stays Running until it ends
+	// Stopped, as the legacy's clients know no other state).
+	Stopping bool `json:"stopping"`
 	// Created is when the job was created, in UTC to the millisecond
 	// ("2006-01-02T15:04:05.000Z").
 	Created string `json:"created"`
@@ -70,9 +76,14 @@ type JobStatus struct {
 	Results Results             `json:"results"`
 	State   rebalancer.JobState `json:"state"`
 
-	ID       string     `json:"id"`
-	Error    string     `json:"error,omitempty"`
-	RetryOf  string     `json:"retry_of,omitempty"`
+	ID string `json:"id"`
+	// Error says why a job failed, or what holds a running one up; ""
+	// when nothing does.
+	Error string `json:"error"`
+	// RetryOf is the job a retry job retries, "" for others.
+	RetryOf string `json:"retry_of"`
+	// Stopping: see Job.Stopping.
+	Stopping bool       `json:"stopping"`
 	Created  *time.Time `json:"created,omitempty"`
 	Started  *time.Time `json:"started,omitempty"`
 	Finished *time.Time `json:"finished,omitempty"`
@@ -167,7 +178,9 @@ func (r *Results) count(status rebalancer.ObjectStatus) *int64 {
 }
 
 // Progress is a job's progress: exact counters, and for a running job its
-// rates over the last minute and, once discovery is done, an ETA.
+// rates over the last minute and an ETA: smoothed, absent while the job is
+// paused or stopping or has no rate yet, and an estimate (ETAEstimated)
+// while discovery runs (see evacuate.Status).
 type Progress struct {
 	Objects          int64    `json:"objects"`
 	ObjectsDone      int64    `json:"objects_done"`
@@ -178,6 +191,7 @@ type Progress struct {
 	BytesPerSecond   float64  `json:"bytes_per_second"`
 	DiscoveryDone    bool     `json:"discovery_done"`
 	ETASeconds       *float64 `json:"eta_seconds"`
+	ETAEstimated     bool     `json:"eta_estimated"`
 }
 
 // Object is one element of GET /jobs/{uuid}/objects.
@@ -264,9 +278,9 @@ func newJobStatus(s evacuate.Status) JobStatus {
 		Bytes: bytes, BytesComplete: bytesComplete, DiscoveryDone: s.Job.DiscoveryDone,
 		ObjectsPerSecond: math.Round(s.ObjectsPerSecond*100) / 100, BytesPerSecond: math.Round(s.BytesPerSecond),
 	}
-	if s.Running && s.Job.DiscoveryDone && s.ObjectsPerSecond > 0 {
-		eta := math.Round(float64(remaining) / s.ObjectsPerSecond)
-		p.ETASeconds = &eta
+	if s.Running && s.HasETA {
+		eta := math.Round(s.ETA.Seconds())
+		p.ETASeconds, p.ETAEstimated = &eta, s.ETAEstimated
 	}
 	opts := s.Job.Options
 	var bySource []SourceCount
@@ -285,6 +299,7 @@ func newJobStatus(s evacuate.Status) JobStatus {
 		ID:       s.Job.ID,
 		Error:    s.Job.Error,
 		RetryOf:  s.Job.RetryOf,
+		Stopping: s.Stopping,
 		Created:  timePtr(s.Job.CreatedAt),
 		Started:  timePtr(s.Job.StartedAt),
 		Finished: timePtr(s.Job.FinishedAt),

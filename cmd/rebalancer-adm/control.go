@@ -11,15 +11,27 @@ type pauseCmd struct{ jobArg }
 type resumeCmd struct{ jobArg }
 
 func (c *stopCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
-	return control(a, c.UUID, cl.StopJob(ctx, c.UUID), "stopping once the copies in flight are done")
+	id, err := c.id(ctx, cl)
+	if err != nil {
+		return err
+	}
+	return control(a, id, cl.StopJob(ctx, id), "stopping once the copies in flight are done")
 }
 
 func (c *pauseCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
-	return control(a, c.UUID, cl.PauseJob(ctx, c.UUID), "paused")
+	id, err := c.id(ctx, cl)
+	if err != nil {
+		return err
+	}
+	return control(a, id, cl.PauseJob(ctx, id), "paused")
 }
 
 func (c *resumeCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
-	return control(a, c.UUID, cl.ResumeJob(ctx, c.UUID), "resumed")
+	id, err := c.id(ctx, cl)
+	if err != nil {
+		return err
+	}
+	return control(a, id, cl.ResumeJob(ctx, id), "resumed")
 }
 
 // control reports the outcome of a control request.

@@ -17,6 +17,10 @@ type getCmd struct {
 }
 
 func (c *getCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
+	id, err := c.id(ctx, cl)
+	if err != nil {
+		return err
+	}
 	// A legacy manager counts a big job's objects for minutes: say so
 	// rather than look hung (on stderr, so --json output stays clean).
 	stop := make(chan struct{})
@@ -25,7 +29,7 @@ func (c *getCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
 		defer close(done)
 		patience(stop, a.stderr, 3*time.Second, 2*time.Second)
 	}()
-	b, err := cl.Get(ctx, jobapi.JobPath(c.UUID))
+	b, err := cl.Get(ctx, jobapi.JobPath(id))
 	close(stop)
 	<-done
 	if err != nil {
@@ -38,7 +42,7 @@ func (c *getCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
 	if err != nil {
 		return err
 	}
-	return printStatus(a.stdout, c.UUID, st)
+	return printStatus(a.stdout, id, st)
 }
 
 // patience prints the legacy "this may take some time" notice after first,
@@ -69,8 +73,9 @@ func patience(stop <-chan struct{}, w io.Writer, first, next time.Duration) {
 // fact, labels padded to one width.
 func printStatus(w io.Writer, id string, st *jobapi.JobStatus) error {
 	var b strings.Builder
+	// Labels in a column, at least a space between each and its value.
 	row := func(k, format string, args ...any) {
-		fmt.Fprintf(&b, "%-14s"+format+"\n", append([]any{k}, args...)...)
+		fmt.Fprintf(&b, "%-15s"+format+"\n", append([]any{k}, args...)...)
 	}
 	if st.ID != "" {
 		id = st.ID
@@ -82,6 +87,9 @@ func printStatus(w io.Writer, id string, st *jobapi.JobStatus) error {
 	}
 	row("Evacuating:", "%s", shark)
 	state := st.State.Title()
+	if st.Stopping && !st.State.Terminal() {
+		state = "Stopping (waiting for the copies in flight)"
+	}
 	if st.DryRun != nil {
 		state += " (dry run)"
 	}
@@ -109,7 +117,11 @@ func printStatus(w io.Writer, id string, st *jobapi.JobStatus) error {
 		sort.Strings(dests)
 		for _, k := range dests {
 			v := d.Destinations[k]
-			row("  to", "%s: %s objects, %s", k, commas(v.Objects), bytesString(v.Bytes))
+			fill := ""
+			if v.PercentUsed != nil && v.ProjectedPercentUsed != nil {
+				fill = fmt.Sprintf(" (%.1f%% used now, %.1f%% after)", *v.PercentUsed, *v.ProjectedPercentUsed)
+			}
+			row("  to", "%s: %s objects, %s%s", k, commas(v.Objects), bytesString(v.Bytes), fill)
 		}
 	} else {
 		p := progressOf(st)
@@ -127,7 +139,7 @@ func printStatus(w io.Writer, id string, st *jobapi.JobStatus) error {
 		if st.Progress != nil {
 			rate := fmt.Sprintf("%s objects/s, %s/s", rateString(p.objRate), bytesString(int64(p.byteRate)))
 			if !st.State.Terminal() {
-				rate += ", ETA " + durationString(p.eta)
+				rate += ", ETA " + etaString(st, p)
 			}
 			row("Rate:", "%s", rate)
 		}
@@ -147,6 +159,12 @@ func printStatus(w io.Writer, id string, st *jobapi.JobStatus) error {
 	}
 	if why := movedNothing(st); why != "" {
 		row("Note:", "%s", why)
+	}
+	if opts := optionLines(st); len(opts) > 0 {
+		row("Options:", "%s", opts[0])
+		for _, l := range opts[1:] {
+			row("", "%s", l)
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -63,12 +63,12 @@ func TestLegacyManager(t *testing.T) {
 		{[]string{"job", "list"}, []string{"9d5e4b18-cdec-440c-88fa-64f6c49ea814  Evacuate  Complete  -", legacyID + "  Evacuate  Running   -"}},
 		{[]string{"job", "create", "evacuate", "-s", "1.stor"}, []string{legacyID + "\n"}},
 		{[]string{"job", "get", legacyID}, []string{
-			"Job:          " + legacyID,
-			"Evacuating:   1.stor.us-east.joyent.us (us-east-1)",
-			"Objects done: 2,291 of 75,382+ (discovery running) (3.0%)",
-			"Counts:       unprocessed 0, assigned 73,091, post processing 0, complete 1,287, skipped 1,002, error 2",
-			"Skipped:      source_object_not_found 622, source_is_evac_shark 192, {http_status_code:500} 188",
-			"Errors:       moray_update_failed 2",
+			"Job:           " + legacyID,
+			"Evacuating:    1.stor.us-east.joyent.us (us-east-1)",
+			"Objects done:  2,291 of 75,382+ (discovery running) (3.0%)",
+			"Counts:        unprocessed 0, assigned 73,091, post processing 0, complete 1,287, skipped 1,002, error 2",
+			"Skipped:       source_object_not_found 622, source_is_evac_shark 192, {http_status_code:500} 188",
+			"Errors:        moray_update_failed 2",
 		}},
 		{[]string{"job", "get", legacyID, "--json"}, []string{legacyStatus + "\n"}},
 	} {

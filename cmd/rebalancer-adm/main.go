@@ -35,6 +35,8 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
+	"github.com/posener/complete"
+	"github.com/willabides/kongplete"
 	"golang.org/x/term"
 
 	"github.com/TritonDataCenter/rebalancer/internal/cmdline"
@@ -47,8 +49,9 @@ type cli struct {
 	Timeout time.Duration    `help:"Give up on a request after this long (0: never; a large job's status can take minutes on a legacy manager)." default:"0s" placeholder:"DURATION"`
 	Version kong.VersionFlag `help:"Print the version and exit."`
 
-	Job   jobCmd   `cmd:"" help:"Manage evacuation jobs."`
-	Shark sharkCmd `cmd:"" help:"List sharks' states, take them out of service or back, and check whether one is safe to retire."`
+	Job                jobCmd                       `cmd:"" help:"Manage evacuation jobs."`
+	Shark              sharkCmd                     `cmd:"" help:"List sharks' states, take them out of service or back, and check whether one is safe to retire."`
+	InstallCompletions kongplete.InstallCompletions `cmd:"" name:"install-completions" help:"Print the shell code that completes rebalancer-adm's commands, flags and job ids (bash, zsh, fish): add 'eval \"$(rebalancer-adm install-completions)\"' to your shell's startup file."`
 }
 
 type jobCmd struct {
@@ -66,7 +69,7 @@ type jobCmd struct {
 
 // jobArg is the positional job id most commands take.
 type jobArg struct {
-	UUID string `arg:"" name:"uuid" help:"The job's id."`
+	UUID string `arg:"" name:"uuid" predictor:"job" help:"The job's id, or the start of it (4 characters or more) when only one job's id starts so."`
 }
 
 // app is what commands run with: the output streams and what tests swap
@@ -130,6 +133,8 @@ func (a *app) run(ctx context.Context, args []string) (code int) {
 		Stderr:       a.stderr,
 		UsageOnError: true, // as the legacy client shows it
 		Options:      []kong.Option{kong.ConfigureHelp(kong.HelpOptions{Compact: true})},
+		Completion:   true,
+		Predictors:   map[string]complete.Predictor{"job": jobPredictor(a.transport)},
 	}.Parse(&c, args)
 	if !ok {
 		return code
@@ -154,6 +159,9 @@ func (a *app) run(ctx context.Context, args []string) (code int) {
 		return exit.code
 	default:
 		fmt.Fprintln(a.stderr, "rebalancer-adm:", err)
+		if h := hint(err, c.Manager, args); h != "" {
+			fmt.Fprintln(a.stderr, "rebalancer-adm:", h)
+		}
 		return 1
 	}
 }

@@ -22,15 +22,19 @@ func (c *objectsCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
 	if err != nil {
 		return err
 	}
+	id, err := c.id(ctx, cl)
+	if err != nil {
+		return err
+	}
 	q := jobapi.ObjectQuery{Status: status, Limit: c.Limit, After: c.After}
 	if c.JSON {
-		b, err := cl.Get(ctx, jobapi.ObjectsPath(c.UUID, q))
+		b, err := cl.Get(ctx, jobapi.ObjectsPath(id, q))
 		if err != nil {
 			return err
 		}
 		return writeRaw(a, b)
 	}
-	objs, err := cl.Objects(ctx, c.UUID, q)
+	objs, err := cl.Objects(ctx, id, q)
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,11 @@ type retryCmd struct {
 
 // Run creates the retry job and prints its id.
 func (c *retryCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
-	id, err := cl.RetryJob(ctx, c.UUID)
+	old, err := c.id(ctx, cl)
+	if err != nil {
+		return err
+	}
+	id, err := cl.RetryJob(ctx, old)
 	if err != nil {
 		return err
 	}

@@ -13,9 +13,13 @@ type updateCmd struct {
 
 // Run sends the legacy dynamic update message.
 func (c *updateCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
-	if err := cl.SetMetadataThreads(ctx, c.UUID, c.MetadataThreads); err != nil {
+	id, err := c.id(ctx, cl)
+	if err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(a.stdout, "Job %s: metadata threads set to %d.\n", c.UUID, c.MetadataThreads)
+	if err := cl.SetMetadataThreads(ctx, id, c.MetadataThreads); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(a.stdout, "Job %s: metadata threads set to %d.\n", id, c.MetadataThreads)
 	return err
 }

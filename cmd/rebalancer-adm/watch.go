@@ -6,11 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/TritonDataCenter/rebalancer"
-	"github.com/TritonDataCenter/rebalancer/jobapi"
 	"io"
 	"strings"
 	"time"
+
+	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/jobapi"
 )
 
 type watchCmd struct {
@@ -29,6 +30,10 @@ func (c *watchCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
 	if c.Interval <= 0 {
 		return &exitError{code: 2, msg: "--interval must be positive"}
 	}
+	id, err := c.id(ctx, cl)
+	if err != nil {
+		return err
+	}
 	v := &view{w: a.stdout, tty: a.isTerminal(a.stdout), width: a.width(a.stdout), now: a.now}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -39,7 +44,7 @@ func (c *watchCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
 			return errInterrupted
 		case <-timer.C:
 		}
-		b, err := cl.Get(ctx, jobapi.JobPath(c.UUID))
+		b, err := cl.Get(ctx, jobapi.JobPath(id))
 		var ae *jobapi.Error
 		switch {
 		case ctx.Err() != nil:
@@ -57,7 +62,7 @@ func (c *watchCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
 				return err
 			}
 			if st.ID == "" {
-				st.ID = c.UUID // a legacy manager does not repeat it
+				st.ID = id // a legacy manager does not repeat it
 			}
 			if c.JSON {
 				var line bytes.Buffer
@@ -105,6 +110,7 @@ const plainEvery = time.Minute
 
 func (v *view) frame(st *jobapi.JobStatus) {
 	p := progressOf(st)
+	state := stateOf(st)
 	total := commas(p.objects)
 	if !p.discoveryDone {
 		total += "+"
@@ -114,46 +120,81 @@ func (v *view) frame(st *jobapi.JobStatus) {
 	if p.bytes > 0 {
 		size = fmt.Sprintf("%s/%s", bytesString(p.bytesComplete), bytesString(p.bytes))
 	}
-	rates := ""
-	if st.Progress != nil {
-		rates = fmt.Sprintf("%s obj/s  %s/s  ETA %s", rateString(p.objRate), bytesString(int64(p.byteRate)), durationString(p.eta))
+	// What the job does now: its rates and ETA while it moves; otherwise
+	// why it does not (a paused job has no rate, a stopping one waits).
+	activity := ""
+	switch {
+	case st.Progress == nil:
+	case moving(st):
+		activity = fmt.Sprintf("%s obj/s  %s/s  %s", rateString(p.objRate), bytesString(int64(p.byteRate)), shortETA(st, p))
+	case st.Stopping:
+		activity = fmt.Sprintf("stopping: %s copies in flight", commas(inFlight(st)))
+	case st.State == rebalancer.JobPaused:
+		activity = fmt.Sprintf("paused (%s in flight)", commas(inFlight(st)))
 	}
 	pct := fmt.Sprintf("%5.1f%%", percent(p.done, p.objects))
-	counts := countsLine(st)
 
 	if !v.tty {
-		key := st.State.Title() + " " + objects + " " + counts
+		counts := countsLine(st)
+		key := state + " " + objects + " " + counts
 		now := v.now()
 		if key == v.lastKey && now.Sub(v.lastPrint) < plainEvery {
 			return
 		}
 		v.lastKey, v.lastPrint = key, now
-		fields := []string{now.UTC().Format(time.RFC3339), st.State.Title(), objects, strings.TrimSpace(pct)}
+		fields := []string{now.UTC().Format(time.RFC3339), state, objects, strings.TrimSpace(pct)}
 		if size != "" {
 			fields = append(fields, size)
 		}
-		if rates != "" {
-			fields = append(fields, rates)
+		if activity != "" {
+			fields = append(fields, activity)
 		}
 		fmt.Fprintf(v.w, "%s; %s\n", strings.Join(fields, "  "), counts)
 		return
 	}
-	barWidth := 20
-	if v.width > 0 && v.width < 80 {
-		barWidth = 10
-	}
-	filled := int(percent(p.done, p.objects) / 100 * float64(barWidth))
-	bar := "[" + strings.Repeat("#", filled) + strings.Repeat("-", barWidth-filled) + "]"
-	line1 := fmt.Sprintf("%-8s %s %s  %s", st.State.Title(), bar, pct, objects)
-	if size != "" {
-		line1 += "  " + size
-	}
-	line2 := "         " + counts
-	if rates != "" {
-		line2 = "         " + rates + "  |  " + counts
-	}
-	v.last = []string{line1, line2}
+	v.last = frameLines(v.width, state, percent(p.done, p.objects), pct, objects, size, activity, st)
 	v.redraw(v.last)
+}
+
+// frameLines lays a terminal frame out in width columns (80 when
+// unknown): what is dropped first when it does not fit is the size, then
+// half the bar, the bar, the rates; the skipped and error counts start the
+// second line and are never dropped.
+func frameLines(width int, state string, pctDone float64, pct, objects, size, activity string, st *jobapi.JobStatus) []string {
+	if width <= 0 {
+		width = 80
+	}
+	fits := func(l string) bool { return len(l) <= width-1 }
+	bar := func(n int) string {
+		filled := int(pctDone / 100 * float64(n))
+		return "[" + strings.Repeat("#", filled) + strings.Repeat("-", n-filled) + "] "
+	}
+	var line1 string
+	for _, try := range []struct {
+		bar  int
+		size bool
+	}{{20, true}, {20, false}, {10, false}, {0, false}} {
+		line1 = fmt.Sprintf("%-8s ", state)
+		if try.bar > 0 {
+			line1 += bar(try.bar)
+		}
+		line1 += pct + "  " + objects
+		if try.size && size != "" {
+			line1 += "  " + size
+		}
+		if fits(line1) {
+			break
+		}
+	}
+	r := &st.Results
+	outcome := fmt.Sprintf("moved %s  skipped %s  errors %s", commas(r.Complete), commas(r.Skipped), commas(r.Error))
+	line2 := "         " + outcome
+	if activity != "" && fits(line2+"  |  "+activity) {
+		line2 += "  |  " + activity
+	} else if activity != "" && fits("  "+outcome+"  |  "+activity) {
+		line2 = "  " + outcome + "  |  " + activity
+	}
+	return []string{line1, line2}
 }
 
 // problem shows a failure to reach the manager, which watch waits out.

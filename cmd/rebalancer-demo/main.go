@@ -8,9 +8,10 @@
 // and storage nodes, each a directory served like mako plus a real
 // rebalancer agent writing into it. It writes v1 objects, v2 objects and
 // multipart uploads in progress with two copies each, starts the real
-// manager (job store, HTTP API, metrics) and asks it, through its HTTP
-// API, to evacuate one shark, showing progress as it goes. Then it checks
-// the whole fleet from scratch: no metadata names the evacuated shark
+// manager (job store, HTTP API and status page, metrics served with the
+// agents' on --metrics-listen) and asks it, through its HTTP API, to
+// evacuate one shark, showing progress as it goes. Then it checks the whole
+// fleet from scratch: no metadata names the evacuated shark
 // except objects the job reports it could not move, every copy metadata
 // names is on disk with the right MD5, every upload record whose parts
 // moved names where they went, and the counts match. It ends with the
@@ -38,11 +39,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -57,6 +60,7 @@ import (
 	"github.com/TritonDataCenter/rebalancer/internal/manager"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
 	"github.com/TritonDataCenter/rebalancer/jobapi"
+	"github.com/TritonDataCenter/rebalancer/storinfo/storinfotest"
 )
 
 type cli struct {
@@ -79,7 +83,8 @@ type cli struct {
 
 	Dir     string `help:"Directory for the fleet (sharks, agent state, job store), kept afterwards. Default: a temporary directory, removed at the end: in /dev/shm (memory) when it has room for the objects, else in $TMPDIR or /tmp." type:"path"`
 	Force   bool   `help:"Write the objects even if the estimate of what the demo writes exceeds the free space of the scratch directory."`
-	Listen  string `help:"Address of the manager's HTTP API (checked before anything else starts; 127.0.0.1:0 picks a free port)." default:"127.0.0.1:0"`
+	Listen  string `help:"Address of the manager's HTTP API and status page (checked before anything else starts; 127.0.0.1:0 picks a free port)." default:"127.0.0.1:0"`
+	Metrics string `name:"metrics-listen" help:"Address of the manager's and the agents' Prometheus metrics (/manager, /agent/<shark>), checked with --listen." default:"127.0.0.1:0"`
 	Hold    bool   `help:"After the verdict, keep the fleet and the manager running until interrupted (Ctrl-C), to explore them with rebalancer-adm or curl."`
 	Verbose bool   `short:"v" help:"Log every component to stderr, as bunyan records (pipe them to bunyan to read them)."`
 }
@@ -229,6 +234,7 @@ type demo struct {
 	// noBuckets, when set, is why the demo has no v2 objects.
 	noBuckets string
 	api       string         // the manager's base URL
+	metrics   string         // the base URL of the metrics
 	jobs      *jobapi.Client // its job API
 	scratch   string         // the fleet's directory
 	tmpDir    bool           // scratch is ours to remove
@@ -257,6 +263,11 @@ func (d *demo) run(ctx context.Context) (bool, error) {
 		return false, usageError{fmt.Errorf("--listen %s: %w; choose another address (127.0.0.1:0 picks a free port)", d.Listen, err)}
 	}
 	defer ln.Close()
+	mln, err := net.Listen("tcp", d.Metrics)
+	if err != nil {
+		return false, usageError{fmt.Errorf("--metrics-listen %s: %w; choose another address (127.0.0.1:0 picks a free port)", d.Metrics, err)}
+	}
+	defer mln.Close()
 	if err := d.chooseScratch(); err != nil {
 		return false, err
 	}
@@ -315,6 +326,9 @@ func (d *demo) run(ctx context.Context) (bool, error) {
 	if err := d.injectFaults(ctx); err != nil {
 		return false, err
 	}
+	if err := d.realisticCapacity(); err != nil {
+		return false, err
+	}
 
 	// The real manager, configured as config-agent would, with Moray
 	// reached at its loopback address and job timers shortened.
@@ -338,24 +352,29 @@ func (d *demo) run(ctx context.Context) (bool, error) {
 	}
 	defer m.Close()
 	srv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	msrv := &http.Server{Handler: d.metricsHandler(m.MetricsHandler()), ReadHeaderTimeout: 10 * time.Second}
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); srv.Serve(ln) }()
+	go func() { defer wg.Done(); msrv.Serve(mln) }()
 	go func() { defer wg.Done(); m.Run(runCtx) }()
 	defer func() {
 		srv.Close()
+		msrv.Close()
 		stopManager()
 		wg.Wait()
 	}()
 	d.api = "http://" + ln.Addr().String()
+	d.metrics = "http://" + mln.Addr().String()
 	if d.jobs, err = jobapi.NewClient(d.api); err != nil {
 		return false, err
 	}
 	if d.Hold {
-		d.say("The manager is listening at %s; it stays up after the verdict (--hold).", d.api)
+		d.say("The manager is listening at %s (its status page: %s/); it stays up after the verdict (--hold).", d.api, d.api)
 	} else {
-		d.say("The manager is listening at %s for this run only (--hold keeps it up afterwards, to explore with rebalancer-adm).", d.api)
+		d.say("The manager is listening at %s (its status page: %s/) for this run only (--hold keeps it up afterwards, to explore with rebalancer-adm).", d.api, d.api)
 	}
+	d.say("  metrics: %s/manager, and each agent's at %s/agent/<shark>", d.metrics, d.metrics)
 
 	id, err := d.createJob(ctx)
 	if err != nil {
@@ -410,6 +429,8 @@ func (d *demo) explainHold(job string) {
 	d.say("")
 	d.say("Holding everything up until you interrupt the demo (Ctrl-C, or kill -TERM %d):", os.Getpid())
 	d.say("  the manager's API:  %s  (GET /jobs, /jobs/%s, ...; docs/api.md)", d.api, job)
+	d.say("  its status page:    %s/  (a browser; it refreshes itself)", d.api)
+	d.say("  metrics:            %s/manager (the manager's), %s/agent/%s (an agent's, each shark's likewise)", d.metrics, d.metrics, d.fleet.Sharks()[0].ID())
 	d.say("    rebalancer-adm --manager %s job list", d.api)
 	d.say("    rebalancer-adm --manager %s job get %s", d.api, job)
 	d.say("    rebalancer-adm --manager %s shark list", d.api)
@@ -481,9 +502,13 @@ func (d *demo) watch(ctx context.Context, id string) error {
 			bar.Set64(p.ObjectsDone)
 		} else if time.Since(lastLine) >= time.Second || doc.State.Terminal() {
 			lastLine = time.Now()
-			d.say("  %s: %s of %s objects done, %s moved (%s), %.0f objects/s",
+			eta := ""
+			if p.ETASeconds != nil {
+				eta = fmt.Sprintf(", ETA %s%s", map[bool]string{true: "~"}[p.ETAEstimated], time.Duration(*p.ETASeconds)*time.Second)
+			}
+			d.say("  %s: %s of %s objects done, %s moved (%s), %s objects/s%s",
 				doc.State.Title(), humanize.Comma(p.ObjectsDone), humanize.Comma(int64(d.pinned())),
-				humanize.Comma(p.ObjectsComplete), humanize.IBytes(uint64(p.BytesComplete)), p.ObjectsPerSecond)
+				humanize.Comma(p.ObjectsComplete), humanize.IBytes(uint64(p.BytesComplete)), humanize.Comma(int64(p.ObjectsPerSecond+0.5)), eta)
 		}
 		if doc.State.Terminal() {
 			if bar != nil {
@@ -503,4 +528,57 @@ func (d *demo) watch(ctx context.Context, id string) error {
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// metricsHandler serves the manager's metrics at /manager and each
+// agent's at /agent/<shark>, as a Prometheus scrape configuration would
+// find them on their own ports in a real fleet.
+func (d *demo) metricsHandler(manager http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /manager", manager)
+	mux.HandleFunc("GET /agent/{shark}", func(w http.ResponseWriter, r *http.Request) {
+		s := d.fleet.Shark(r.PathValue("shark"))
+		if s == nil || s.Agent() == nil {
+			http.Error(w, "no such shark: the sharks are 1.stor.demo.example and up", http.StatusNotFound)
+			return
+		}
+		s.Agent().MetricsHandler().ServeHTTP(w, r)
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "The demo's metrics: /manager, and /agent/<shark> for each shark (%s ...).\n", d.fleet.Sharks()[0].ID())
+	})
+	return mux
+}
+
+// realisticCapacity has storinfo report the evacuated shark as holding
+// what the demo wrote there (as minnow reports a real shark's disk), the
+// disk 10% full: the job's ETA while discovery runs is estimated from it.
+func (d *demo) realisticCapacity() error {
+	s := d.fleet.Shark(d.Evacuate)
+	var used int64
+	err := filepath.WalkDir(s.Root(), func(path string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		info, err := e.Info()
+		if err == nil {
+			used += info.Size()
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sizing %s: %w", d.Evacuate, err)
+	}
+	usedMB := max(used>>20, 1)
+	total := usedMB * 10
+	d.fleet.Storinfo().Update(d.Evacuate, func(r *storinfotest.Record) {
+		if r.Statvfs.Frsize == 0 {
+			r.Statvfs.Frsize = 4096
+		}
+		r.Statvfs.Blocks = total << 20 / r.Statvfs.Frsize
+		r.Statvfs.Bavail = (total - usedMB) << 20 / r.Statvfs.Frsize
+		r.Statvfs.Bfree = r.Statvfs.Bavail
+		r.AvailableMB, r.PercentUsed = total-usedMB, 10
+	})
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -239,30 +240,44 @@ func TestDemoInterrupted(t *testing.T) {
 func TestDemoHold(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var api string
+	free := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return "http://" + ln.Addr().String()
+	}
+	api, metrics := free(), free()
 	h := hooks{holding: func() {
-		// What --hold keeps up answers.
-		resp, err := http.Get(api + "/jobs")
-		if err != nil || resp.StatusCode != http.StatusOK {
-			t.Errorf("GET /jobs while holding: %v %v", resp, err)
-		} else {
+		// What --hold keeps up answers: the API, the status page, the
+		// manager's and the agents' metrics.
+		for url, want := range map[string]string{
+			api + "/jobs": "Evacuate", api + "/": "<h2>Jobs</h2>",
+			metrics + "/manager": "rebalancer_job_objects{", metrics + "/agent/2.stor.demo.example": "rebalancer_agent_assignments",
+		} {
+			resp, err := http.Get(url)
+			if err != nil {
+				t.Errorf("GET %s while holding: %v", url, err)
+				continue
+			}
+			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), want) {
+				t.Errorf("GET %s while holding: %d, lacks %q", url, resp.StatusCode, want)
+			}
 		}
 		cancel()
 	}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	api = "http://" + ln.Addr().String()
-	ln.Close()
-	code, out, errOut := runDemoCtx(t, ctx, h, "--objects", "100", "--hold", "--listen", strings.TrimPrefix(api, "http://"))
+	code, out, errOut := runDemoCtx(t, ctx, h, "--objects", "100", "--hold", "--listen", strings.TrimPrefix(api, "http://"),
+		"--metrics-listen", strings.TrimPrefix(metrics, "http://"))
 	if code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
 	for _, want := range []string{"Holding everything up until you interrupt the demo (Ctrl-C, or kill -TERM ",
 		"rebalancer-adm --manager " + api + " job list", "Moray, shard 1:", "buckets-mdapi, shard 2: 127.0.0.1:", "1.stor.demo.example: file server http://127.0.0.1:",
-		"(removed when the demo stops)", "Stopping everything and "} {
+		"(removed when the demo stops)", "Stopping everything and ", "its status page:    " + api + "/",
+		"metrics:            " + metrics + "/manager (the manager's), " + metrics + "/agent/1.stor.demo.example"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

@@ -46,7 +46,7 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 	)
 	b, err := os.ReadFile(c.File)
 	if err != nil {
-		problems = []string{err.Error()}
+		problems = []string{err.Error() + configHint(err)}
 	} else {
 		cfg, problems = manager.CheckConfig(b)
 	}

@@ -70,7 +70,7 @@ func TestCheckConfigCommand(t *testing.T) {
 		{"invalid values and unknown keys together", []string{write("bad.json", `{"shards": [], "options": {"max_sharkz": 2}}`)}, 1, []string{
 			"3 problem(s)", "domain_name is required", "at least one shard", "unknown key options.max_sharkz (did you mean options.max_sharks?)"}},
 		{"not JSON", []string{write("broken.json", `{"domain_name": `)}, 1, []string{"1 problem(s)", "not a JSON object"}},
-		{"missing file", []string{filepath.Join(dir, "none.json")}, 1, []string{"none.json", "no such file"}},
+		{"missing file", []string{filepath.Join(dir, "none.json")}, 1, []string{"none.json", "no such file", "--config FILE or $REBALANCER_CONFIG"}},
 		{"help", []string{"--help"}, 0, []string{"check-config", "unknown keys", "--strict", DefaultConfigFile}},
 		{"usage", []string{"a.json", "b.json"}, 2, []string{"unexpected argument"}},
 	}

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -92,7 +93,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, reload <-
 	}
 	cfg, err := load(&c)
 	if err != nil {
-		fmt.Fprintln(stderr, "rebalancer-manager: error parsing config file:", err)
+		fmt.Fprintln(stderr, "rebalancer-manager: error parsing config file:", err.Error()+configHint(err))
 		return 2
 	}
 	if c.AgentProxy != "" {
@@ -150,6 +151,19 @@ func load(c *cli) (*manager.Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// configHint says what to do about a configuration file that cannot be
+// read: where the manager looked, and how to point it elsewhere.
+func configHint(err error) string {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "; give the manager's config file with --config FILE or $REBALANCER_CONFIG (" + DefaultConfigFile +
+			" is where config-agent renders it in the rebalancer zone)"
+	case errors.Is(err, fs.ErrPermission):
+		return "; the manager needs to read it (it runs as nobody under SMF)"
+	}
+	return ""
 }
 
 func setLevel(v *slog.LevelVar, c *cli, cfg *manager.Config) {

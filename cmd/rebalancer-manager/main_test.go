@@ -50,7 +50,8 @@ func TestUsageAndConfigErrors(t *testing.T) {
 	}{
 		{"help", []string{"--help"}, 0, []string{"--config", "--listen", "--metrics-listen", "--database", "--agent-proxy", "SIGUSR1", "--strict", "check-config",
 			"--agent-token", "REBALANCER_AGENT_TOKEN", "--api-token", "REBALANCER_API_TOKEN", "--accept-empty-store", "503"}},
-		{"missing file", []string{"-c", filepath.Join(dir, "none.json")}, 2, []string{"error parsing config file", "none.json"}},
+		{"missing file", []string{"-c", filepath.Join(dir, "none.json")}, 2, []string{"error parsing config file", "none.json",
+			"give the manager's config file with --config FILE or $REBALANCER_CONFIG (/opt/smartdc/rebalancer/config.json is where config-agent renders it in the rebalancer zone)"}},
 		{"invalid values", []string{"--config", bad}, 2, []string{"domain_name is required", "at least one shard", "max_fill_percentage must be in 1..100"}},
 		{"not JSON", []string{"--config_file", broken}, 2, []string{"broken.json"}},
 		{"unknown flag", []string{"--nope"}, 2, []string{"unknown flag --nope"}},

@@ -13,6 +13,8 @@ import (
 	"io"
 
 	"github.com/alecthomas/kong"
+	"github.com/posener/complete"
+	"github.com/willabides/kongplete"
 )
 
 // Command is a command's command line.
@@ -32,6 +34,12 @@ type Command struct {
 	// Options are further kong options (help layout, interpolated
 	// variables). The variable "version" is set to the name and Version.
 	Options []kong.Option
+	// Completion answers a shell's completion request (the COMP_LINE
+	// that bash's "complete -C" sets) with the commands and flags that
+	// fit, and exits 0 (github.com/willabides/kongplete); Predictors
+	// complete the values of flags and arguments tagged predictor:"name".
+	Completion bool
+	Predictors map[string]complete.Predictor
 }
 
 // Parse parses args into grammar, a kong grammar struct. When the command
@@ -49,6 +57,11 @@ func (c Command) Parse(grammar any, args []string) (kctx *kong.Context, code int
 	if err != nil {
 		fmt.Fprintf(c.Stderr, "%s: %v\n", c.Name, err)
 		return nil, 2, false
+	}
+	if c.Completion {
+		if code, exited := exitCode(p.complete(c.Predictors)); exited {
+			return nil, code, false
+		}
 	}
 	kctx, err = p.parse(args)
 	if code, exited := exitCode(err); exited {
@@ -100,6 +113,22 @@ func newParser(grammar any, options ...kong.Option) (*parser, error) {
 		return nil, err
 	}
 	return &parser{k}, nil
+}
+
+// complete answers a completion request, if there is one, with an
+// exitError.
+func (p *parser) complete(predictors map[string]complete.Predictor) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			code, ok := r.(exit)
+			if !ok {
+				panic(r)
+			}
+			err = &exitError{code: int(code)}
+		}
+	}()
+	kongplete.Complete(p.Kong, kongplete.WithPredictors(predictors))
+	return nil
 }
 
 // parse parses args. After --help or --version it returns an exitError.

@@ -65,6 +65,8 @@ type Config struct {
 	// used and how many jobs it held (evacuate.StoreOptions). Default:
 	// beside a SQLite store, DefaultPostgresMark for PostgreSQL.
 	StoreMark string `json:"store_mark"`
+	// Metrics are the constant labels of the manager's metrics (new).
+	Metrics MetricsConfig `json:"metrics"`
 
 	// Buckets (v2) discovery and metadata (new keys; see buckets.go).
 	// MdapiEndpoints maps a buckets-mdapi shard number to host:port,

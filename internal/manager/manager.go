@@ -175,7 +175,11 @@ func New(ctx context.Context, cfg *Config, deps Deps) (*Manager, error) {
 			ac.HTTPClient = hc
 		}
 	}
-	m.metrics = evacuate.NewMetrics(deps.MetricLabels)
+	labels := deps.MetricLabels
+	if labels == (evacuate.MetricLabels{}) {
+		labels = cfg.MetricLabels()
+	}
+	m.metrics = evacuate.NewMetrics(labels)
 	m.engine, err = evacuate.NewEngine(evacuate.Config{
 		Store:     store,
 		Source:    source,
@@ -213,6 +217,7 @@ func New(ctx context.Context, cfg *Config, deps Deps) (*Manager, error) {
 		Logger:                  m.log.With("component", "api"),
 		Token:                   cfg.APIToken,
 	}
+	m.api.Sharks = m.sharkStates
 	ok = true
 	return m, nil
 }

@@ -114,6 +114,16 @@ func (f *Fleet) EngineConfig(ctx context.Context) (evacuate.Config, error) {
 		Defaults:    defaults,
 		Logger:      f.log.With("component", "engine"),
 		Buckets:     f.engineBuckets(),
+		// As the manager's: dry runs project each destination's fill, and
+		// jobs estimate their ETA while discovery runs.
+		Capacity: func(id string) (int64, float64, bool) {
+			snap := f.view.Snapshot()
+			if snap == nil {
+				return 0, 0, false
+			}
+			n, ok := snap.Node(id)
+			return n.AvailableMB, n.PercentUsed, ok
+		},
 	}, nil
 }
 
