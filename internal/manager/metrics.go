@@ -40,45 +40,37 @@ func (c *Config) MetricLabels() evacuate.MetricLabels {
 	return l // evacuate.NewMetrics fills what is still empty
 }
 
-// sharkStates lists the sharks for the status page: those storinfo lists,
-// and those running jobs evacuate, each with what the manager makes of
-// it. Shark states kept in the job store (issue 18) replace this when
-// they exist.
+// sharkStates lists the sharks for the status page: the engine's (those
+// storinfo lists, those with a stored state, those blocklisted), each with
+// its lifecycle state and storinfo's figures.
 func (m *Manager) sharkStates(ctx context.Context) ([]jobapi.SharkState, error) {
-	jobs, err := m.engine.Jobs(ctx)
+	all, err := m.engine.Sharks(ctx)
 	if err != nil {
 		return nil, err
 	}
-	draining := map[string]string{} // shark -> job
-	for _, j := range jobs {
-		if !j.State.Terminal() && m.engine.Running(j.ID) {
-			draining[j.From.MantaStorageID] = j.ID
-		}
-	}
 	cfg := m.config()
-	var out []jobapi.SharkState
-	seen := map[string]bool{}
-	if snap := m.view.Snapshot(); snap != nil {
-		for _, n := range snap.Nodes {
-			s := jobapi.SharkState{ID: n.MantaStorageID, Datacenter: n.Datacenter, State: "in service",
-				AvailableMB: n.AvailableMB, PercentUsed: n.PercentUsed}
-			switch {
-			case draining[n.MantaStorageID] != "":
-				s.State, s.Job = "draining", draining[n.MantaStorageID]
-			case slices.Contains(cfg.BlocklistSharks, n.MantaStorageID):
-				s.State = "blocklisted (blocklist_sharks)"
-			case slices.Contains(cfg.BlocklistDatacenters, n.Datacenter):
-				s.State = "blocklisted (blocklist_datacenters)"
+	snap := m.view.Snapshot()
+	out := make([]jobapi.SharkState, 0, len(all))
+	for _, sh := range all {
+		s := jobapi.SharkState{ID: sh.Shark, Datacenter: sh.Datacenter, State: strings.ReplaceAll(string(sh.State), "_", " "),
+			Job: sh.Job, PercentUsed: -1}
+		if sh.Running != "" {
+			s.State, s.Job = "draining", sh.Running
+		}
+		if snap != nil {
+			if n, ok := snap.Node(sh.Shark); ok {
+				s.AvailableMB, s.PercentUsed = n.AvailableMB, n.PercentUsed
 			}
-			seen[n.MantaStorageID] = true
-			out = append(out, s)
 		}
-	}
-	for shark, job := range draining {
-		if !seen[shark] {
-			out = append(out, jobapi.SharkState{ID: shark, State: "draining (not listed by storinfo)", Job: job, PercentUsed: -1})
+		switch {
+		case sh.Blocklisted:
+			s.State += ", blocklisted (blocklist_sharks)"
+		case s.Datacenter != "" && slices.Contains(cfg.BlocklistDatacenters, s.Datacenter):
+			s.State += ", blocklisted (blocklist_datacenters)"
+		case !sh.Listed:
+			s.State += " (not listed by storinfo)"
 		}
+		out = append(out, s)
 	}
-	slices.SortFunc(out, func(a, b jobapi.SharkState) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
 }
