@@ -110,12 +110,10 @@ type Options struct {
 	MaxMetadataUpdateThreads int `json:"max_metadata_update_threads"`
 	MaxSharks                int `json:"max_sharks"`
 	// UseStaticMdUpdateThreads is the legacy's static metadata mode: each
-	// job updates metadata with a fixed pool of max_metadata_update_threads
-	// workers fed through a queue of StaticQueueDepth assignments, and
-	// PUT /jobs/{uuid} cannot change it (400). The engine does not have
-	// that mode yet: ParseConfig validates both keys and the manager warns
-	// while the mode is asked for (see NotApplied); the engine reads them
-	// from here when it gets the mode.
+	// job created while it is set updates metadata with a fixed pool of
+	// max_metadata_update_threads workers fed through a queue of
+	// StaticQueueDepth assignments, and PUT /jobs/{uuid} cannot change it
+	// (400), nor can a reload (evacuate.Options.StaticMetadataThreads).
 	UseStaticMdUpdateThreads bool `json:"use_static_md_update_threads"`
 	StaticQueueDepth         int  `json:"static_queue_depth"`
 	MaxAssignmentAge         int  `json:"max_assignment_age"`
@@ -370,8 +368,7 @@ func (c *Config) problems() []error {
 	return errs
 }
 
-// The ranges of the legacy keys the engine does not read yet or that the
-// legacy left unbounded.
+// The ranges of the legacy keys that the legacy left unbounded.
 const (
 	// maxStaticQueueDepth bounds static_queue_depth: each entry holds an
 	// assignment waiting for a metadata thread.
@@ -408,6 +405,10 @@ func (c *Config) JobOptions() evacuate.Options {
 	o.AssignmentTimeout = evacuate.Duration(2 * time.Duration(c.Options.MaxAssignmentAge) * time.Second)
 	o.ExcludeKeyPrefixes = append([]string(nil), c.Options.ExcludeKeyPrefixes...)
 	o.MaxInflightPerSource = c.MaxInflightPerSource
+	if c.Options.UseStaticMdUpdateThreads {
+		o.StaticMetadataThreads = true
+		o.StaticQueueDepth = c.Options.StaticQueueDepth
+	}
 	return o
 }
 
@@ -430,15 +431,4 @@ func (c *Config) slogLevel() slog.Level {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(c.SlogLevel())) // validated: one of slog's names
 	return l
-}
-
-// NotApplied says, for each setting of the configuration that the manager
-// accepts but does not apply yet, what happens instead.
-func (c *Config) NotApplied() []string {
-	var notes []string
-	if c.Options.UseStaticMdUpdateThreads {
-		notes = append(notes, "options.use_static_md_update_threads is true, but static metadata threads are not implemented yet: "+
-			"each job's metadata threads stay adjustable with PUT /jobs/{uuid}, and options.static_queue_depth is not used")
-	}
-	return notes
 }

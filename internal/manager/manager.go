@@ -341,6 +341,11 @@ func (m *Manager) Reload(ctx context.Context, next *Config) ([]string, error) {
 			if j.State.Terminal() {
 				continue
 			}
+			if j.Options.StaticMetadataThreads {
+				// Fixed for the job's life, as in the legacy.
+				m.log.Info("metadata threads of a static job kept", "job", j.ID, "threads", j.Options.MetadataThreads)
+				continue
+			}
 			if err := m.engine.SetMetadataThreads(ctx, j.ID, n); err != nil && !errors.Is(err, evacuate.ErrJobNotRunning) {
 				return applied, fmt.Errorf("job %s: metadata threads: %w", j.ID, err)
 			}
@@ -354,7 +359,7 @@ func (m *Manager) Reload(ctx context.Context, next *Config) ([]string, error) {
 }
 
 // warnIgnored logs what the manager ignores in a configuration it is
-// given: unknown keys, and settings it does not apply yet.
+// given: its unknown keys.
 func (m *Manager) warnIgnored(cfg *Config) {
 	for _, u := range cfg.unknown {
 		args := []any{"key", u.Path}
@@ -362,9 +367,6 @@ func (m *Manager) warnIgnored(cfg *Config) {
 			args = append(args, "did_you_mean", u.Suggestion)
 		}
 		m.log.Warn("unknown configuration key; ignored", args...)
-	}
-	for _, n := range cfg.NotApplied() {
-		m.log.Warn("configuration setting not applied", "why", n)
 	}
 }
 
