@@ -65,6 +65,11 @@ type Config struct {
 	// used and how many jobs it held (evacuate.StoreOptions). Default:
 	// beside a SQLite store, DefaultPostgresMark for PostgreSQL.
 	StoreMark string `json:"store_mark"`
+	// ImportLegacyFrom, when set, is the postgres:// URL of the legacy
+	// manager's jobs database: at every start, before it resumes its own
+	// jobs, the manager imports the legacy jobs it does not have yet
+	// (package legacyimport; idempotent, so "once" needs no bookkeeping).
+	ImportLegacyFrom string `json:"import_legacy_from"`
 
 	// AcceptEmptyStore opens a job store that does not match its mark
 	// (--accept-empty-store; never from the file).
@@ -303,6 +308,9 @@ func (c *Config) problems() []error {
 		if tok.v != strings.TrimSpace(tok.v) || strings.ContainsAny(tok.v, "\r\n") {
 			errs = append(errs, fmt.Errorf("%s must not have spaces around it or line breaks in it", tok.key))
 		}
+	}
+	if c.ImportLegacyFrom != "" && !storedsn.IsPostgres(c.ImportLegacyFrom) {
+		errs = append(errs, errors.New("import_legacy_from must be the postgres:// URL of the legacy manager's jobs database (e.g. postgres://postgres@localhost/rebalancer)"))
 	}
 	if c.StorinfoPollInterval < 0 {
 		errs = append(errs, fmt.Errorf("storinfo_poll_interval_ms must not be negative, got %d", c.StorinfoPollInterval))
