@@ -14,12 +14,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/retry"
 )
 
 // errAbandoned means a task was interrupted by shutdown: nothing was
@@ -33,6 +33,26 @@ type outcome struct {
 	bytes   int64 // bytes downloaded and committed
 	present bool  // the destination already held the object
 	err     error // why it failed (or errAbandoned)
+	// dir, for a complete task, is the destination directory, open: the
+	// object's entry in it is durable, and the task may count, only once
+	// it is fsynced. The group commit does that for every task of a batch
+	// at once, and closes it.
+	dir *pendingDir
+}
+
+// pendingDir is an open directory with an entry that is not yet durable.
+type pendingDir struct {
+	d  *dir
+	id stat // d's, to fsync each directory of a batch once
+}
+
+// pending makes d the pendingDir of an outcome, which then owns it.
+func pending(d *dir) (*pendingDir, error) {
+	id, err := statFile(d.f)
+	if err != nil {
+		return nil, fmt.Errorf("directory %s: %w", d.rel, err)
+	}
+	return &pendingDir{d: d, id: id}, nil
 }
 
 func failure(r rebalancer.SkipReason, format string, args ...any) outcome {
@@ -113,7 +133,7 @@ func (c *copier) close() {
 // says why not. It never leaves anything but a complete, verified file at
 // the destination, never touches an existing destination unless it has a
 // verified replacement, and never writes through a symbolic link.
-func (c *copier) copy(ctx context.Context, t rebalancer.Task) outcome {
+func (c *copier) copy(ctx context.Context, t rebalancer.Task) (out outcome) {
 	if err := checkTask(t); err != nil {
 		return failure(rebalancer.SkipAssignmentError, "invalid task: %w", err)
 	}
@@ -125,41 +145,58 @@ func (c *copier) copy(ctx context.Context, t rebalancer.Task) outcome {
 	if err != nil {
 		return c.fsFailure(rel, err)
 	}
-	if dir != nil {
-		defer dir.Close()
-	}
+	defer func() {
+		// Unless the outcome holds it, to be fsynced.
+		if dir != nil && (out.dir == nil || out.dir.d != dir) {
+			dir.Close()
+		}
+	}()
 	if present {
-		return outcome{status: rebalancer.TaskStatus{State: rebalancer.TaskComplete}, present: true}
+		pd, err := pending(dir)
+		if err != nil {
+			return c.fsFailure(rel, err)
+		}
+		return outcome{status: rebalancer.TaskStatus{State: rebalancer.TaskComplete}, present: true, dir: pd}
 	}
 	url := sourceURL(t)
-	var lastErr error
-	for attempt := 0; attempt <= len(c.retries); attempt++ {
-		if attempt > 0 {
-			c.m.retries.Inc()
-			if !sleep(ctx, c.retries[attempt-1]) {
-				return outcome{err: errAbandoned}
-			}
-		}
-		reqCtx, cancel := context.WithCancel(ctx)
+	var (
+		resp             *http.Response
+		cancel           context.CancelFunc
+		buildErr, netErr error
+	)
+	// A source that fails before answering (connection refused, timeouts)
+	// is tried again after each of c.retries; any answer is final.
+	err = retry.Do(ctx, retry.Policy{
+		Attempts: len(c.retries) + 1,
+		Delays:   c.retries,
+		OnRetry:  func(int, time.Duration, error) { c.m.retries.Inc() },
+	}, func(ctx context.Context) error {
+		reqCtx, cancelReq := context.WithCancel(ctx)
 		req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, url, nil)
 		if err != nil {
-			cancel()
-			return failure(rebalancer.SkipAssignmentError, "build request for %s: %w", url, err)
+			cancelReq()
+			buildErr = err
+			return retry.Permanent(err)
 		}
-		resp, err := c.client.Do(req)
-		if err != nil {
-			cancel()
-			if ctx.Err() != nil {
-				return outcome{err: errAbandoned}
-			}
-			lastErr = err
-			c.log.Debug("cannot reach source", "url", url, "attempt", attempt+1, "err", err)
-			continue
+		if resp, err = c.client.Do(req); err != nil {
+			cancelReq()
+			netErr = err
+			c.log.Debug("cannot reach source", "url", url, "err", err)
+			return err
 		}
+		cancel = cancelReq
+		return nil
+	})
+	switch {
+	case err == nil:
 		return c.receive(ctx, cancel, resp, t, rel, dir)
+	case ctx.Err() != nil:
+		return outcome{err: errAbandoned}
+	case buildErr != nil:
+		return failure(rebalancer.SkipAssignmentError, "build request for %s: %w", url, buildErr)
 	}
 	return failure(rebalancer.SkipSourceOtherError, "source %s unreachable after %d attempts: %w",
-		t.Source.MantaStorageID, len(c.retries)+1, lastErr)
+		t.Source.MantaStorageID, len(c.retries)+1, netErr)
 }
 
 // fsFailure is the outcome of a task that could not write to rel. A
@@ -175,7 +212,7 @@ func (c *copier) fsFailure(rel string, err error) outcome {
 // receive streams a response into a temp file, verifies it and moves it
 // to rel, in dir if inspect opened it. cancel cancels the response's
 // request.
-func (c *copier) receive(ctx context.Context, cancel context.CancelFunc, resp *http.Response, t rebalancer.Task, rel string, dir *os.Root) (out outcome) {
+func (c *copier) receive(ctx context.Context, cancel context.CancelFunc, resp *http.Response, t rebalancer.Task, rel string, dir *dir) (out outcome) {
 	defer cancel()
 	defer resp.Body.Close()
 	switch resp.StatusCode {
@@ -201,8 +238,8 @@ func (c *copier) receive(ctx context.Context, cancel context.CancelFunc, resp *h
 			f.Close()
 		}
 		if !committed {
-			if err := c.tree.tmp.Remove(tmpName); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				c.log.Error("cannot remove temp file", "path", filepath.Join(c.tree.tmp.Name(), tmpName), "err", err)
+			if err := c.tree.tmp.remove(tmpName); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				c.log.Error("cannot remove temp file", "path", c.tree.abs(TempDirName+"/"+tmpName), "err", err)
 			}
 		}
 	}()
@@ -270,7 +307,7 @@ func (c *copier) receive(ctx context.Context, cancel context.CancelFunc, resp *h
 	if err := c.tree.sync(f, TempDirName+"/"+tmpName); err != nil {
 		return failure(rebalancer.SkipAgentFSError, "fsync temp file: %w", err)
 	}
-	fi, err := f.Stat()
+	fi, err := statFile(f)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -278,55 +315,56 @@ func (c *copier) receive(ctx context.Context, cancel context.CancelFunc, resp *h
 	if err != nil {
 		return failure(rebalancer.SkipAgentFSError, "close temp file: %w", err)
 	}
-	committed, err = c.commit(tmpName, fi, rel, dir)
+	var pd *pendingDir
+	pd, committed, err = c.commit(tmpName, fi, rel, dir)
 	if err != nil {
 		return c.fsFailure(rel, err)
 	}
-	return outcome{status: rebalancer.TaskStatus{State: rebalancer.TaskComplete}, bytes: n}
+	return outcome{status: rebalancer.TaskStatus{State: rebalancer.TaskComplete}, bytes: n, dir: pd}
 }
 
 // commit moves the verified and fsynced temp file tmpName (described by
 // tmp) to rel: it creates the missing directories (fsyncing the parent of
-// each) unless dir is the destination directory already open, renames
-// the file into place and fsyncs the directory. It reports whether the
-// temp file was renamed, even when it then fails.
-func (c *copier) commit(tmpName string, tmp fs.FileInfo, rel string, dir *os.Root) (renamed bool, err error) {
+// each) unless dir is the destination directory already open, and renames
+// the file into place. It returns the destination directory, open: until
+// it is fsynced the new name may not survive a power loss, and the copy
+// may not be reported. It reports whether the temp file was renamed, even
+// when it then fails.
+func (c *copier) commit(tmpName string, tmp stat, rel string, dir *dir) (pd *pendingDir, renamed bool, err error) {
 	dirRel, name := splitRel(rel)
 	if dir == nil {
 		if dir, err = c.tree.openDir(dirRel, true); err != nil {
-			return false, err
+			return nil, false, err
 		}
-		defer dir.Close()
+		defer func() {
+			if pd == nil {
+				dir.Close()
+			}
+		}()
 	}
-	d, err := dir.Open(".")
-	if err != nil {
-		return false, fmt.Errorf("open directory %s: %w", dirRel, err)
+	if st, err := dir.lstat(name); err == nil && st.mode&fs.ModeSymlink != 0 {
+		return nil, false, &symlinkError{rel: rel}
 	}
-	defer d.Close()
-	if fi, err := dir.Lstat(name); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
-		return false, &symlinkError{rel: rel}
-	}
-	if err := c.tree.renameAt(tmpName, d, dirRel, name); err != nil {
-		return false, fmt.Errorf("move into place: %w", err)
+	if err := rename(c.tree.tmp, tmpName, dir, name); err != nil {
+		return nil, false, fmt.Errorf("move into place: %w", err)
 	}
 	// The file must be in the directory that was checked (where paths
 	// are resolved again, a directory on the way may have been swapped).
-	if fi, err := dir.Lstat(name); err != nil || !os.SameFile(fi, tmp) {
-		return true, fmt.Errorf("the renamed file is not at %s: a directory on the way was replaced during the commit", rel)
+	if st, err := dir.lstat(name); err != nil || !st.same(tmp) {
+		return nil, true, fmt.Errorf("the renamed file is not at %s: a directory on the way was replaced during the commit", rel)
 	}
-	// Until the directory is synced the new name may not survive a power
-	// loss; only then is the copy safe to report.
-	return true, c.tree.syncOpenDir(d, dirRel)
+	pd, err = pending(dir)
+	return pd, true, err
 }
 
 // inspect looks at the destination rel before anything is downloaded. A
 // symbolic link or a non-directory on the way is an error: the task fails
 // without contacting the source. Otherwise it returns the destination
 // directory, open, if it exists (the caller closes it), and whether rel
-// already holds the object: a regular file with the expected MD5, on
-// stable storage. A problem reading the file means "no", and the object is
-// downloaded again.
-func (c *copier) inspect(rel, want string) (*os.Root, bool, error) {
+// already holds the object: a regular file with the expected MD5, fsynced
+// (its directory is not yet). A problem reading the file means "no", and
+// the object is downloaded again.
+func (c *copier) inspect(rel, want string) (*dir, bool, error) {
 	dirRel, name := splitRel(rel)
 	dir, err := c.tree.openDir(dirRel, false)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -335,36 +373,35 @@ func (c *copier) inspect(rel, want string) (*os.Root, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	fi, err := dir.Lstat(name)
+	st, err := dir.lstat(name)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return dir, false, nil
 	case err != nil:
 		c.log.Warn("cannot check existing destination; downloading again", "path", c.tree.abs(rel), "err", err)
 		return dir, false, nil
-	case fi.Mode()&fs.ModeSymlink != 0:
+	case st.mode&fs.ModeSymlink != 0:
 		dir.Close()
 		return nil, false, &symlinkError{rel: rel}
-	case !fi.Mode().IsRegular():
-		c.log.Warn("destination exists but is not a regular file; downloading again", "path", c.tree.abs(rel), "mode", fi.Mode().String())
+	case !st.mode.IsRegular():
+		c.log.Warn("destination exists but is not a regular file; downloading again", "path", c.tree.abs(rel), "mode", st.mode.String())
 		return dir, false, nil
 	}
-	return dir, c.present(dir, dirRel, name, fi, want), nil
+	return dir, c.present(dir, name, st, want), nil
 }
 
-// present reports whether the regular file name in dir (described by fi)
+// present reports whether the regular file name in dir (described by st)
 // holds the object, and makes sure it is on stable storage.
-func (c *copier) present(dir *os.Root, dirRel, name string, fi fs.FileInfo, want string) bool {
-	rel := dirRel + "/" + name
-	f, err := dir.Open(name)
+func (c *copier) present(dir *dir, name string, st stat, want string) bool {
+	rel := dir.rel + "/" + name
+	f, err := dir.open(name)
 	if err != nil {
 		c.log.Warn("cannot open existing destination; downloading again", "path", c.tree.abs(rel), "err", err)
 		return false
 	}
 	defer f.Close()
-	// Only the file that was checked counts (os.Root would follow a
-	// symbolic link swapped in meanwhile).
-	if got, err := f.Stat(); err != nil || !os.SameFile(fi, got) {
+	// Only the file that was checked counts.
+	if got, err := statFile(f); err != nil || !st.same(got) {
 		c.log.Warn("existing destination changed while it was checked; downloading again", "path", c.tree.abs(rel), "err", err)
 		return false
 	}
@@ -384,10 +421,6 @@ func (c *copier) present(dir *os.Root, dirRel, name string, fi fs.FileInfo, want
 		c.log.Warn("cannot fsync existing destination; downloading again", "path", c.tree.abs(rel), "err", err)
 		return false
 	}
-	if err := c.tree.syncDir(dir, dirRel); err != nil {
-		c.log.Warn("cannot fsync destination directory; downloading again", "path", c.tree.abs(rel), "err", err)
-		return false
-	}
 	return true
 }
 
@@ -397,26 +430,11 @@ func (c *copier) present(dir *os.Root, dirRel, name string, fi fs.FileInfo, want
 func (c *copier) createTemp(objectID string) (*os.File, string, error) {
 	for range 10 {
 		name := truncate(objectID, 64) + "." + rand.Text() + ".tmp"
-		f, err := c.tree.tmp.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+		f, err := c.tree.tmp.create(name)
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
 		return f, name, err
 	}
 	return nil, "", errors.New("cannot find an unused temp file name")
-}
-
-// sleep waits for d or until ctx ends, and reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -86,6 +86,18 @@
 // that write succeeded is it counted. On any failure the temp file is
 // removed and an existing destination is left untouched.
 //
+// The last two steps are a group commit, so that a small object does not
+// pay a directory fsync and a database transaction of its own: a worker
+// that has renamed a file into place hands the task to the agent's
+// committer and starts the next download. The committer takes every
+// result waiting, from all running assignments (none waits for company:
+// a lone result is committed at once), fsyncs each of their directories
+// once, records them all in one transaction, and then counts them. A
+// directory that cannot be fsynced fails every task of the batch in it
+// (AgentFSError), and a batch that cannot be recorded leaves all of its
+// tasks pending. An assignment is complete only once the committer has
+// recorded all of its tasks.
+//
 // # On disk
 //
 //	{root}/.rebalancer-tmp/     partial downloads; emptied at startup. Same filesystem as
@@ -107,15 +119,19 @@
 //   - Nothing but a complete, verified, fsynced file ever appears at a
 //     destination path: downloads go to temp files and are renamed in.
 //   - Nothing is written outside the root: every file operation under it
-//     goes through an os.Root, which no "..", absolute name or symbolic
-//     link can lead out of, and the agent does not write through a
-//     symbolic link even inside the root (each directory is checked with
-//     Lstat, opened, and checked to be the one that was opened; the
-//     commit renames from the temp directory's descriptor into that
-//     directory's, with renameat, so no path is resolved again). A
-//     symbolic link found on the way fails the task with AgentFSError and
-//     is logged as an error with its path. A temp directory that is a
-//     symbolic link stops the agent from starting.
+//     names a single path component (never "..", "." or empty) relative
+//     to a directory the agent holds open, so no "..", absolute name or
+//     symbolic link can lead out of it; and the agent does not write
+//     through a symbolic link even inside the root: each directory is
+//     opened without following a link at its last component
+//     (O_NOFOLLOW|O_DIRECTORY), then used only by its descriptor
+//     (fstatat, mkdirat, renameat: one system call each), and the commit
+//     renames from the temp directory's descriptor into the destination
+//     directory's, so no path is resolved again. (Where there are no *at
+//     calls, an os.Root does the same checks.) A symbolic link found on
+//     the way fails the task with AgentFSError and is logged as an error
+//     with its path. A temp directory that is a symbolic link stops the
+//     agent from starting.
 //   - Every path component from a request is checked before anything is
 //     written: owner, object_id and bucket_id may only hold letters,
 //     digits, '.', '_' and '-', must not start with a dot and are at most

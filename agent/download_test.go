@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 )
 
 // refusingListener closes the first connections it accepts at once, so
@@ -367,17 +369,16 @@ func TestRecordFailures(t *testing.T) {
 			id := newID()
 			a.mustPost(id, good, missing)
 			// Several rounds of retries and requeues, all failing.
-			deadline := time.Now().Add(waitFor)
-			for failures.Load() < 20 {
-				if time.Now().After(deadline) {
-					t.Fatal("no write attempts")
-				}
+			testutil.Poll(t, "20 failed write attempts", func() error {
 				_, got, body := a.get(id)
 				if got.Stats.State.Phase == rebalancer.AssignmentComplete {
 					t.Fatalf("reported complete while results cannot be recorded: %s", body)
 				}
-				time.Sleep(5 * time.Millisecond)
-			}
+				if n := failures.Load(); n < 20 {
+					return fmt.Errorf("%d so far", n)
+				}
+				return nil
+			})
 			_, got, body := a.get(id)
 			if got.Stats.State.Phase == rebalancer.AssignmentComplete {
 				t.Fatalf("reported complete while results cannot be recorded: %s", body)
@@ -477,7 +478,7 @@ func TestRestartResume(t *testing.T) {
 func TestShutdownGrace(t *testing.T) {
 	src := newSource(t)
 	cfg := testConfig(t)
-	cfg.ShutdownGrace = waitFor
+	cfg.ShutdownGrace = testutil.Timeout
 	g := newGate()
 	body := content("grace", 1000)
 	task := src.put(newID(), newID(), body)

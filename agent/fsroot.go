@@ -11,15 +11,22 @@ import (
 	"strings"
 )
 
-// The agent touches the Manta root only through an os.Root: whatever a
-// task names, no open, create, mkdir, rename or remove can resolve to a
-// file outside the root, by "..", an absolute path or a symbolic link.
-// On top of that, the agent refuses a symbolic link at any component of a
-// path it writes (a legitimate Manta root holds none): each directory is
-// checked with Lstat, opened, and checked again to be the same directory,
-// so the check holds for what is then used, and the rename that commits a
-// download goes from the temp directory's descriptor to the checked
-// directory's (renameat), resolving no path again.
+// The agent writes nothing outside the Manta root: every file operation
+// under it names one path component, relative to a directory the agent
+// holds open, and never "..", "." or an empty name, so that no open,
+// create, mkdir, rename or remove can resolve to a file outside the root.
+// It refuses a symbolic link at any component of a path it writes (a
+// legitimate Manta root holds none): each directory is opened without
+// following a link at its last component and must be a directory, and is
+// then used by its descriptor alone, so the check holds for what is
+// used. The rename that commits a download goes from the temp directory's
+// descriptor to the destination directory's, resolving no path again.
+//
+// On Unix systems a directory is a descriptor used with the *at system
+// calls (openat with O_NOFOLLOW|O_DIRECTORY, fstatat, mkdirat, renameat,
+// unlinkat): one system call per directory on the way and per operation,
+// which is most of what a small object costs. Elsewhere it is an os.Root,
+// which does the same checks with more calls (fsroot_other.go).
 
 // symlinkError is a symbolic link found on a path the agent was to write.
 type symlinkError struct {
@@ -40,41 +47,31 @@ func fsync(f *os.File, _ string) error { return f.Sync() }
 
 // tree is the Manta root as the agent uses it.
 type tree struct {
-	root   *os.Root
-	tmp    *os.Root // TempDirName, opened once: temp files are created and removed through it
-	tmpDir *os.File // the same directory, for renameat
-	sync   syncFunc
+	path string // the root's absolute path, for logs
+	top  *dir   // the root, open
+	tmp  *dir   // TempDirName, opened once: temp files are created, renamed and removed through it
+	sync syncFunc
 }
 
 // openTree opens the Manta root and its temp directory, creating the temp
 // directory or emptying it of interrupted downloads. Only the temp
 // directory is read, never the rest of the root (which can hold millions
 // of files).
-func openTree(dir string, log *slog.Logger) (*tree, error) {
-	root, err := os.OpenRoot(dir)
+func openTree(root string, log *slog.Logger) (*tree, error) {
+	top, err := openRootDir(root)
 	if err != nil {
 		return nil, fmt.Errorf("manta root: %w", err)
 	}
-	t := &tree{root: root, sync: fsync}
-	fi, err := root.Lstat(TempDirName)
+	t := &tree{path: root, top: top, sync: fsync}
+	t.tmp, err = top.openDir(TempDirName)
 	if errors.Is(err, fs.ErrNotExist) {
-		if err := root.Mkdir(TempDirName, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-			root.Close()
-			return nil, fmt.Errorf("create temp directory: %w", err)
-		}
-		fi, err = root.Lstat(TempDirName)
-	}
-	if err == nil {
-		t.tmp, err = t.openChecked(root, TempDirName, TempDirName, fi)
-	}
-	if err == nil {
-		if t.tmpDir, err = t.tmp.Open("."); err != nil {
-			t.tmp.Close()
+		if err = top.mkdir(TempDirName); err == nil || errors.Is(err, fs.ErrExist) {
+			t.tmp, err = top.openDir(TempDirName)
 		}
 	}
 	if err != nil {
-		root.Close()
-		return nil, fmt.Errorf("temp directory %s: %w", filepath.Join(dir, TempDirName), err)
+		top.Close()
+		return nil, fmt.Errorf("temp directory %s: %w", filepath.Join(root, TempDirName), err)
 	}
 	if err := t.emptyTemp(log); err != nil {
 		t.close()
@@ -84,25 +81,19 @@ func openTree(dir string, log *slog.Logger) (*tree, error) {
 }
 
 func (t *tree) close() error {
-	t.tmpDir.Close()
 	t.tmp.Close()
-	return t.root.Close()
+	return t.top.Close()
 }
 
 // emptyTemp removes everything in the temp directory: all of it is
 // downloads that were interrupted.
 func (t *tree) emptyTemp(log *slog.Logger) error {
-	d, err := t.tmp.Open(".")
-	if err != nil {
-		return fmt.Errorf("read temp directory: %w", err)
-	}
-	names, err := d.Readdirnames(-1)
-	d.Close()
+	names, err := t.tmp.names()
 	if err != nil {
 		return fmt.Errorf("read temp directory: %w", err)
 	}
 	for _, name := range names {
-		if err := t.tmp.RemoveAll(name); err != nil {
+		if err := t.tmp.removeAll(name); err != nil {
 			return fmt.Errorf("clean temp directory: %w", err)
 		}
 	}
@@ -112,99 +103,105 @@ func (t *tree) emptyTemp(log *slog.Logger) error {
 	return nil
 }
 
+// removeAll removes name from d, and everything under it if it is a
+// directory, without following symbolic links.
+func (d *dir) removeAll(name string) error {
+	err := d.remove(name)
+	if err == nil || errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if st, lerr := d.lstat(name); lerr != nil || !st.mode.IsDir() {
+		return err
+	}
+	sub, err := d.openDir(name)
+	if err != nil {
+		return err
+	}
+	names, err := sub.names()
+	for _, n := range names {
+		if err == nil {
+			err = sub.removeAll(n)
+		}
+	}
+	sub.Close()
+	if err != nil {
+		return err
+	}
+	return d.rmdir(name)
+}
+
 // openDir opens the directory rel (slash-separated, relative to the root,
-// at least one component) as an os.Root, refusing a symbolic link or
-// anything but a directory at every component. With create, missing
-// directories are created, and the parent of each is fsynced so that the
-// new entry survives a power loss; without, a missing one is an error
-// matching fs.ErrNotExist. The caller closes the returned Root.
-func (t *tree) openDir(rel string, create bool) (*os.Root, error) {
-	cur, curRel := t.root, "."
+// at least one component) refusing a symbolic link or anything but a
+// directory at every component. With create, missing directories are
+// created, and the parent of each is fsynced so that the new entry
+// survives a power loss; without, a missing one is an error matching
+// fs.ErrNotExist. The caller closes the returned dir.
+func (t *tree) openDir(rel string, create bool) (*dir, error) {
+	cur := t.top
 	for name := range strings.SplitSeq(rel, "/") {
-		next, err := t.step(cur, curRel, name, create)
-		if cur != t.root {
+		next, err := t.step(cur, name, create)
+		if cur != t.top {
 			cur.Close()
 		}
 		if err != nil {
 			return nil, err
 		}
-		cur, curRel = next, path.Join(curRel, name)
+		cur = next
 	}
 	return cur, nil
 }
 
-// step opens the directory name in parent (whose path is parentRel),
-// creating it first if asked to.
-func (t *tree) step(parent *os.Root, parentRel, name string, create bool) (*os.Root, error) {
-	rel := path.Join(parentRel, name)
-	fi, err := parent.Lstat(name)
+// step opens the directory name in parent, creating it first if asked to.
+func (t *tree) step(parent *dir, name string, create bool) (*dir, error) {
+	rel := path.Join(parent.rel, name)
+	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/') {
+		return nil, fmt.Errorf("directory %q: not a name inside its parent", rel)
+	}
+	d, err := parent.openDir(name)
 	if create && errors.Is(err, fs.ErrNotExist) {
-		if err := parent.Mkdir(name, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		if err := parent.mkdir(name); err != nil && !errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("create directory %s: %w", rel, err)
 		}
 		// Sync even when another download created it first: that one
 		// may not have synced the parent yet.
-		if err := t.syncDir(parent, parentRel); err != nil {
+		if err := t.syncDir(parent); err != nil {
 			return nil, err
 		}
-		fi, err = parent.Lstat(name)
+		d, err = parent.openDir(name)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("directory %s: %w", rel, err)
-	}
-	return t.openChecked(parent, name, rel, fi)
+	return d, err
 }
 
-// openChecked opens the directory name in parent, which Lstat described as
-// fi, and makes sure that what was opened is that directory: os.Root
-// follows symbolic links that stay inside it, so a name swapped for one
-// between the Lstat and the open would otherwise go unnoticed.
-func (t *tree) openChecked(parent *os.Root, name, rel string, fi fs.FileInfo) (*os.Root, error) {
-	switch {
-	case fi.Mode()&fs.ModeSymlink != 0:
-		return nil, &symlinkError{rel: rel}
-	case !fi.IsDir():
-		return nil, fmt.Errorf("%s exists and is not a directory", rel)
-	}
-	sub, err := parent.OpenRoot(name)
-	if err != nil {
-		return nil, fmt.Errorf("open directory %s: %w", rel, err)
-	}
-	here, err := sub.Lstat(".")
-	if err == nil && !os.SameFile(fi, here) {
-		err = fmt.Errorf("%s was replaced while it was being opened", rel)
-	}
-	if err != nil {
-		sub.Close()
-		return nil, err
-	}
-	return sub, nil
-}
-
-// syncDir fsyncs the directory r, whose path is rel.
-func (t *tree) syncDir(r *os.Root, rel string) error {
-	d, err := r.Open(".")
-	if err != nil {
-		return fmt.Errorf("open directory %s: %w", rel, err)
-	}
-	err = t.syncOpenDir(d, rel)
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// syncOpenDir fsyncs the open directory d, whose path is rel.
-func (t *tree) syncOpenDir(d *os.File, rel string) error {
-	if err := t.sync(d, rel); err != nil {
-		return fmt.Errorf("fsync directory %s: %w", rel, err)
+// syncDir fsyncs the open directory d.
+func (t *tree) syncDir(d *dir) error {
+	if err := t.sync(d.f, d.rel); err != nil {
+		return fmt.Errorf("fsync directory %s: %w", d.rel, err)
 	}
 	return nil
 }
 
 // abs is the absolute path of rel, for logs.
 func (t *tree) abs(rel string) string {
-	return filepath.Join(t.root.Name(), filepath.FromSlash(rel))
+	return filepath.Join(t.path, filepath.FromSlash(rel))
+}
+
+// dirError is the error of opening name in parent as a directory, which
+// failed with err: a symbolic link or a non-directory there is named as
+// such (what is there is looked at again only to say so).
+func dirError(parent *dir, name string, err error) error {
+	rel := path.Join(parent.rel, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("directory %s: %w", rel, err)
+	}
+	if st, lerr := parent.lstat(name); lerr == nil {
+		switch {
+		case st.mode&fs.ModeSymlink != 0:
+			return &symlinkError{rel: rel}
+		case !st.mode.IsDir():
+			return fmt.Errorf("%s exists and is not a directory", rel)
+		}
+	}
+	return fmt.Errorf("open directory %s: %w", rel, err)
 }
 
 // splitRel splits a path relative to the root into its directory and

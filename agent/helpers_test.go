@@ -25,11 +25,12 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 )
 
-// waitFor is how long tests poll before giving up: generous, because the
-// suite runs under -race on small, loaded machines.
-const waitFor = 60 * time.Second
+// The package's tests leave no goroutine running: agents stopped, servers
+// closed, downloads and commits ended.
+func TestMain(m *testing.M) { os.Exit(testutil.CheckMain(m)) }
 
 func md5b64(b []byte) string {
 	sum := md5.Sum(b)
@@ -264,17 +265,16 @@ func (a *testAgent) get(id string) (int, rebalancer.Assignment, string) {
 // waitUntil polls GET until cond holds for the assignment.
 func (a *testAgent) waitUntil(id string, what string, cond func(rebalancer.Assignment) bool) rebalancer.Assignment {
 	a.t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for {
-		code, got, body := a.get(id)
-		if code == http.StatusOK && cond(got) {
-			return got
+	var got rebalancer.Assignment
+	testutil.Poll(a.t, "assignment "+id+" "+what, func() error {
+		code, reply, body := a.get(id)
+		if code == http.StatusOK && cond(reply) {
+			got = reply
+			return nil
 		}
-		if time.Now().After(deadline) {
-			a.t.Fatalf("assignment %s never %s; last reply %d %s", id, what, code, body)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return fmt.Errorf("last reply %d %s", code, body)
+	})
+	return got
 }
 
 func (a *testAgent) waitComplete(id string) rebalancer.Assignment {
@@ -357,13 +357,8 @@ func (g *gate) wait(ctx context.Context) {
 // arrivals waits until n callers have reached the gate.
 func (g *gate) arrivals(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.After(waitFor)
-	for range n {
-		select {
-		case <-g.entered:
-		case <-deadline:
-			t.Fatalf("only %d of %d arrivals at the gate", g.n.Load(), n)
-		}
+	for i := range n {
+		testutil.Receive(t, fmt.Sprintf("arrival %d of %d at the gate", i+1, n), g.entered)
 	}
 }
 

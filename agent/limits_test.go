@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 )
 
 // rawPost starts a POST /assignments of body on a new connection to addr,
@@ -83,7 +85,7 @@ func TestBodyBudget(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.MaxBodyBytes = 256 << 10
 	cfg.MaxBodyBytesInFlight = budget
-	cfg.BodyTimeout = waitFor
+	cfg.BodyTimeout = testutil.Timeout
 	a := startAgent(t, cfg)
 	addr := a.srv.Listener.Addr().String()
 
@@ -99,8 +101,8 @@ func TestBodyBudget(t *testing.T) {
 	for i := range posts {
 		waiting[i] = true
 	}
-	deadline := time.After(waitFor)
-	for refused := 0; refused < clients-fit; {
+	refused := 0
+	testutil.Poll(t, fmt.Sprintf("%d clients refused", clients-fit), func() error {
 		for i := range waiting {
 			select {
 			case r := <-posts[i].reply:
@@ -112,12 +114,11 @@ func TestBodyBudget(t *testing.T) {
 			default:
 			}
 		}
-		select {
-		case <-deadline:
-			t.Fatalf("only %d of %d clients refused", refused, clients-fit)
-		case <-time.After(time.Millisecond):
+		if refused < clients-fit {
+			return fmt.Errorf("only %d refused", refused)
 		}
-	}
+		return nil
+	})
 	if held := a.s.inBodies.Load(); held != fit*(size+1) || held > budget {
 		t.Fatalf("bodies hold %d bytes, want %d (budget %d)", held, fit*(size+1), budget)
 	}
@@ -128,15 +129,11 @@ func TestBodyBudget(t *testing.T) {
 		posts[i].finish(t)
 	}
 	for i := range waiting {
-		select {
-		case r := <-posts[i].reply:
-			if r.err != nil || r.code != http.StatusOK {
-				t.Fatalf("client %d: %d %q %v, want 200", i, r.code, r.body, r.err)
-			}
-			a.waitComplete(ids[i])
-		case <-deadline:
-			t.Fatalf("client %d: no reply", i)
+		r := testutil.Receive(t, fmt.Sprintf("client %d's reply", i), posts[i].reply)
+		if r.err != nil || r.code != http.StatusOK {
+			t.Fatalf("client %d: %d %q %v, want 200", i, r.code, r.body, r.err)
 		}
+		a.waitComplete(ids[i])
 	}
 	if held := a.s.inBodies.Load(); held != 0 {
 		t.Fatalf("%d bytes still reserved after every body was read", held)
@@ -217,11 +214,11 @@ func TestSlowClients(t *testing.T) {
 	// cut waits until the server closes conn, and returns what it sent.
 	cut := func(t *testing.T, conn net.Conn) string {
 		t.Helper()
-		conn.SetReadDeadline(time.Now().Add(waitFor))
+		conn.SetReadDeadline(time.Now().Add(testutil.Timeout))
 		b, err := io.ReadAll(conn)
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			t.Fatalf("connection still open after %v; got %q", waitFor, b)
+			t.Fatalf("connection still open after %v; got %q", testutil.Timeout, b)
 		}
 		return string(b)
 	}
@@ -268,7 +265,7 @@ func TestSlowClients(t *testing.T) {
 		}
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		conn.SetReadDeadline(time.Now().Add(waitFor))
+		conn.SetReadDeadline(time.Now().Add(testutil.Timeout))
 		if b, err := io.ReadAll(br); err != nil || len(b) != 0 {
 			t.Fatalf("idle connection: %q %v, want closed", b, err)
 		}

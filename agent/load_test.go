@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 )
 
 // call sends one request and returns the status and body, or an error for
@@ -98,7 +99,7 @@ func TestLoadQueuedAssignments(t *testing.T) {
 		default:
 		}
 	}
-	client := &http.Client{Timeout: waitFor}
+	client := &http.Client{Timeout: testutil.Timeout}
 	for r := range 3 {
 		readers.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(r), 1))

@@ -43,8 +43,15 @@ type Server struct {
 	wake    chan struct{}
 	ran     bool
 
+	// commits carries task results to the committer (worker.go) while Run
+	// runs.
+	commits chan *taskResult
+
 	// beforeCopy, when set (tests only), runs before each task's copy.
 	beforeCopy func(ctx context.Context, objectID string)
+	// handedOver, when set (tests only), runs once a task's result is
+	// queued for the group commit.
+	handedOver func()
 }
 
 // New prepares an agent: it checks the Manta root, empties the temp
@@ -149,6 +156,13 @@ func (s *Server) Run(ctx context.Context) error {
 	// can finish and be recorded.
 	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
+	// The committer outlives the workers, whose assignments wait for it.
+	// Results wait for it in a buffer of a full batch: workers go on
+	// downloading while it commits, unless it falls that far behind.
+	s.commits = make(chan *taskResult, maxBatch)
+	committed := make(chan struct{})
+	go func() { s.committer(work, s.commits); close(committed) }()
+	defer func() { close(s.commits); <-committed }()
 	var wg sync.WaitGroup
 	for range s.cfg.Workers {
 		wg.Go(func() { s.worker(ctx, work, &wg) })

@@ -452,6 +452,9 @@ func TestGetStates(t *testing.T) {
 	a.mustPost(running, first, blocked)
 	a.mustPost(queued, src.put(owner, newID(), content("third", 10)))
 	g.arrivals(t, 1)
+	// The first task's result is recorded by the group commit while the
+	// second downloads.
+	a.waitUntil(running, "one task recorded", func(got rebalancer.Assignment) bool { return got.Stats.Complete == 1 })
 	_, _, body := a.get(running)
 	if want := `{"uuid":"` + running + `","stats":{"state":"Running","failed":0,"complete":1,"total":2}}`; body != want {
 		t.Fatalf("running: %s, want %s", body, want)

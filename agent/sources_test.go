@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 )
 
 // TestRedirectNotFollowed: a source answering with a redirect fails the
@@ -171,7 +172,7 @@ func dripSource(src *source, task rebalancer.Task, body []byte, piece int, inter
 func TestMinSourceRate(t *testing.T) {
 	src := newSource(t) // closed after the agent stops
 	cfg := testConfig(t)
-	cfg.DownloadTimeout = waitFor // silence alone never ends these downloads
+	cfg.DownloadTimeout = testutil.Timeout // silence alone never ends these downloads
 	cfg.MinSourceRate = 64 << 10
 	cfg.MinSourceRateWindow = 100 * time.Millisecond
 	a := startAgent(t, cfg)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 )
 
 // TestMetrics: the legacy names, labels and "total" series are on the
@@ -32,17 +32,10 @@ func TestMetrics(t *testing.T) {
 	id := newID()
 	a.mustPost(id, good, bad)
 	// Wait without GET requests, which would be counted.
-	deadline := time.Now().Add(waitFor)
-	for {
+	testutil.Eventually(t, "the assignment complete", func() bool {
 		got, err := a.s.store.get(context.Background(), id)
-		if err == nil && got.Stats.State.Phase == rebalancer.AssignmentComplete {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("assignment never completed")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return err == nil && got.Stats.State.Phase == rebalancer.AssignmentComplete
+	})
 	a.post(rebalancer.AssignmentPayload{ID: id, Tasks: []rebalancer.Task{}}) // 409
 	a.post("garbage")                                                        // 400
 	a.get(id)
@@ -115,7 +108,7 @@ func TestPrune(t *testing.T) {
 // AssignmentError.
 func TestStoreGuards(t *testing.T) {
 	ctx := context.Background()
-	st, err := openStore(ctx, t.TempDir(), slog.New(slog.DiscardHandler))
+	st, err := openStore(ctx, t.TempDir(), testutil.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,6 +171,59 @@ func TestStoreGuards(t *testing.T) {
 	st.db.QueryRow("SELECT count(*) FROM tasks").Scan(&n)
 	if n != 0 {
 		t.Fatalf("%d tasks left after delete", n)
+	}
+}
+
+// TestRecordAllAtomic: a batch of results is recorded whole or not at
+// all: one task already recorded fails the batch, and leaves the others
+// pending and uncounted; a batch that goes through numbers its tasks in
+// order after those recorded before.
+func TestRecordAllAtomic(t *testing.T) {
+	ctx := context.Background()
+	st, err := openStore(ctx, t.TempDir(), testutil.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	var tasks []rebalancer.Task
+	for _, id := range []string{"a", "b", "c", "d"} {
+		tasks = append(tasks, rebalancer.Task{ObjectID: id, Owner: "o"})
+	}
+	if err := st.insert(ctx, newAssignment{id: "x", tasks: tasks, state: stateScheduled}); err != nil {
+		t.Fatal(err)
+	}
+	seq, _, err := st.start(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	complete := rebalancer.TaskStatus{State: rebalancer.TaskComplete}
+	failed := rebalancer.TaskFailedWith(rebalancer.SkipMD5Mismatch)
+	if err := st.record(ctx, seq, 2, complete, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.recordAll(ctx, seq, []result{{idx: 0, status: complete}, {idx: 2, status: complete}}); err == nil {
+		t.Fatal("a batch recording a task twice succeeded")
+	}
+	if err := st.recordAll(ctx, seq, []result{{idx: 1, status: complete}, {idx: 0, status: rebalancer.TaskStatus{}}}); err == nil {
+		t.Fatal("a batch with a pending status succeeded")
+	}
+	if _, pending, _ := st.start(ctx, "x"); len(pending) != 3 {
+		t.Fatalf("pending after failed batches: %+v, want a, b, d", pending)
+	}
+	if err := st.recordAll(ctx, seq, []result{{idx: 3, status: failed, detail: "bad"}, {idx: 0, status: complete}, {idx: 1, status: complete}}); err != nil {
+		t.Fatal(err)
+	}
+	a, ok := storedAssignment(t, &Server{store: st}, "x")
+	if !ok || a.done != 4 || a.failed != 1 {
+		t.Fatalf("counters %+v", a)
+	}
+	for idx, want := range []int64{3, 4, 1, 2} {
+		if got := a.tasks[idx].doneOrder; got.Int64 != want {
+			t.Errorf("task %d: done_order %v, want %d", idx, got, want)
+		}
+	}
+	if got := a.tasks[3]; got.state != taskFailed || got.detail.String != "bad" {
+		t.Errorf("failed task stored as %+v", got)
 	}
 }
 

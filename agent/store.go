@@ -42,7 +42,11 @@ type store struct {
 	// SQLite has one writer at a time; serializing writers in process
 	// avoids busy retries between our own goroutines.
 	wmu sync.Mutex
-	now func() time.Time
+	// recordTask and countTasks are recordBatch's statements, prepared on
+	// first use (under wmu) and kept: parsing them took a third of a
+	// record's time.
+	recordTask, countTasks *sql.Stmt
+	now                    func() time.Time
 	// fault, when set (tests only), is called before each write and its
 	// error returned as the write's.
 	fault func(op string) error
@@ -237,7 +241,14 @@ func moveAside(dir, name string, now time.Time) (string, error) {
 	return filepath.Join(dir, aside), d.Sync()
 }
 
-func (s *store) close() error { return s.db.Close() }
+func (s *store) close() error {
+	for _, st := range []*sql.Stmt{s.recordTask, s.countTasks} {
+		if st != nil {
+			st.Close()
+		}
+	}
+	return s.db.Close()
+}
 
 func (s *store) migrate(ctx context.Context) error {
 	var v int
@@ -278,6 +289,22 @@ func (s *store) write(ctx context.Context, op string, fn func(*sql.Tx) error) er
 
 func execOne(ctx context.Context, tx *sql.Tx, what string, query string, args ...any) error {
 	res, err := tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if n != 1 {
+		return fmt.Errorf("%s: %d rows changed, expected 1", what, n)
+	}
+	return nil
+}
+
+// execStmt is execOne for a prepared statement.
+func execStmt(ctx context.Context, stmt *sql.Stmt, what string, args ...any) error {
+	res, err := stmt.ExecContext(ctx, args...)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
@@ -458,30 +485,98 @@ func (s *store) start(ctx context.Context, id string) (int64, []pendingTask, err
 	return seq, out, nil
 }
 
+// result is a task's final status, as record stores it.
+type result struct {
+	idx    int // the task's position in the payload
+	status rebalancer.TaskStatus
+	detail string // what went wrong, for operators reading the database
+}
+
 // record stores a task's final status and counts it, in one transaction.
 // A task that is not pending any more is an error (it would be counted
 // twice).
 func (s *store) record(ctx context.Context, seq int64, idx int, st rebalancer.TaskStatus, detail string) error {
-	state, reason, err := encodeStatus(st)
+	return s.recordAll(ctx, seq, []result{{idx: idx, status: st, detail: detail}})
+}
+
+// recordAll stores the final statuses of tasks of one assignment and
+// counts them, all in one transaction: either every one is recorded or
+// none is. A task that is not pending any more is an error (it would be
+// counted twice), and fails the whole transaction.
+func (s *store) recordAll(ctx context.Context, seq int64, results []result) error {
+	return s.recordBatch(ctx, []assignmentResults{{seq: seq, results: results}})
+}
+
+// assignmentResults are results of one assignment.
+type assignmentResults struct {
+	seq     int64
+	results []result
+}
+
+// recordBatch is recordAll for the results of several assignments, in
+// one transaction.
+func (s *store) recordBatch(ctx context.Context, batch []assignmentResults) error {
+	type row struct {
+		state  string
+		reason any
+	}
+	rows := make([][]row, len(batch))
+	for g, a := range batch {
+		rows[g] = make([]row, len(a.results))
+		for i, r := range a.results {
+			state, reason, err := encodeStatus(r.status)
+			if err != nil {
+				return err
+			}
+			if state == taskPending {
+				return errors.New("cannot record a pending status")
+			}
+			rows[g][i] = row{state: state, reason: reason}
+		}
+	}
+	return s.write(ctx, "record", func(tx *sql.Tx) error {
+		if err := s.prepareRecord(ctx); err != nil {
+			return err
+		}
+		record, count := tx.StmtContext(ctx, s.recordTask), tx.StmtContext(ctx, s.countTasks)
+		for g, a := range batch {
+			failed := 0
+			for i, r := range a.results {
+				// done_order numbers tasks in the order they are recorded.
+				if err := execStmt(ctx, record, "record task", rows[g][i].state, rows[g][i].reason, nullable(r.detail),
+					i+1, a.seq, a.seq, r.idx); err != nil {
+					return err
+				}
+				if rows[g][i].state == taskFailed {
+					failed++
+				}
+			}
+			if err := execStmt(ctx, count, "count tasks", len(a.results), failed, a.seq); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// prepareRecord prepares recordBatch's statements once. Call it under
+// wmu.
+func (s *store) prepareRecord(ctx context.Context) error {
+	if s.countTasks != nil {
+		return nil
+	}
+	record, err := s.db.PrepareContext(ctx, `UPDATE tasks SET state = ?, reason = ?, detail = ?,
+		done_order = (SELECT done + ? FROM assignments WHERE seq = ?) WHERE aseq = ? AND idx = ? AND state = 'pending'`)
 	if err != nil {
 		return err
 	}
-	if state == taskPending {
-		return errors.New("cannot record a pending status")
+	count, err := s.db.PrepareContext(ctx, "UPDATE assignments SET done = done + ?, failed = failed + ? WHERE seq = ? AND state = 'running'")
+	if err != nil {
+		record.Close()
+		return err
 	}
-	failed := 0
-	if state == taskFailed {
-		failed = 1
-	}
-	return s.write(ctx, "record", func(tx *sql.Tx) error {
-		if err := execOne(ctx, tx, "record task", `UPDATE tasks SET state = ?, reason = ?, detail = ?,
-			done_order = (SELECT done + 1 FROM assignments WHERE seq = ?) WHERE aseq = ? AND idx = ? AND state = 'pending'`,
-			state, reason, nullable(detail), seq, seq, idx); err != nil {
-			return err
-		}
-		return execOne(ctx, tx, "count task", "UPDATE assignments SET done = done + 1, failed = failed + ? WHERE seq = ? AND state = 'running'",
-			failed, seq)
-	})
+	s.recordTask, s.countTasks = record, count
+	return nil
 }
 
 // complete marks an assignment complete, after checking in the same

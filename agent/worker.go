@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/retry"
 )
 
 // worker runs assignments one at a time until stop ends. work is the
@@ -60,7 +62,14 @@ func (s *Server) runAssignment(stop, work context.Context, wg *sync.WaitGroup, i
 		abandoned  atomic.Int64
 		unrecorded atomic.Int64
 		tg         sync.WaitGroup
+		committing sync.WaitGroup // results handed to the committer and not yet acknowledged
 	)
+	ack := func(recorded bool) {
+		if !recorded {
+			unrecorded.Add(1)
+		}
+		committing.Done()
+	}
 	for range min(s.cfg.WorkersPerAssignment, len(tasks)) {
 		tg.Go(func() {
 			for {
@@ -78,13 +87,18 @@ func (s *Server) runAssignment(stop, work context.Context, wg *sync.WaitGroup, i
 					abandoned.Add(1)
 					continue
 				}
-				if !s.recordTask(work, log, seq, p, out) {
-					unrecorded.Add(1)
+				// The committer makes the result durable and records it
+				// while this worker goes on with the next download.
+				committing.Add(1)
+				s.commits <- &taskResult{seq: seq, p: p, out: out, log: log, ack: ack}
+				if s.handedOver != nil {
+					s.handedOver()
 				}
 			}
 		})
 	}
 	tg.Wait()
+	committing.Wait()
 
 	switch {
 	case abandoned.Load() > 0:
@@ -133,20 +147,108 @@ func (s *Server) safeCopy(ctx context.Context, t rebalancer.Task) (out outcome) 
 	return out
 }
 
-// recordTask stores a task's outcome, retrying failed writes, and only then
-// counts it. It reports whether the outcome was stored; if not, the task
-// stays pending and is done again.
-func (s *Server) recordTask(ctx context.Context, log *slog.Logger, seq int64, p pendingTask, out outcome) bool {
-	t := p.task
-	detail := ""
-	if out.err != nil {
-		detail = out.err.Error()
+// taskResult is a task's outcome on its way to the database.
+type taskResult struct {
+	seq int64 // the assignment's
+	p   pendingTask
+	out outcome
+	log *slog.Logger
+	// ack is called once the result is recorded and counted, or could not
+	// be recorded.
+	ack func(recorded bool)
+}
+
+// maxBatch bounds the results one transaction records.
+const maxBatch = 256
+
+// committer is the agent's group commit. It takes results as the
+// workers of every running assignment deliver them; for each batch
+// (whatever waited while the previous one was committed, so that a lone
+// result waits for nothing) it fsyncs every destination directory once,
+// records every result in one transaction, and only then counts them and
+// acknowledges them to their assignments. It returns when results is
+// closed.
+func (s *Server) committer(ctx context.Context, results <-chan *taskResult) {
+	batch := make([]*taskResult, 0, maxBatch)
+	for r := range results {
+		batch = append(batch[:0], r)
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case r, ok := <-results:
+				if !ok {
+					break more
+				}
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		s.commitBatch(ctx, batch)
 	}
-	err := s.retryWrite(ctx, func() error { return s.store.record(ctx, seq, p.idx, out.status, detail) })
-	if err != nil {
-		log.Error("cannot record task result", "object", t.ObjectID, "owner", t.Owner, "status", out.status.String(), "err", err)
-		return false
+}
+
+// commitBatch makes a batch of results durable and records them, retrying
+// failed writes, then counts them. Results that cannot be recorded are
+// acknowledged as such: their tasks stay pending and are done again.
+func (s *Server) commitBatch(ctx context.Context, batch []*taskResult) {
+	s.syncDirs(batch)
+	var groups []assignmentResults
+	for _, r := range batch {
+		rec := result{idx: r.p.idx, status: r.out.status}
+		if r.out.err != nil {
+			rec.detail = r.out.err.Error()
+		}
+		i := slices.IndexFunc(groups, func(g assignmentResults) bool { return g.seq == r.seq })
+		if i < 0 {
+			i = len(groups)
+			groups = append(groups, assignmentResults{seq: r.seq})
+		}
+		groups[i].results = append(groups[i].results, rec)
 	}
+	err := s.retryWrite(ctx, func() error { return s.store.recordBatch(ctx, groups) })
+	for _, r := range batch {
+		if err != nil {
+			t := r.p.task
+			r.log.Error("cannot record task result", "object", t.ObjectID, "owner", t.Owner, "status", r.out.status.String(), "err", err)
+		} else {
+			s.counted(r.log, r.p.task, r.out)
+		}
+		r.ack(err == nil)
+	}
+}
+
+// syncDirs fsyncs the directory of every complete task in batch, each
+// directory once, and closes them. A task whose directory cannot be
+// fsynced fails (AgentFSError): its copy may not survive a power loss.
+func (s *Server) syncDirs(batch []*taskResult) {
+	for i := range batch {
+		pd := batch[i].out.dir
+		if pd == nil {
+			continue
+		}
+		err := s.copier.tree.syncDir(pd.d)
+		// The same directory, open for other tasks of the batch, is
+		// synced now too: one fsync covers every entry made before it.
+		for j := i; j < len(batch); j++ {
+			o := &batch[j].out
+			if o.dir == nil || !o.dir.id.same(pd.id) {
+				continue
+			}
+			if j != i {
+				o.dir.d.Close()
+			}
+			o.dir = nil
+			if err != nil {
+				*o = s.copier.fsFailure(relPath(batch[j].p.task), err)
+			}
+		}
+		pd.d.Close()
+	}
+}
+
+// counted counts and logs a task whose result was recorded.
+func (s *Server) counted(log *slog.Logger, t rebalancer.Task, out outcome) {
 	s.m.task(out.status)
 	switch {
 	case out.status.State == rebalancer.TaskFailed:
@@ -159,25 +261,22 @@ func (s *Server) recordTask(ctx context.Context, log *slog.Logger, seq int64, p 
 		s.m.bytes.Add(float64(out.bytes))
 		log.Debug("object copied", "object", t.ObjectID, "owner", t.Owner, "source", t.Source.MantaStorageID, "bytes", out.bytes)
 	}
-	return true
 }
 
 // retryWrite runs a database write until it succeeds, for up to
-// Config.RecordRetry.
+// Config.RecordRetry, waiting 20 ms after the first failure and twice as
+// long after each next one, up to 2 s.
 func (s *Server) retryWrite(ctx context.Context, write func() error) error {
-	deadline := time.Now().Add(s.cfg.RecordRetry)
-	delay := 20 * time.Millisecond
-	for {
+	return retry.Do(ctx, retry.Policy{
+		MaxElapsed: s.cfg.RecordRetry,
+		Backoff:    retry.Backoff{Initial: 20 * time.Millisecond, Max: 2 * time.Second},
+	}, func(context.Context) error {
 		err := write()
-		if err == nil {
-			return nil
+		if err != nil {
+			s.m.recordFails.Inc()
 		}
-		s.m.recordFails.Inc()
-		if time.Now().Add(delay).After(deadline) || !sleep(ctx, delay) {
-			return err
-		}
-		delay = min(2*delay, 2*time.Second)
-	}
+		return err
+	})
 }
 
 // requeueLater puts an assignment back in the queue after
@@ -185,7 +284,7 @@ func (s *Server) retryWrite(ctx context.Context, write func() error) error {
 // next start: it is still unfinished in the database).
 func (s *Server) requeueLater(stop context.Context, wg *sync.WaitGroup, id string) {
 	wg.Go(func() {
-		if !sleep(stop, s.cfg.RequeueDelay) {
+		if !retry.Sleep(stop, s.cfg.RequeueDelay) {
 			return
 		}
 		s.mu.Lock()

@@ -19,7 +19,7 @@ import (
 // is full or its oldest task has waited FlushAge. Objects that cannot move
 // are recorded as skipped or in error on the way.
 func (r *runner) feed(ctx context.Context) error {
-	f := &feeder{r: r, open: map[string]*assignment{}, dryRun: map[string]rebalancer.StorageNode{}}
+	f := &feeder{r: r, open: map[string]*assignment{}, dryRun: map[string]rebalancer.StorageNode{}, sent: map[string]int{}}
 	defer f.abandon()
 	tick := time.NewTicker(max(r.job.Options.FlushAge.D()/4, 20*time.Millisecond))
 	defer tick.Stop()
@@ -83,6 +83,25 @@ type feeder struct {
 	open    map[string]*assignment            // by destination
 	pending []jobstore.Change                 // skips and errors not yet recorded
 	dryRun  map[string]rebalancer.StorageNode // planned destinations not yet recorded
+	sent    map[string]int                    // assignments handed to posters, by destination
+}
+
+// limit is how many tasks the next assignment to dest takes before it is
+// sent: two for the first, twice as many for each next one, up to
+// MaxTasksPerAssignment. An agent reports an assignment only once all of
+// its tasks are done, so a full first assignment of large objects would
+// hold back the job's first copies (and their metadata) for as long as
+// it takes to copy them all; small first ones have the first copies
+// verified and recorded within a second of the start, at any object
+// size, for a few more assignments per destination. (Two rather than
+// one: an assignment of one object has its metadata updated on its own,
+// not in a batch.)
+func (f *feeder) limit(dest string) int {
+	n := f.r.job.Options.MaxTasksPerAssignment
+	if s := f.sent[dest]; s < 16 {
+		n = min(n, 2<<s)
+	}
+	return n
 }
 
 // place handles one unprocessed object. It returns an error only when the
@@ -174,7 +193,7 @@ func (f *feeder) place(ctx context.Context, row *jobstore.ObjectRow, tick <-chan
 	}
 	a.add(p)
 	r.fl.take(p)
-	if len(a.order) >= r.job.Options.MaxTasksPerAssignment {
+	if len(a.order) >= f.limit(dest.MantaStorageID) {
 		return f.flush(ctx, a)
 	}
 	return nil
@@ -233,6 +252,7 @@ func (f *feeder) flush(ctx context.Context, a *assignment) error {
 		f.release(a)
 		return err
 	}
+	f.sent[a.dest.MantaStorageID]++
 	f.r.fl.adopt(a)
 	f.r.startPost(ctx, a)
 	return nil

@@ -63,6 +63,7 @@ type flight struct {
 	all       map[string]*assignment // stored, not yet finished
 	watched   map[string]*assignment // accepted by their agent: to poll
 	perDest   map[string]int         // accepted or being posted, per destination
+	window    map[string]int         // how many perDest may reach; see windowLocked
 	tasks     int                    // placed and not yet finished, open assignments included
 	perSource map[string]int
 	changed   chan struct{} // closed and replaced when capacity frees up
@@ -72,7 +73,7 @@ type flight struct {
 func newFlight(o Options) *flight {
 	return &flight{
 		opts: o, all: map[string]*assignment{}, watched: map[string]*assignment{},
-		perDest: map[string]int{}, perSource: map[string]int{}, changed: make(chan struct{}),
+		perDest: map[string]int{}, window: map[string]int{}, perSource: map[string]int{}, changed: make(chan struct{}),
 	}
 }
 
@@ -145,9 +146,25 @@ func (f *flight) finish(a *assignment) {
 	}
 	delete(f.all, a.id)
 	delete(f.watched, a.id)
+	dest := a.dest.MantaStorageID
+	f.window[dest] = min(2*f.windowLocked(dest), f.opts.MaxOutstandingPerDest)
 	f.mu.Unlock()
 	f.releaseDest(a)
 	f.give(a.order)
+}
+
+// windowLocked is how many assignments dest may hold at once: one at
+// first, twice as many each time one of them finishes, up to
+// MaxOutstandingPerDest. With the feeder's small first assignments, a
+// job's first copies have their agents to themselves, rather than share
+// them with everything the job would post at once, and finish within a
+// second of the start at any object size; the window is full after four
+// assignments have finished.
+func (f *flight) windowLocked(dest string) int {
+	if w, ok := f.window[dest]; ok {
+		return w
+	}
+	return 1
 }
 
 // acquireDest waits for a posting slot on the assignment's destination. An
@@ -160,7 +177,7 @@ func (f *flight) acquireDest(ctx context.Context, a *assignment) bool {
 			f.mu.Unlock()
 			return true
 		}
-		if f.perDest[dest] < f.opts.MaxOutstandingPerDest {
+		if f.perDest[dest] < min(f.windowLocked(dest), f.opts.MaxOutstandingPerDest) {
 			f.perDest[dest]++
 			a.slot = true
 			f.mu.Unlock()

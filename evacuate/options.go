@@ -56,7 +56,9 @@ type Options struct {
 	// DryRun discovers and places without copying or changing metadata.
 	DryRun bool `json:"dry_run,omitempty"`
 
-	// MaxTasksPerAssignment caps an assignment's size (legacy 50).
+	// MaxTasksPerAssignment caps an assignment's size (legacy 50). The
+	// first assignments to each destination are smaller (2, 4, 8...), so
+	// that a job's first copies are done within a second of its start.
 	MaxTasksPerAssignment int `json:"max_tasks_per_assignment"`
 	// FlushAge sends a partial assignment once its oldest task waited this
 	// long, so copying starts within a second of job start.
@@ -72,7 +74,9 @@ type Options struct {
 	// PollConcurrency bounds concurrent status requests (legacy 8).
 	PollConcurrency int `json:"poll_concurrency"`
 	// MaxOutstandingPerDest bounds the assignments posted to one agent and
-	// not yet finished.
+	// not yet finished. A job starts with one per agent, and doubles that
+	// each time one finishes: its first copies are not slowed down by
+	// everything else it posts.
 	MaxOutstandingPerDest int `json:"max_outstanding_per_dest"`
 	// MaxInflightTasks bounds the tasks of one job that are placed and not
 	// yet copied, which bounds its memory.

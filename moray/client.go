@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/TritonDataCenter/rebalancer/internal/retry"
 	"github.com/TritonDataCenter/rebalancer/moray/fast"
 )
@@ -95,10 +93,14 @@ type Client struct {
 	conns  map[*conn]struct{} // every connection whose reader runs
 	wg     sync.WaitGroup     // one per reader goroutine
 
-	bufs sync.Pool // *[]byte frame buffers
+	bufs sync.Pool // *[]byte frame and argument buffers
+	// calls holds unary calls that received their last reply, with their
+	// channels and timer: what a call would otherwise allocate per RPC.
+	calls sync.Pool
 
-	// Test hooks: the clock for m.uts, the req_id generator, and the first
-	// message id of each new connection.
+	// Test hooks: the clock for m.uts, the req_id generator (nil: random
+	// UUIDs, see appendReqID), and the first message id of each new
+	// connection.
 	now        func() time.Time
 	newReqID   func() string
 	firstMsgID uint32
@@ -122,7 +124,6 @@ func newClient(name string, resolve func(context.Context) (string, error), opts 
 		log:        opts.Logger.With("moray", name),
 		conns:      make(map[*conn]struct{}),
 		now:        time.Now,
-		newReqID:   uuid.NewString,
 		firstMsgID: 1,
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
@@ -353,60 +354,71 @@ func (c *Client) do(ctx context.Context, method string, args []byte, tgt target,
 		}
 		return cn.transportError(method, werr)
 	}
-	return c.await(ctx, cn, cl, method, tgt, fn)
+	finished, err := c.await(ctx, cn, cl, method, tgt, fn)
+	if finished && !stream {
+		// Its last reply was received and its channels are empty: no
+		// one else holds it.
+		c.calls.Put(cl)
+	}
+	return err
 }
 
 func (c *Client) ctxError(method string, err error) error {
 	return fmt.Errorf("moray %s: %s: %w", c.name, method, err)
 }
 
-// await reads the replies of call cl until its END or ERROR.
-func (c *Client) await(ctx context.Context, cn *conn, cl *call, method string, tgt target, fn func(json.RawMessage) error) error {
+// await reads the replies of call cl until its END or ERROR. finished
+// says that the call got its last reply and was not abandoned: nothing
+// refers to it any more.
+func (c *Client) await(ctx context.Context, cn *conn, cl *call, method string, tgt target, fn func(json.RawMessage) error) (finished bool, err error) {
 	var timeout <-chan time.Time
-	var timer *time.Timer
 	if d := c.opts.RPCTimeout; d > 0 {
-		timer = time.NewTimer(d)
-		defer timer.Stop()
-		timeout = timer.C
+		if cl.timer == nil {
+			cl.timer = time.NewTimer(d)
+		} else {
+			cl.timer.Reset(d)
+		}
+		defer cl.timer.Stop()
+		timeout = cl.timer.C
 	}
-	// handle processes one reply; done is true once the RPC is over.
-	handle := func(m *fast.Message) (done bool, err error) {
+	// handle processes one reply; done is true once the RPC is over, and
+	// final once its last reply has come.
+	handle := func(m *fast.Message) (done, final bool, err error) {
 		switch m.Status {
 		case fast.StatusError:
 			fe, perr := fast.ParseError(m.Data)
 			if perr != nil { // the decoder checked the shape already
-				return true, cn.transportError(method, perr)
+				return true, true, cn.transportError(method, perr)
 			}
-			return true, typedError(&ServerError{Addr: c.name, Method: method, Err: fe}, tgt.bucket, tgt.key)
+			return true, true, typedError(&ServerError{Addr: c.name, Method: method, Err: fe}, tgt.bucket, tgt.key)
 		case fast.StatusData, fast.StatusEnd:
-			items, err := splitArray(m.Data)
+			err := eachItem(m.Data, fn)
 			if err != nil {
-				cn.abandon(cl)
-				return true, cn.transportError(method, err)
-			}
-			for _, it := range items {
-				if err := fn(it); err != nil {
-					if m.Status == fast.StatusData {
-						cn.abandon(cl)
+				bad, malformed := err.(*badArrayError)
+				if m.Status == fast.StatusData || malformed {
+					cn.abandon(cl)
+					if malformed {
+						err = cn.transportError(method, bad.err)
 					}
-					return true, err
+					return true, false, err
 				}
+				return true, true, err
 			}
 			if m.Status == fast.StatusEnd {
-				return true, nil
+				return true, true, nil
 			}
-			if timer != nil {
-				timer.Reset(c.opts.RPCTimeout)
+			if timeout != nil {
+				cl.timer.Reset(c.opts.RPCTimeout)
 			}
-			return false, nil
+			return false, false, nil
 		}
-		return true, cn.transportError(method, fmt.Errorf("unexpected %s reply", m.Status))
+		return true, false, cn.transportError(method, fmt.Errorf("unexpected %s reply", m.Status))
 	}
 	for {
 		select {
 		case m := <-cl.ch:
-			if done, err := handle(m); done {
-				return err
+			if done, final, err := handle(m); done {
+				return final, err
 			}
 		case <-cn.broken:
 			// Replies that arrived before the break still count: the RPC
@@ -414,19 +426,19 @@ func (c *Client) await(ctx context.Context, cn *conn, cl *call, method string, t
 			for {
 				select {
 				case m := <-cl.ch:
-					if done, err := handle(m); done {
-						return err
+					if done, _, err := handle(m); done {
+						return false, err
 					}
 				default:
-					return cn.transportError(method, cn.cause())
+					return false, cn.transportError(method, cn.cause())
 				}
 			}
 		case <-ctx.Done():
 			cn.abandon(cl)
-			return c.ctxError(method, ctx.Err())
+			return false, c.ctxError(method, ctx.Err())
 		case <-timeout:
 			cn.abandon(cl)
-			return cn.transportError(method, fmt.Errorf("%w: no reply for %v", ErrTimeout, c.opts.RPCTimeout))
+			return false, cn.transportError(method, fmt.Errorf("%w: no reply for %v", ErrTimeout, c.opts.RPCTimeout))
 		}
 	}
 }

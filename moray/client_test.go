@@ -525,3 +525,57 @@ func TestRPCTimeoutExcludesCallback(t *testing.T) {
 		t.Fatalf("err = %v after %d records", err, seen)
 	}
 }
+
+// Calls are reused once they got their last reply: after RPCs that timed
+// out or were cancelled (whose late replies then arrive), every RPC still
+// gets exactly its own reply.
+func TestCallReuse(t *testing.T) {
+	testutil.CheckLeaks(t)
+	held := make(chan *request, 4)
+	srv := newFakeServer(t, func(r *request) {
+		key := unquote(r.args(t)[1])
+		if strings.HasPrefix(key, "/slow") {
+			held <- r
+			return
+		}
+		r.Conn.data(r, record(key, 0))
+		r.Conn.end(r)
+	})
+	c := testClient(t, srv.Addr(), Options{Conns: 1, RPCTimeout: 50 * time.Millisecond})
+	check := func(round int) {
+		t.Helper()
+		for i := range 50 {
+			key := fmt.Sprintf("/k/%d/%d", round, i)
+			rec, err := c.GetObject(context.Background(), "b", key)
+			if err != nil || rec.Key != key {
+				t.Fatalf("getObject %s: %+v, %v", key, rec, err)
+			}
+		}
+	}
+	check(0)
+	if _, err := c.GetObject(context.Background(), "b", "/slow/timeout"); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("slow getObject: %v, want ErrTimeout", err)
+	}
+	timedOut := testutil.Receive(t, "the first slow request", held)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.GetObject(ctx, "b", "/slow/cancel")
+		done <- err
+	}()
+	cancelled := testutil.Receive(t, "the second slow request", held)
+	cancel()
+	if err := testutil.Receive(t, "the cancelled getObject", done); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled getObject: %v", err)
+	}
+	check(1)
+	// The late replies are dropped, and what follows is not disturbed.
+	for _, r := range []*request{timedOut, cancelled} {
+		r.Conn.data(r, record("/late", 0))
+		r.Conn.end(r)
+	}
+	check(2)
+	if srv.Conns() != 1 {
+		t.Fatalf("%d connections, want 1", srv.Conns())
+	}
+}

@@ -40,6 +40,9 @@ type call struct {
 	ch        chan *fast.Message
 	gone      chan struct{} // closed when the caller stops listening
 	abandoned bool          // guarded by conn.mu
+	// timer bounds the wait for each reply (Options.RPCTimeout); kept with
+	// a unary call that is reused.
+	timer *time.Timer
 }
 
 func (cn *conn) usable() bool {
@@ -86,7 +89,14 @@ func (cn *conn) register(buffer int) (*call, error) {
 		if _, busy := cn.pending[id]; busy || id == 0 {
 			continue
 		}
-		cl := &call{id: id, ch: make(chan *fast.Message, buffer), gone: make(chan struct{})}
+		var cl *call
+		if buffer == unaryBuffer {
+			cl, _ = cn.client.calls.Get().(*call)
+		}
+		if cl == nil {
+			cl = &call{ch: make(chan *fast.Message, buffer), gone: make(chan struct{})}
+		}
+		cl.id, cl.abandoned = id, false
 		cn.pending[id] = cl
 		return cl, nil
 	}

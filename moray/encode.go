@@ -202,12 +202,43 @@ func checkObject(v json.RawMessage) error {
 // which the Fast decoder has already checked to be valid JSON: splitting it
 // needs only to track nesting and strings, not a second full parse.
 func splitArray(data json.RawMessage) ([]json.RawMessage, error) {
+	return appendItems(nil, data)
+}
+
+// badArrayError is eachItem's error for data that is not an array.
+type badArrayError struct{ err error }
+
+func (e *badArrayError) Error() string { return e.err.Error() }
+
+func (e *badArrayError) Unwrap() error { return e.err }
+
+// eachItem calls fn with each element of the JSON array data, in order,
+// and returns the first error fn returns. The array is split whole first
+// (on the stack for the few elements of a reply frame), so that for a
+// malformed one fn is called for nothing: then the error is a
+// *badArrayError.
+func eachItem(data json.RawMessage, fn func(json.RawMessage) error) error {
+	var buf [8]json.RawMessage
+	items, err := appendItems(buf[:0], data)
+	if err != nil {
+		return &badArrayError{err: err}
+	}
+	for _, it := range items {
+		if err := fn(it); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// appendItems appends the elements of the JSON array data to items.
+func appendItems(items []json.RawMessage, data json.RawMessage) ([]json.RawMessage, error) {
 	d := bytes.TrimSpace(data)
 	if len(d) < 2 || d[0] != '[' || d[len(d)-1] != ']' {
 		return nil, errors.New("reply data is not an array")
 	}
 	d = d[1 : len(d)-1]
-	var items []json.RawMessage
+	n := len(items)
 	depth, start, inString := 0, 0, false
 	for i := 0; i < len(d); i++ {
 		c := d[i]
@@ -234,7 +265,7 @@ func splitArray(data json.RawMessage) ([]json.RawMessage, error) {
 			}
 		}
 	}
-	if last := bytes.TrimSpace(d[start:]); len(last) > 0 || len(items) > 0 {
+	if last := bytes.TrimSpace(d[start:]); len(last) > 0 || len(items) > n {
 		if len(last) == 0 || depth != 0 || inString {
 			return nil, errors.New("malformed reply array")
 		}

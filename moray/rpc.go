@@ -3,9 +3,11 @@ package moray
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -33,62 +35,156 @@ func (r *Record) Modified() time.Time { return time.UnixMilli(r.MTime) }
 
 // UnmarshalJSON decodes a Moray record. Integers are read exactly, whether
 // sent as numbers or (as some paths do for BIGINT columns) digit strings.
+// Members are read as JSON.parse reads them (names exactly, the last of a
+// repeated one), and null is the same as absent. Value refers to b's bytes
+// (with no room to append into them): b must not change afterwards, which
+// holds for the replies the client decodes.
 func (r *Record) UnmarshalJSON(b []byte) error {
-	var w struct {
-		Bucket  string          `json:"bucket"`
-		Key     *string         `json:"key"`
-		Value   json.RawMessage `json:"value"`
-		ID      json.Number     `json:"_id"`
-		Etag    string          `json:"_etag"`
-		MTime   json.Number     `json:"_mtime"`
-		TxnSnap *json.Number    `json:"_txn_snap"`
-		Count   *json.Number    `json:"_count"`
+	if !json.Valid(b) {
+		return errors.New("bad record: invalid JSON")
 	}
-	if err := json.Unmarshal(b, &w); err != nil {
-		return fmt.Errorf("bad record: %w", err)
+	return r.decode(b)
+}
+
+// decode is UnmarshalJSON for b that is known to be valid JSON (the Fast
+// decoder validated the whole frame), in one pass with no reflection: a
+// record costs its three strings and nothing else.
+func (r *Record) decode(b []byte) error {
+	var (
+		bucket, key, value, id, etag, mtime, txnSnap, count []byte
+		bad                                                 string
+	)
+	isObject := fast.Members(b, func(name, v []byte) {
+		if string(v) == "null" {
+			v = nil
+		}
+		switch string(name) {
+		case "bucket":
+			bucket = v
+		case "key":
+			key = v
+		case "value":
+			value = v
+		case "_id":
+			id = v
+		case "_etag":
+			etag = v
+		case "_mtime":
+			mtime = v
+		case "_txn_snap":
+			txnSnap = v
+		case "_count":
+			count = v
+		}
+	})
+	if !isObject {
+		return errors.New("bad record: not a JSON object")
 	}
-	if w.Key == nil {
-		return errors.New("bad record: no key")
-	}
-	// The value was validated with the rest of the document; only its kind
-	// is left to check.
-	if v := bytes.TrimSpace(w.Value); len(v) == 0 || v[0] != '{' {
-		return fmt.Errorf("bad record %s: value is not a JSON object", *w.Key)
-	}
-	*r = Record{Bucket: w.Bucket, Key: *w.Key, Value: w.Value, Etag: w.Etag}
 	for _, f := range []struct {
 		name string
-		n    *json.Number
+		v    []byte
+	}{{"bucket", bucket}, {"key", key}, {"_etag", etag}} {
+		if f.v != nil && f.v[0] != '"' {
+			bad = f.name
+		}
+	}
+	if bad != "" {
+		return fmt.Errorf("bad record: %s is not a string", bad)
+	}
+	if key == nil {
+		return errors.New("bad record: no key")
+	}
+	*r = Record{Key: fast.Unquote(key)}
+	if bucket != nil {
+		r.Bucket = fast.Unquote(bucket)
+	}
+	if etag != nil {
+		r.Etag = fast.Unquote(etag)
+	}
+	if len(value) == 0 || value[0] != '{' {
+		return fmt.Errorf("bad record %s: value is not a JSON object", r.Key)
+	}
+	r.Value = json.RawMessage(value[:len(value):len(value)])
+	for _, f := range []struct {
+		name string
+		v    []byte
 		dst  *int64
 		ptr  **int64
 	}{
-		{"_id", &w.ID, &r.ID, nil},
-		{"_mtime", &w.MTime, &r.MTime, nil},
-		{"_txn_snap", w.TxnSnap, nil, &r.TxnSnap},
-		{"_count", w.Count, nil, &r.Count},
+		{"_id", id, &r.ID, nil},
+		{"_mtime", mtime, &r.MTime, nil},
+		{"_txn_snap", txnSnap, nil, &r.TxnSnap},
+		{"_count", count, nil, &r.Count},
 	} {
-		if f.n == nil || *f.n == "" {
+		if f.v == nil {
 			continue
 		}
-		v, err := strconv.ParseInt(f.n.String(), 10, 64)
-		if err != nil {
-			return fmt.Errorf("bad record %s: %s %q is not an integer", r.Key, f.name, *f.n)
+		n, ok := parseInteger(f.v)
+		if !ok {
+			return fmt.Errorf("bad record %s: %s %s is not an integer", r.Key, f.name, f.v)
 		}
 		if f.dst != nil {
-			*f.dst = v
+			*f.dst = n
 		} else {
-			*f.ptr = &v
+			*f.ptr = &n
 		}
 	}
 	return nil
+}
+
+// parseInteger reads a JSON number or a string of one that is an integer
+// an int64 holds. An empty string reads as 0, as encoding/json's
+// json.Number did.
+func parseInteger(v []byte) (int64, bool) {
+	if v[0] == '"' {
+		v = v[1 : len(v)-1]
+		if len(v) == 0 {
+			return 0, true
+		}
+		if bytes.IndexByte(v, '\\') >= 0 {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	return n, err == nil
 }
 
 // reqOptions starts an options object with a fresh req_id.
 func (c *Client) reqOptions(b []byte) objWriter {
 	w := objWriter{b: b}
 	w.open()
-	w.str("req_id", c.newReqID())
+	c.reqID(&w)
 	return w
+}
+
+// reqID writes a fresh req_id member.
+func (c *Client) reqID(w *objWriter) {
+	if c.newReqID != nil {
+		w.str("req_id", c.newReqID())
+		return
+	}
+	w.key("req_id")
+	w.b = appendReqID(w.b)
+}
+
+// appendReqID appends a random (version 4) UUID as a JSON string. A
+// req_id only ties a request to the server's logs, so the runtime's
+// generator (ChaCha8, seeded at random) will do, and costs no allocation.
+func appendReqID(b []byte) []byte {
+	hi, lo := rand.Uint64(), rand.Uint64()
+	hi = hi&^(0xf<<12) | 0x4<<12 // version 4
+	lo = lo&^(0x3<<62) | 0x2<<62 // RFC 4122 variant
+	var u [16]byte
+	binary.BigEndian.PutUint64(u[:8], hi)
+	binary.BigEndian.PutUint64(u[8:], lo)
+	b = append(b, '"')
+	for i, x := range u {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			b = append(b, '-')
+		}
+		b = append(b, hexDigits[x>>4], hexDigits[x&0xf])
+	}
+	return append(b, '"')
 }
 
 // GetObject reads one object. It always sends noCache:true: a Moray serving
@@ -97,8 +193,8 @@ func (c *Client) reqOptions(b []byte) objWriter {
 func (c *Client) GetObject(ctx context.Context, bucket, key string) (*Record, error) {
 	// Byte for byte the options node-moray 4.x sends (the capture in
 	// fast/testdata/moray-getobject-capture.txt), so the server sees nothing new.
-	b := make([]byte, 0, 192+len(bucket)+len(key))
-	b = append(b, '[')
+	bp := c.getBuf()
+	b := append((*bp)[:0], '[')
 	b = appendString(b, bucket)
 	b = append(b, ',')
 	b = appendString(b, key)
@@ -106,7 +202,7 @@ func (c *Client) GetObject(ctx context.Context, bucket, key string) (*Record, er
 	w := objWriter{b: b}
 	w.open()
 	w.boolean("requireOnlineReindexing", false)
-	w.str("req_id", c.newReqID())
+	c.reqID(&w)
 	w.defaults(false)
 	w.close()
 	b = append(w.b, ']')
@@ -117,8 +213,10 @@ func (c *Client) GetObject(ctx context.Context, bucket, key string) (*Record, er
 			return errors.New("more than one record in the reply")
 		}
 		rec = new(Record)
-		return json.Unmarshal(item, rec)
+		return rec.decode(item)
 	})
+	*bp = b
+	c.putBuf(bp)
 	if err == nil && rec == nil {
 		err = errors.New("no record in the reply")
 	}
@@ -305,7 +403,7 @@ func (c *Client) FindObjects(ctx context.Context, bucket, filter string, opts Fi
 
 	return c.do(ctx, "findObjects", b, target{bucket: bucket}, true, func(item json.RawMessage) error {
 		rec := new(Record)
-		if err := json.Unmarshal(item, rec); err != nil {
+		if err := rec.decode(item); err != nil {
 			return fmt.Errorf("moray %s: findObjects %s: %w", c.name, bucket, err)
 		}
 		return fn(rec)
@@ -659,7 +757,7 @@ func (c *Client) Ping(ctx context.Context) error {
 	w.b = append(w.b, '[')
 	w.open()
 	w.boolean("deep", false)
-	w.str("req_id", c.newReqID())
+	c.reqID(&w)
 	w.close()
 	b := append(w.b, ']')
 	return c.do(ctx, "ping", b, target{}, false, func(json.RawMessage) error { return nil })

@@ -105,6 +105,8 @@ func TestSAPITemplateMatchesLegacy(t *testing.T) {
 			if name == "all-keys" {
 				// The keys the legacy template lacks.
 				legacy.agent.Token, legacy.agent.MaxBodyBytes, legacy.agent.Retention = ours.agent.Token, ours.agent.MaxBodyBytes, ours.agent.Retention
+				// Defaults derived from them: the prune interval from the
+				// retention, the bodies in flight from the body limit.
 				legacy.agent.PruneInterval = ours.agent.PruneInterval
 				legacy.agent.AllowSources, legacy.agent.MinSourceRate = ours.agent.AllowSources, ours.agent.MinSourceRate
 				legacy.agent.MinSourceRateWindow, legacy.agent.MaxBodyBytesInFlight = ours.agent.MinSourceRateWindow, ours.agent.MaxBodyBytesInFlight

@@ -35,10 +35,10 @@ const agentConcurrency = agent.DefaultWorkers * agent.DefaultWorkersPerAssignmen
 // network and MD5 alone.
 func benchAgent(ctx context.Context, o Options) ([]Figure, error) {
 	sizes := []struct {
-		name   string
-		size   int
-		count  int
-		target bool
+		name  string
+		size  int
+		count int
+		large bool
 	}{
 		{"16 MiB objects", 16 << 20, pick(o.Quick, 1, 96), true},
 		{"4 KiB objects", 4 << 10, pick(o.Quick, 50, 8000), false},
@@ -79,12 +79,17 @@ func benchAgent(ctx context.Context, o Options) ([]Figure, error) {
 				agentBest.Round(time.Millisecond), rawBest.Round(time.Millisecond), writeBest.Round(time.Millisecond))
 		}
 		src.close()
-		mb := float64(sz.size*sz.count) / 1e6
-		f := Figure{Name: "copy rate, " + sz.name, Unit: "MB/s", Value: mb / agentBest.Seconds(),
-			Baseline: "raw GET+MD5", Base: mb / rawBest.Seconds()}
-		durable := Figure{Name: "copy rate, " + sz.name + ", vs a durable raw copy", Unit: "MB/s", Value: f.Value,
-			Baseline: "raw GET+MD5+write+fsync", Base: mb / writeBest.Seconds()}
-		if sz.target {
+		// Large objects are measured in MB/s, small ones in objects/s:
+		// what bounds each.
+		unit, amount := "MB/s", float64(sz.size*sz.count)/1e6
+		if !sz.large {
+			unit, amount = "objects/s", float64(sz.count)
+		}
+		f := Figure{Name: "copy rate, " + sz.name, Unit: unit, Value: amount / agentBest.Seconds(),
+			Baseline: "raw GET+MD5", Base: amount / rawBest.Seconds()}
+		durable := Figure{Name: "copy rate, " + sz.name + ", vs a durable raw copy", Unit: unit, Value: f.Value,
+			Baseline: "raw GET+MD5+write+fsync", Base: amount / writeBest.Seconds()}
+		if sz.large {
 			f.Target, durable.Target = ">= 0.85", ">= 0.85"
 			f.Met, durable.Met = met(f.Ratio() >= 0.85), met(durable.Ratio() >= 0.85)
 			if !*f.Met {
@@ -92,9 +97,12 @@ func benchAgent(ctx context.Context, o Options) ([]Figure, error) {
 					"on this machine the copy is CPU-bound: MD5, the source server and the page cache share two cores", durable.Ratio())
 			}
 		} else {
-			durable.Note = fmt.Sprintf("small objects: %.0f objects/s by the agent, %.0f by the durable raw copy; "+
-				"bounded by the agent's per-object work, not the source: temp file create, fsync, rename, directory fsync, and a task row in SQLite",
-				float64(sz.count)/agentBest.Seconds(), float64(sz.count)/writeBest.Seconds())
+			durable.Target, durable.Met = ">= 0.6", met(durable.Ratio() >= 0.6)
+			durable.Note = "small objects: the agent does per object what the raw copy does (GET, MD5, create, write, fsync) plus the rename, " +
+				"its share of a directory fsync and of a transaction recording a batch of task rows (group commit), and the assignment's POST and polls"
+			if !*durable.Met {
+				durable.Note += "; run with --profile-dir to see where the time goes"
+			}
 		}
 		figs = append(figs, f, durable)
 	}
@@ -183,7 +191,9 @@ func agentCopy(ctx context.Context, o Options, src, md5sum string, n int) (time.
 				}
 				break
 			}
-			if !retry.Sleep(ctx, time.Millisecond) {
+			// Polls cost the agent CPU that the copies need: a few
+			// milliseconds apart, they add at most that to the time.
+			if !retry.Sleep(ctx, 5*time.Millisecond) {
 				return 0, ctx.Err()
 			}
 		}

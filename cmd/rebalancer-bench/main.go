@@ -10,7 +10,8 @@
 //     the same table;
 //   - moray: client RPCs/s and allocations against a minimal raw Fast
 //     exchange;
-//   - rss: the manager's peak RSS with 1M discovered objects against 100k.
+//   - rss: the manager's peak RSS with 1M discovered objects (--objects)
+//     against 100k, and its job store's bytes per object.
 //
 // Everything runs on loopback in temporary directories; discovery starts a
 // throwaway PostgreSQL from the machine's binaries (or uses --postgres).
@@ -77,6 +78,8 @@ type Options struct {
 	LogLevel string
 	// ProfileDir, when set, receives CPU profiles.
 	ProfileDir string
+	// RSSObjects, when set, is the rss bench's large job size.
+	RSSObjects int
 	// RSSSizes, when set, are the rss bench's two job sizes.
 	RSSSizes []int
 	// Postgres, when set, is an empty database for the discovery bench,
@@ -106,6 +109,7 @@ type cli struct {
 	ProfileDir string   `help:"Write a CPU profile of each bench (and of the rss children) into this directory." type:"path"`
 	Postgres   string   `help:"URL of an empty PostgreSQL database for the discovery bench (default: a throwaway server started from this machine's initdb and postgres)." placeholder:"URL"`
 	LogLevel   string   `help:"Level from which the logs of the components under test (agents, Moray, the engine...) are written to standard error, as bunyan records: debug, info, warn or error." default:"warn" enum:"debug,info,warn,error"`
+	Objects    int      `help:"Objects in the rss bench's large job, measured against one of 100,000 (default 1,000,000: about 6 minutes on 2 cores). Its job store takes 1.3 KB of scratch per object: 10,000,000 takes over an hour and 13 GB, so give it a --dir on a disk." placeholder:"N"`
 	// RSSSizes overrides the rss bench's two job sizes (tests: the race
 	// detector makes big jobs slow).
 	RSSSizes []int `hidden:"" name:"rss-sizes" sep:","`
@@ -160,8 +164,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		fmt.Fprintln(stderr, "rebalancer-bench: --rss-sizes wants two increasing sizes")
 		return 2
 	}
+	if c.Objects < 0 {
+		fmt.Fprintln(stderr, "rebalancer-bench: --objects must be positive")
+		return 2
+	}
 	o := Options{Quick: c.Quick, Dir: dir, Log: stderr, Logger: logger, LogLevel: c.LogLevel, ProfileDir: c.ProfileDir,
-		RSSSizes: c.RSSSizes, Postgres: c.Postgres}
+		RSSObjects: c.Objects, RSSSizes: c.RSSSizes, Postgres: c.Postgres}
 	fmt.Fprintf(stderr, "machine: %d CPUs, %s/%s, %s; scratch %s\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), dir)
 	var all []Figure
 	failed := false

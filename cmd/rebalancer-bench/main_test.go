@@ -40,13 +40,15 @@ func TestQuickRun(t *testing.T) {
 		"agent/copy rate, 16 MiB objects":                    true,
 		"agent/copy rate, 4 KiB objects":                     true,
 		"e2e/evacuation, 4 KiB objects":                      false,
-		"e2e/time to first copied object":                    false,
+		"e2e/time to first copied object, 4 KiB objects":     false,
+		"e2e/time to first copied object, 16 MiB objects":    false,
 		"e2e/evacuation, 16 MiB objects":                     false,
 		"discovery/direct-PostgreSQL scan":                   true,
 		"discovery/direct-PostgreSQL scan, every row parsed": true,
 		"moray/getObject, one at a time":                     true,
 		"moray/getObject allocations":                        true,
 		"rss/manager peak RSS, 600 objects":                  true,
+		"rss/job store size, 600 objects":                    true,
 	}
 	dec := json.NewDecoder(&stdout)
 	seen := map[string]bool{}
@@ -124,6 +126,8 @@ func TestUsage(t *testing.T) {
 		{[]string{"--help"}, 0, "--quick"},
 		{[]string{"--only", "nosuch"}, 2, `unknown bench "nosuch"`},
 		{[]string{"--bogus"}, 2, "unknown flag"},
+		{[]string{"--objects=-5"}, 2, "--objects must be positive"},
+		{[]string{"--only", "rss", "--objects", "50000", "--dir", t.TempDir()}, 1, "must be larger than the small one"},
 	}
 	for _, tt := range tests {
 		var stdout, stderr bytes.Buffer

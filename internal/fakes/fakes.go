@@ -313,6 +313,8 @@ type Agents struct {
 	posts   int
 	// taskPosts counts, per object id, the accepted posts that carried it.
 	taskPosts map[string]int
+	// sizes lists the sizes of the accepted posts, in order, by destination.
+	sizes map[string][]int
 
 	busyPosts   int
 	down        map[string]bool
@@ -334,7 +336,7 @@ type assignment struct {
 // NewAgents returns agents that copy every task.
 func NewAgents() *Agents {
 	return &Agents{assigns: map[string]*assignment{}, copies: map[string]bool{}, down: map[string]bool{},
-		forgetAfter: map[string]bool{}, slowAt: map[string]bool{}, taskPosts: map[string]int{}}
+		forgetAfter: map[string]bool{}, slowAt: map[string]bool{}, taskPosts: map[string]int{}, sizes: map[string][]int{}}
 }
 
 // SetBusy makes the next n posts answer busy (503).
@@ -398,6 +400,18 @@ func (f *Agents) Posts() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.posts
+}
+
+// PostSizes returns, by destination, the number of tasks of each accepted
+// post, in the order they were accepted.
+func (f *Agents) PostSizes() map[string][]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[string][]int, len(f.sizes))
+	for d, s := range f.sizes {
+		out[d] = slices.Clone(s)
+	}
+	return out
 }
 
 // TaskPosts returns the number of accepted posts that carried the object.
@@ -474,6 +488,7 @@ func (f *Agents) PostAssignment(ctx context.Context, dest rebalancer.StorageNode
 		}
 	}
 	f.assigns[a.ID] = &assignment{dest: dest.MantaStorageID, payload: p}
+	f.sizes[dest.MantaStorageID] = append(f.sizes[dest.MantaStorageID], len(p.Tasks))
 	for _, t := range p.Tasks {
 		f.taskPosts[t.ObjectID]++
 	}

@@ -195,6 +195,16 @@ func MarshalData(v any) (json.RawMessage, error) {
 }
 
 func appendJSONString(buf []byte, s string) []byte {
+	// Method names are plain ASCII, which encodes as itself.
+	plain := true
+	for i := 0; i < len(s) && plain; i++ {
+		plain = s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' && s[i] != '\\'
+	}
+	if plain {
+		buf = append(buf, '"')
+		buf = append(buf, s...)
+		return append(buf, '"')
+	}
 	b, _ := MarshalData(s) // a string always encodes
 	return append(buf, b...)
 }
@@ -208,8 +218,8 @@ func checkErrorData(data []byte, e *Error) error {
 	}
 	var name, message []byte
 	*e = Error{}
-	ok := members(data, func(key string, v []byte) {
-		switch key {
+	ok := members(data, func(key, v []byte) {
+		switch string(key) {
 		case "name":
 			name = v
 		case "message":
@@ -309,8 +319,8 @@ func parsePayload(version byte, status Status, id uint32, payload []byte) (*Mess
 		return nil, protoErr(id, "payload is not a JSON object: invalid JSON, or data after it")
 	}
 	var meta, d []byte
-	if !members(payload, func(key string, v []byte) {
-		switch key {
+	if !members(payload, func(key, v []byte) {
+		switch string(key) {
 		case "m":
 			meta = v
 		case "d":
@@ -321,8 +331,8 @@ func parsePayload(version byte, status Status, id uint32, payload []byte) (*Mess
 	}
 	var name, uts []byte
 	if len(meta) > 0 && meta[0] == '{' {
-		members(meta, func(key string, v []byte) {
-			switch key {
+		members(meta, func(key, v []byte) {
+			switch string(key) {
 			case "name":
 				name = v
 			case "uts":

@@ -1,6 +1,9 @@
 package fast
 
-import "encoding/json"
+import (
+	"bytes"
+	"encoding/json"
+)
 
 // A small scanner over JSON text that json.Valid has accepted. It reads an
 // object's members the way JavaScript sees them: names compared exactly
@@ -8,9 +11,19 @@ import "encoding/json"
 // case, so {"M":...} would pass for m), and every member reported in order,
 // so that the caller's last assignment wins, as in JSON.parse.
 
-// members calls fn with the name and value text of each member of the
-// object obj, and reports whether obj is an object.
-func members(obj []byte, fn func(name string, value []byte)) bool {
+// Members calls fn with the name (unescaped) and the value text of each
+// member of the JSON object obj, in order, and reports whether obj is an
+// object. A name that appears twice is passed twice, so that a caller
+// keeping the last value reads obj as JSON.parse does. obj must be valid
+// JSON, as the Data of every message a Decoder returns is. name is only
+// valid during the call.
+func Members(obj []byte, fn func(name, value []byte)) bool { return members(obj, fn) }
+
+// Unquote returns the value of the JSON string literal s, which must be
+// valid JSON.
+func Unquote(s []byte) string { return unquote(s) }
+
+func members(obj []byte, fn func(name, value []byte)) bool {
 	i := skipSpace(obj, 0)
 	if i == len(obj) || obj[i] != '{' {
 		return false
@@ -21,7 +34,10 @@ func members(obj []byte, fn func(name string, value []byte)) bool {
 	}
 	for {
 		end := stringEnd(obj, i)
-		name := unquote(obj[i:end])
+		name := obj[i+1 : end-1]
+		if bytes.IndexByte(name, '\\') >= 0 {
+			name = []byte(unquote(obj[i:end]))
+		}
 		i = skipSpace(obj, skipSpace(obj, end)+1) // past the ':'
 		end = valueEnd(obj, i)
 		fn(name, obj[i:end])
