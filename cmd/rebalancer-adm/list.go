@@ -13,6 +13,13 @@ type listCmd struct {
 }
 
 func (c *listCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
+	if a.legacy {
+		b, err := cl.Get(ctx, jobapi.JobsPath)
+		if err != nil {
+			return legacyFailure(err, true)
+		}
+		return a.printLegacyJSON(b, legacyListFields)
+	}
 	if c.JSON {
 		b, err := cl.Get(ctx, jobapi.JobsPath)
 		if err != nil {

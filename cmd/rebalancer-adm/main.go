@@ -42,6 +42,8 @@ type cli struct {
 	Token   string           `help:"The manager's API token (its api_token), sent as a bearer token. Prefer the environment variable: flags show in ps. Default: none." env:"REBALANCER_TOKEN" placeholder:"TOKEN"`
 	Timeout time.Duration    `help:"Give up on a request after this long (0: never; a large job's status can take minutes on a legacy manager)." default:"0s" placeholder:"DURATION"`
 	Version kong.VersionFlag `help:"Print the version and exit."`
+	// LegacyOutput: legacyoutput.go.
+	LegacyOutput bool `name:"legacy-output" env:"REBALANCER_LEGACY_OUTPUT" help:"Print job list, get, create and retry as the legacy (Rust) rebalancer-adm did, for scripts that parse it: the server version line, then the legacy's fields as sorted-key JSON (README: what is identical)."`
 
 	Job jobCmd `cmd:"" help:"Manage evacuation jobs."`
 }
@@ -77,6 +79,9 @@ type app struct {
 	now func() time.Time
 	// transport, when set, replaces the default HTTP transport.
 	transport http.RoundTripper
+	// legacy is --legacy-output; server has the Server header it prints.
+	legacy bool
+	server *serverRecorder
 }
 
 func main() {
@@ -134,12 +139,19 @@ func (a *app) run(ctx context.Context, args []string) (code int) {
 		fmt.Fprintln(a.stderr, "rebalancer-adm:", err)
 		return 2
 	}
+	a.legacy, a.server = c.LegacyOutput, recordServer(cl)
 	kctx.BindTo(ctx, (*context.Context)(nil))
 	err = kctx.Run(a, cl)
-	var exit *exitError
+	var (
+		exit   *exitError
+		legacy *legacyError
+	)
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &legacy):
+		fmt.Fprintln(a.stderr, "Error:", rustDebug(legacy.msg))
+		return 1
 	case errors.Is(err, errInterrupted), ctx.Err() != nil && errors.Is(err, context.Canceled):
 		return 130
 	case errors.As(err, &exit):

@@ -13,6 +13,12 @@ type retryCmd struct {
 // Run creates the retry job and prints its id.
 func (c *retryCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
 	id, err := cl.RetryJob(ctx, c.UUID)
+	if a.legacy {
+		if err != nil {
+			return legacyFailure(err, false)
+		}
+		return a.printLegacyID(id)
+	}
 	if err != nil {
 		return err
 	}
