@@ -15,8 +15,10 @@
 // The manager is at --manager (or $REBALANCER_MANAGER), by default
 // http://localhost as the legacy client assumed; a manager that requires
 // an API token gets it from --token (or $REBALANCER_TOKEN). Read commands print a
-// human summary, or with --json the API's JSON unchanged. A request the
-// manager refuses exits 1 with its message; a usage error exits 2.
+// human summary, or with --json the API's JSON unchanged; with
+// --legacy-output (or $REBALANCER_LEGACY_OUTPUT) job list, get, create and
+// retry print what the legacy client printed (legacyoutput.go). A request
+// the manager refuses exits 1 with its message; a usage error exits 2.
 package main
 
 import (
