@@ -60,5 +60,7 @@
 // rather than guessing a default.
 //
 // The database spellings (String methods and the Parse functions) are those of
-// the legacy job database, so old job databases stay readable.
+// the legacy job database, so the legacy manager's jobs read back as they
+// were written: "rebalancer-manager import-legacy" imports them into the
+// job store with their statuses, skip reasons and errors.
 package rebalancer

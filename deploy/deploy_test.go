@@ -138,6 +138,7 @@ func TestManagerTemplateAllKeys(t *testing.T) {
 		LogLevel:             "info",
 		Database:             "postgres://rebalancer@10.66.0.9:5432/rebalancer?sslmode=disable&connect_timeout=10",
 		MetricsPort:          8878,
+		ImportLegacyFrom:     "postgres://postgres@10.66.0.12:5432/rebalancer?connect_timeout=5",
 		StorinfoURL:          "http://storinfo.us-east.example.com:8080",
 		StorinfoPollInterval: 30000,
 		MinAvailMB:           2000,

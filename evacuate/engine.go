@@ -99,6 +99,9 @@ type Engine struct {
 // Errors the job controls return; the HTTP API maps them to status codes.
 var (
 	ErrJobNotRunning = errors.New("job is not running")
+	// ErrStaticThreads refuses to change the metadata threads of a job
+	// created with Options.StaticMetadataThreads.
+	ErrStaticThreads = errors.New("job has static metadata threads")
 	ErrSharkBusy     = errors.New("another job is evacuating this shark")
 	ErrEngineClosed  = errors.New("engine closed")
 	// ErrRetryDryRun refuses to retry a dry run: a retry moves objects.
@@ -633,7 +636,8 @@ func (e *Engine) StopJob(ctx context.Context, id string) error {
 }
 
 // SetMetadataThreads changes a running job's metadata update concurrency
-// (1..MaxMetadataThreads), taking effect within moments.
+// (1..MaxMetadataThreads), taking effect within moments. A job with
+// static metadata threads refuses with ErrStaticThreads.
 func (e *Engine) SetMetadataThreads(ctx context.Context, id string, n int) error {
 	if n < 1 || n > MaxMetadataThreads {
 		return fmt.Errorf("metadata threads must be in 1..%d, got %d", MaxMetadataThreads, n)

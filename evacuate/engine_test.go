@@ -75,6 +75,9 @@ type harness struct {
 	objs   []rebalancer.Object
 	keys   map[string]string // object id -> key
 	log    *slog.Logger      // the engine's, when set before newEngine
+	// metadata, when set, stands between the engine and moray (newEngine
+	// uses it).
+	metadata rebalancer.MetadataStore
 }
 
 // newHarness builds a fleet: shark 1 is evacuated, sharks 2 and 7 hold the
@@ -115,10 +118,14 @@ func newHarness(t *testing.T, dsn string, n int, layout func(i int) []rebalancer
 }
 
 func (h *harness) newEngine() *Engine {
+	var md rebalancer.MetadataStore = h.moray
+	if h.metadata != nil {
+		md = h.metadata
+	}
 	e, err := NewEngine(Config{
 		Store:     h.store,
 		Source:    func(JobRecord) (rebalancer.ObjectSource, error) { return h.src, nil },
-		Metadata:  h.moray,
+		Metadata:  md,
 		Placement: h.place,
 		Agent:     h.agents,
 		LookupShark: func(ctx context.Context, id string) (rebalancer.StorageNode, error) {

@@ -261,24 +261,62 @@ func (f *flight) goTracked(fn func()) {
 
 func (f *flight) wait() { f.wg.Wait() }
 
-// queue is an unbounded FIFO of assignment ids: the poller never blocks on
-// the metadata stage, and an id is a few bytes.
+// queue is a FIFO of assignment ids for the metadata stage. By default it
+// is unbounded: the poller never blocks on the metadata stage, and an id
+// is a few bytes. A static job's queue has a limit (Options.StaticQueueDepth):
+// pushWait then waits while the queue holds that many, as the legacy's
+// bounded channel made its checker wait.
 type queue struct {
 	mu    sync.Mutex
 	items []string
+	limit int           // 0: unbounded
 	ready chan struct{} // capacity 1: items may be waiting
+	room  chan struct{} // capacity 1: the queue may be below its limit
 }
 
-func newQueue() *queue { return &queue{ready: make(chan struct{}, 1)} }
+func newQueue(limit int) *queue {
+	return &queue{limit: limit, ready: make(chan struct{}, 1), room: make(chan struct{}, 1)}
+}
 
+// push adds id at once, beyond the limit if need be. Restoring a job's
+// verified copies uses it: it runs before the metadata workers start, so
+// waiting for room there would wait for ever.
 func (q *queue) push(id string) {
 	q.mu.Lock()
 	q.items = append(q.items, id)
 	q.mu.Unlock()
-	select {
-	case q.ready <- struct{}{}:
-	default:
+	signal(q.ready)
+}
+
+// pushWait adds id once the queue is below its limit, waiting for room
+// until ctx ends; it reports whether id was added.
+func (q *queue) pushWait(ctx context.Context, id string) bool {
+	for {
+		q.mu.Lock()
+		if q.limit <= 0 || len(q.items) < q.limit {
+			q.items = append(q.items, id)
+			more := q.limit > 0 && len(q.items) < q.limit
+			q.mu.Unlock()
+			signal(q.ready)
+			if more {
+				signal(q.room) // pass the room on to another waiter
+			}
+			return true
+		}
+		q.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-q.room:
+		}
 	}
+}
+
+// size returns the number of ids waiting.
+func (q *queue) size() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items)
 }
 
 // pop returns the next id, waiting for one until ctx or stop ends.
@@ -292,11 +330,9 @@ func (q *queue) pop(ctx context.Context, stop <-chan struct{}) (string, bool) {
 			more := len(q.items) > 0
 			q.mu.Unlock()
 			if more {
-				select {
-				case q.ready <- struct{}{}:
-				default:
-				}
+				signal(q.ready)
 			}
+			signal(q.room)
 			return id, true
 		}
 		q.mu.Unlock()
@@ -307,5 +343,14 @@ func (q *queue) pop(ctx context.Context, stop <-chan struct{}) (string, bool) {
 			return "", false
 		case <-q.ready:
 		}
+	}
+}
+
+// signal wakes one waiter on a channel of capacity 1, if it is not already
+// signalled.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
 	}
 }

@@ -104,6 +104,18 @@ type Options struct {
 	// EtagRetries is how often an update that lost an etag race is re-read
 	// and tried again.
 	EtagRetries int `json:"etag_retries"`
+	// StaticMetadataThreads is the legacy use_static_md_update_threads:
+	// the job's MetadataThreads workers are fixed for its whole life
+	// (SetMetadataThreads refuses with ErrStaticThreads, and the HTTP API
+	// answers PUT with the legacy's 400), and assignments whose copies are
+	// verified wait for them in a queue of StaticQueueDepth: while it is
+	// full, the poller waits before it hands over another. By default the
+	// workers can be resized while the job runs and the queue is unbounded.
+	StaticMetadataThreads bool `json:"static_metadata_threads,omitempty"`
+	// StaticQueueDepth is that queue's length in assignments (legacy
+	// static_queue_depth, 1..10000; 0 takes the engine's default, else
+	// DefaultStaticQueueDepth). Only static jobs use it.
+	StaticQueueDepth int `json:"static_queue_depth,omitempty"`
 	// IndividualUpdates updates each object's metadata with its own
 	// putObject. By default (the legacy use_batched_updates) an
 	// assignment's updates go to each shard in one atomic batch when the
@@ -132,6 +144,10 @@ func (b Backoff) Delay(n int) time.Duration {
 
 // MaxMetadataThreads is the legacy upper bound for MetadataThreads.
 const MaxMetadataThreads = 250
+
+// DefaultStaticQueueDepth is the legacy default of static_queue_depth: the
+// assignments a static job's metadata workers may have waiting.
+const DefaultStaticQueueDepth = 10
 
 // DefaultOptions returns the legacy defaults where the legacy has a value.
 func DefaultOptions() Options {
@@ -182,6 +198,10 @@ func (o Options) withDefaults(d Options) Options {
 		o.UnreachableBackoff = d.UnreachableBackoff
 	}
 	fill(&o.MetadataThreads, d.MetadataThreads)
+	if o.StaticMetadataThreads {
+		fill(&o.StaticQueueDepth, d.StaticQueueDepth)
+		fill(&o.StaticQueueDepth, DefaultStaticQueueDepth)
+	}
 	fillD(&o.MetadataRetryWindow, d.MetadataRetryWindow)
 	fill(&o.EtagRetries, d.EtagRetries)
 	return o
@@ -341,6 +361,7 @@ var optionRanges = append([]optionRange{
 	count("max_inflight_per_source", 0, 100_000, func(o *Options) int { return o.MaxInflightPerSource }),
 	count("max_attempts", 1, 100, func(o *Options) int { return o.MaxAttempts }),
 	count("metadata_threads", 1, MaxMetadataThreads, func(o *Options) int { return o.MetadataThreads }),
+	count("static_queue_depth", 0, 10000, func(o *Options) int { return o.StaticQueueDepth }),
 	timer("metadata_retry_window", time.Second, 24*time.Hour, "a Moray failover takes longer",
 		func(o *Options) Duration { return o.MetadataRetryWindow }),
 	count("etag_retries", 1, 100, func(o *Options) int { return o.EtagRetries }),

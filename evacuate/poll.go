@@ -134,7 +134,10 @@ func (r *runner) complete(ctx context.Context, a *assignment, got rebalancer.Ass
 	r.record(ctx, a, changes, copied)
 	r.e.cfg.Metrics.assignmentDone(time.Since(a.born))
 	if succeeded > 0 {
-		r.mdq.push(a.id)
+		// A static job's queue is bounded: the poller waits here while it
+		// is full. If the job stops meanwhile, the objects stay
+		// post_processing, which the next run queues again (restore).
+		r.mdq.pushWait(ctx, a.id)
 	}
 	// The agent's record is not needed any more; deleting it keeps agents
 	// from accumulating completed assignments (the legacy never cleaned up).

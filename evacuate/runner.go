@@ -83,7 +83,7 @@ func newRunner(e *Engine, j JobRecord) *runner {
 		log:         e.log.With("job", j.ID, "shark", j.From.MantaStorageID),
 		ctlWake:     make(chan struct{}),
 		feedWake:    make(chan struct{}, 1),
-		mdq:         newQueue(),
+		mdq:         newQueue(staticQueueLimit(j.Options)),
 		mdChange:    make(chan struct{}, 1),
 		meter:       newMeter(),
 		failures:    logging.NewSummarizer(e.log.With("job", j.ID, "shark", j.From.MantaStorageID), 0),
@@ -95,6 +95,15 @@ func newRunner(e *Engine, j JobRecord) *runner {
 	r.paused = j.State == rebalancer.JobPaused
 	r.remember()
 	return r
+}
+
+// staticQueueLimit is the limit of a job's metadata queue: its
+// StaticQueueDepth in static mode, none otherwise.
+func staticQueueLimit(o Options) int {
+	if !o.StaticMetadataThreads {
+		return 0
+	}
+	return max(o.StaticQueueDepth, 1)
 }
 
 // remember keeps a copy of the job record as this run last recorded it.
@@ -513,6 +522,9 @@ func (r *runner) requestStop() {
 
 func (r *runner) setMetadataThreads(ctx context.Context, n int) error {
 	o := r.job.Options
+	if o.StaticMetadataThreads {
+		return fmt.Errorf("job %s: %w", r.job.ID, ErrStaticThreads)
+	}
 	o.MetadataThreads = n
 	b, err := json.Marshal(o)
 	if err != nil {

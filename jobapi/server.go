@@ -294,6 +294,12 @@ func (s *Server) updateJob(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusBadRequest, "Attempt to update job that is not running")
 		return
 	}
+	// The legacy checks this before it reads the body: a static job has
+	// no update channel.
+	if j.Options.StaticMetadataThreads {
+		writeText(w, http.StatusBadRequest, staticThreadsMessage(id))
+		return
+	}
 	body, err := s.readBody(w, r)
 	if err != nil {
 		writeText(w, http.StatusRequestEntityTooLarge, "cannot read request: "+err.Error())
@@ -317,14 +323,23 @@ func (s *Server) updateJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.Engine.SetMetadataThreads(r.Context(), id, int(*msg.Params)); err != nil {
-		if errors.Is(err, evacuate.ErrJobNotRunning) {
+		switch {
+		case errors.Is(err, evacuate.ErrJobNotRunning):
 			writeText(w, http.StatusBadRequest, "Attempt to update job that is not running")
-			return
+		case errors.Is(err, evacuate.ErrStaticThreads):
+			writeText(w, http.StatusBadRequest, staticThreadsMessage(id))
+		default:
+			writeText(w, http.StatusInternalServerError, "could not communicate with job: "+err.Error())
 		}
-		writeText(w, http.StatusInternalServerError, "could not communicate with job: "+err.Error())
 		return
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// staticThreadsMessage is the legacy's answer to PUT on a job whose
+// metadata threads are static.
+func staticThreadsMessage(id string) string {
+	return fmt.Sprintf("Job (%s) does not support dynamic configuration updates", id)
 }
 
 func (s *Server) retryJob(w http.ResponseWriter, r *http.Request) {

@@ -241,6 +241,12 @@ func newJobStatus(s evacuate.Status) JobStatus {
 		if p := r.count(status); err == nil && p != nil {
 			*p += c.N
 		}
+		if c.Reason == "" {
+			// Skipped or in error without a recorded reason: only an
+			// imported legacy job has such objects, and the legacy leaves
+			// them out of its breakdowns (counted in Skipped or Error).
+			continue
+		}
 		switch status {
 		case rebalancer.ObjectError:
 			group, name := "other", c.Reason

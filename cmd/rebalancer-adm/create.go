@@ -53,6 +53,12 @@ func (c *evacuateCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error 
 		}
 	}
 	id, err := cl.CreateJob(ctx, p)
+	if a.legacy {
+		if err != nil {
+			return legacyFailure(err, false)
+		}
+		return a.printLegacyID(id)
+	}
 	if err != nil {
 		return err
 	}

@@ -32,6 +32,12 @@ func (c *getCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
 	b, err := cl.Get(ctx, jobapi.JobPath(id))
 	close(stop)
 	<-done
+	if a.legacy {
+		if err != nil {
+			return legacyFailure(err, true)
+		}
+		return a.printLegacyJSON(b, legacyGetFields)
+	}
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,13 @@ type listCmd struct {
 }
 
 func (c *listCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
+	if a.legacy {
+		b, err := cl.Get(ctx, jobapi.JobsPath)
+		if err != nil {
+			return legacyFailure(err, true)
+		}
+		return a.printLegacyJSON(b, legacyListFields)
+	}
 	keep, err := stateFilter(c.State)
 	if err != nil {
 		return err

@@ -18,9 +18,11 @@
 // The manager is at --manager (or $REBALANCER_MANAGER), by default
 // http://localhost as the legacy client assumed; a manager that requires
 // an API token gets it from --token (or $REBALANCER_TOKEN). Read commands print a
-// human summary, or with --json the API's JSON unchanged. A request the
-// manager refuses exits 1 with its message; a usage error exits 2; a shark
-// check whose shark is not safe to retire exits 3.
+// human summary, or with --json the API's JSON unchanged; with
+// --legacy-output (or $REBALANCER_LEGACY_OUTPUT) job list, get, create and
+// retry print what the legacy client printed (legacyoutput.go). A request
+// the manager refuses exits 1 with its message; a usage error exits 2; a
+// shark check whose shark is not safe to retire exits 3.
 package main
 
 import (
@@ -48,6 +50,8 @@ type cli struct {
 	Token   string           `help:"The manager's API token (its api_token), sent as a bearer token. Prefer the environment variable: flags show in ps. Default: none." env:"REBALANCER_TOKEN" placeholder:"TOKEN"`
 	Timeout time.Duration    `help:"Give up on a request after this long (0: never; a large job's status can take minutes on a legacy manager)." default:"0s" placeholder:"DURATION"`
 	Version kong.VersionFlag `help:"Print the version and exit."`
+	// LegacyOutput: legacyoutput.go.
+	LegacyOutput bool `name:"legacy-output" env:"REBALANCER_LEGACY_OUTPUT" help:"Print job list, get, create and retry as the legacy (Rust) rebalancer-adm did, for scripts that parse it: the server version line, then the legacy's fields as sorted-key JSON (README: what is identical)."`
 
 	Job                jobCmd                       `cmd:"" help:"Manage evacuation jobs."`
 	Shark              sharkCmd                     `cmd:"" help:"List sharks' states, take them out of service or back, and check whether one is safe to retire."`
@@ -85,6 +89,9 @@ type app struct {
 	now func() time.Time
 	// transport, when set, replaces the default HTTP transport.
 	transport http.RoundTripper
+	// legacy is --legacy-output; server has the Server header it prints.
+	legacy bool
+	server *serverRecorder
 }
 
 func main() {
@@ -144,12 +151,19 @@ func (a *app) run(ctx context.Context, args []string) (code int) {
 		fmt.Fprintln(a.stderr, "rebalancer-adm:", err)
 		return 2
 	}
+	a.legacy, a.server = c.LegacyOutput, recordServer(cl)
 	kctx.BindTo(ctx, (*context.Context)(nil))
 	err = kctx.Run(a, cl)
-	var exit *exitError
+	var (
+		exit   *exitError
+		legacy *legacyError
+	)
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &legacy):
+		fmt.Fprintln(a.stderr, "Error:", rustDebug(legacy.msg))
+		return 1
 	case errors.Is(err, errInterrupted), ctx.Err() != nil && errors.Is(err, context.Canceled):
 		return 130
 	case errors.As(err, &exit):

@@ -17,6 +17,12 @@ func (c *retryCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
 		return err
 	}
 	id, err := cl.RetryJob(ctx, old)
+	if a.legacy {
+		if err != nil {
+			return legacyFailure(err, false)
+		}
+		return a.printLegacyID(id)
+	}
 	if err != nil {
 		return err
 	}

@@ -64,12 +64,6 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		tw.Flush()
-		if notes := cfg.NotApplied(); len(notes) > 0 {
-			fmt.Fprintln(stdout, "Notes:")
-			for _, n := range notes {
-				fmt.Fprintln(stdout, "  "+n)
-			}
-		}
 	}
 	if len(problems) == 0 {
 		fmt.Fprintln(stdout, "OK: no problems.")

@@ -64,7 +64,7 @@ func TestCheckConfigCommand(t *testing.T) {
 			"* max_fill_percentage ", " 92 ", "[100]",
 			`    storinfo_url `, `"http://storinfo.us-east.joyent.us"`,
 			`* shard_databases.2 `, `"postgres://postgres@10.0.0.7:5432/moray?sslmode=disable"`,
-			"static metadata threads are not implemented yet"}},
+			"* options.use_static_md_update_threads "}},
 		{"typo", []string{write("typo.json", typo)}, 1, []string{
 			"1 problem(s) in", "unknown key max_fill_percentag (did you mean max_fill_percentage?)", "    max_fill_percentage "}},
 		{"invalid values and unknown keys together", []string{write("bad.json", `{"shards": [], "options": {"max_sharkz": 2}}`)}, 1, []string{

@@ -10,7 +10,9 @@
 // snaplink gate, the options of new jobs, metadata threads of running
 // jobs, the log level); the rest is logged as needing a restart. Unknown
 // keys are warned about, or refused with --strict; "rebalancer-manager
-// check-config FILE" checks a file without starting anything.
+// check-config FILE" checks a file without starting anything, and
+// "rebalancer-manager import-legacy --from URL" imports the legacy
+// manager's jobs into the job store.
 // SIGTERM or SIGINT stops it gracefully at any moment, leaving running jobs
 // resumable, and exits 0.
 // Logs are bunyan records on standard output, one JSON line each, named
@@ -76,6 +78,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, reload <-
 	if len(args) > 0 && args[0] == checkConfigCommand {
 		return checkConfig(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == importLegacyCommand {
+		return importLegacy(ctx, args[1:], stdout, stderr)
+	}
 	var c cli
 	if _, code, ok := (cmdline.Command{
 		Name: "rebalancer-manager",
@@ -84,7 +89,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, reload <-
 			"metadata threads of running jobs and the log level; other keys need a restart. " +
 			"SIGTERM stops gracefully at any moment: running jobs resume at the next start. GET /health answers 503 " +
 			"while the job store fails. API reference: docs/api.md; securing a deployment: README.\n\n" +
-			"rebalancer-manager check-config [FILE] checks a config file without starting anything (see its --help).",
+			"rebalancer-manager check-config [FILE] checks a config file without starting anything (see its --help).\n\n" +
+			"rebalancer-manager import-legacy --from URL imports the legacy manager's jobs into the job store (see its --help).",
 		Stdout:  stdout,
 		Stderr:  stderr,
 		Options: []kong.Option{kong.Vars{"default_config": DefaultConfigFile, "default_database": manager.DefaultDatabase}},

@@ -83,6 +83,9 @@ func TestServeReloadAndShutdown(t *testing.T) {
 	cfgPath := filepath.Join(t.TempDir(), "config.json")
 	cfg := f.ManagerConfig()
 	cfg["max_fill_percentag"] = 90 // a typo: warned about, ignored
+	// Dynamic metadata threads, which a reload changes (a static job keeps
+	// its own: internal/manager's TestStaticMetadataThreads).
+	cfg["options"].(map[string]any)["use_static_md_update_threads"] = false
 	writeConfig(t, cfgPath, cfg)
 
 	ctx, cancel := context.WithCancel(context.Background())

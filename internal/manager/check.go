@@ -132,6 +132,7 @@ func (c *Config) filled() *Config {
 	}
 	c.fillBuckets(&f)
 	f.Database = redactDSN(f.Database)
+	f.ImportLegacyFrom = redactDSN(f.ImportLegacyFrom)
 	f.AgentToken, f.APIToken = redactToken(f.AgentToken), redactToken(f.APIToken)
 	return &f
 }

@@ -81,6 +81,12 @@ type Config struct {
 	// as direct_db.
 	MdapiDirectDB *bool `json:"mdapi_direct_db"`
 
+	// ImportLegacyFrom, when set, is the postgres:// URL of the legacy
+	// manager's jobs database: at every start, before it resumes its own
+	// jobs, the manager imports the legacy jobs it does not have yet
+	// (package legacyimport; idempotent, so "once" needs no bookkeeping).
+	ImportLegacyFrom string `json:"import_legacy_from"`
+
 	// AcceptEmptyStore opens a job store that does not match its mark
 	// (--accept-empty-store; never from the file).
 	AcceptEmptyStore bool `json:"-"`
@@ -125,12 +131,10 @@ type Options struct {
 	MaxMetadataUpdateThreads int `json:"max_metadata_update_threads"`
 	MaxSharks                int `json:"max_sharks"`
 	// UseStaticMdUpdateThreads is the legacy's static metadata mode: each
-	// job updates metadata with a fixed pool of max_metadata_update_threads
-	// workers fed through a queue of StaticQueueDepth assignments, and
-	// PUT /jobs/{uuid} cannot change it (400). The engine does not have
-	// that mode yet: ParseConfig validates both keys and the manager warns
-	// while the mode is asked for (see NotApplied); the engine reads them
-	// from here when it gets the mode.
+	// job created while it is set updates metadata with a fixed pool of
+	// max_metadata_update_threads workers fed through a queue of
+	// StaticQueueDepth assignments, and PUT /jobs/{uuid} cannot change it
+	// (400), nor can a reload (evacuate.Options.StaticMetadataThreads).
 	UseStaticMdUpdateThreads bool `json:"use_static_md_update_threads"`
 	StaticQueueDepth         int  `json:"static_queue_depth"`
 	MaxAssignmentAge         int  `json:"max_assignment_age"`
@@ -317,6 +321,9 @@ func (c *Config) problems() []error {
 			errs = append(errs, fmt.Errorf("%s must not have spaces around it or line breaks in it", tok.key))
 		}
 	}
+	if c.ImportLegacyFrom != "" && !storedsn.IsPostgres(c.ImportLegacyFrom) {
+		errs = append(errs, errors.New("import_legacy_from must be the postgres:// URL of the legacy manager's jobs database (e.g. postgres://postgres@localhost/rebalancer)"))
+	}
 	if c.StorinfoPollInterval < 0 {
 		errs = append(errs, fmt.Errorf("storinfo_poll_interval_ms must not be negative, got %d", c.StorinfoPollInterval))
 	}
@@ -379,8 +386,7 @@ func (c *Config) problems() []error {
 	return errs
 }
 
-// The ranges of the legacy keys the engine does not read yet or that the
-// legacy left unbounded.
+// The ranges of the legacy keys that the legacy left unbounded.
 const (
 	// maxStaticQueueDepth bounds static_queue_depth: each entry holds an
 	// assignment waiting for a metadata thread.
@@ -417,6 +423,10 @@ func (c *Config) JobOptions() evacuate.Options {
 	o.AssignmentTimeout = evacuate.Duration(2 * time.Duration(c.Options.MaxAssignmentAge) * time.Second)
 	o.ExcludeKeyPrefixes = append([]string(nil), c.Options.ExcludeKeyPrefixes...)
 	o.MaxInflightPerSource = c.MaxInflightPerSource
+	if c.Options.UseStaticMdUpdateThreads {
+		o.StaticMetadataThreads = true
+		o.StaticQueueDepth = c.Options.StaticQueueDepth
+	}
 	return o
 }
 
@@ -439,15 +449,4 @@ func (c *Config) slogLevel() slog.Level {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(c.SlogLevel())) // validated: one of slog's names
 	return l
-}
-
-// NotApplied says, for each setting of the configuration that the manager
-// accepts but does not apply yet, what happens instead.
-func (c *Config) NotApplied() []string {
-	var notes []string
-	if c.Options.UseStaticMdUpdateThreads {
-		notes = append(notes, "options.use_static_md_update_threads is true, but static metadata threads are not implemented yet: "+
-			"each job's metadata threads stay adjustable with PUT /jobs/{uuid}, and options.static_queue_depth is not used")
-	}
-	return notes
 }

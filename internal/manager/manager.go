@@ -22,7 +22,6 @@ import (
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/agent"
 	"github.com/TritonDataCenter/rebalancer/evacuate"
-	"github.com/TritonDataCenter/rebalancer/internal/storedsn"
 	"github.com/TritonDataCenter/rebalancer/jobapi"
 	"github.com/TritonDataCenter/rebalancer/moray"
 	"github.com/TritonDataCenter/rebalancer/storinfo"
@@ -104,18 +103,9 @@ func New(ctx context.Context, cfg *Config, deps Deps) (*Manager, error) {
 		}
 	}()
 
-	dsn := cfg.Database
-	if dsn == "" {
-		dsn = DefaultDatabase
-	}
-	store, err := storedsn.Open(ctx, dsn, evacuate.StoreOptions{
-		MarkFile: cfg.markFile(dsn), AcceptEmpty: cfg.AcceptEmptyStore, Logger: m.log,
-	})
-	switch {
-	case errors.Is(err, evacuate.ErrStoreReplaced):
-		return nil, fmt.Errorf("%w. Restore the job store, or, if it was replaced on purpose, start once with --accept-empty-store to use it as it is (the jobs it lost are forgotten)", err)
-	case err != nil:
-		return nil, fmt.Errorf("job store %s: %w", redact(dsn), err)
+	store, err := OpenStore(ctx, cfg, m.log)
+	if err != nil {
+		return nil, err
 	}
 	m.store = store
 	m.closers = append(m.closers, store.Close)
@@ -268,7 +258,8 @@ func (m *Manager) Engine() *evacuate.Engine { return m.engine }
 func (m *Manager) Placement() *storinfo.Placement { return m.placement }
 
 // Run refreshes the storinfo view and runs the engine's jobs, resuming the
-// ones a previous run left unfinished, until ctx ends; it then returns nil,
+// ones a previous run left unfinished (after importing the legacy
+// manager's jobs, when import_legacy_from is set), until ctx ends; it then returns nil,
 // however early that is (a stop is never a failure). Jobs are left
 // resumable: the next Run picks them up where they stopped. A job store
 // that cannot list the jobs to resume is retried every RetryInterval
@@ -278,6 +269,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	defer cancel()
 	viewDone := make(chan error, 1)
 	go func() { viewDone <- m.view.Run(ctx) }()
+	m.importLegacy(ctx)
 	for attempt := 1; ; attempt++ {
 		err := m.engine.Start(ctx)
 		if err == nil || ctx.Err() != nil {
@@ -354,7 +346,7 @@ func (m *Manager) Reload(ctx context.Context, next *Config) ([]string, error) {
 	merged.MorayEndpoints, merged.StorinfoPollInterval = prev.MorayEndpoints, prev.StorinfoPollInterval
 	merged.Options.SharkListRetryDelayMillis = prev.Options.SharkListRetryDelayMillis
 	merged.AgentToken, merged.APIToken, merged.StoreMark = prev.AgentToken, prev.APIToken, prev.StoreMark
-	merged.AcceptEmptyStore = prev.AcceptEmptyStore
+	merged.AcceptEmptyStore, merged.ImportLegacyFrom = prev.AcceptEmptyStore, prev.ImportLegacyFrom
 	merged.Mdapi, merged.MdapiEndpoints, merged.MdapiDatabases, merged.MdapiDirectDB = prev.Mdapi, prev.MdapiEndpoints, prev.MdapiDatabases, prev.MdapiDirectDB
 	m.mu.Lock()
 	m.cfg = &merged
@@ -367,6 +359,11 @@ func (m *Manager) Reload(ctx context.Context, next *Config) ([]string, error) {
 		}
 		for _, j := range jobs {
 			if j.State.Terminal() {
+				continue
+			}
+			if j.Options.StaticMetadataThreads {
+				// Fixed for the job's life, as in the legacy.
+				m.log.Info("metadata threads of a static job kept", "job", j.ID, "threads", j.Options.MetadataThreads)
 				continue
 			}
 			if err := m.engine.SetMetadataThreads(ctx, j.ID, n); err != nil && !errors.Is(err, evacuate.ErrJobNotRunning) {
@@ -382,7 +379,7 @@ func (m *Manager) Reload(ctx context.Context, next *Config) ([]string, error) {
 }
 
 // warnIgnored logs what the manager ignores in a configuration it is
-// given: unknown keys, and settings it does not apply yet.
+// given: its unknown keys.
 func (m *Manager) warnIgnored(cfg *Config) {
 	for _, u := range cfg.unknown {
 		args := []any{"key", u.Path}
@@ -390,9 +387,6 @@ func (m *Manager) warnIgnored(cfg *Config) {
 			args = append(args, "did_you_mean", u.Suggestion)
 		}
 		m.log.Warn("unknown configuration key; ignored", args...)
-	}
-	for _, n := range cfg.NotApplied() {
-		m.log.Warn("configuration setting not applied", "why", n)
 	}
 }
 
@@ -417,6 +411,7 @@ func restartOnly(a, b *Config) []string {
 	add(a.AgentToken != b.AgentToken, "agent_token")
 	add(a.APIToken != b.APIToken, "api_token")
 	add(a.StoreMark != b.StoreMark, "store_mark")
+	add(a.ImportLegacyFrom != b.ImportLegacyFrom, "import_legacy_from")
 	add(a.StorinfoPollInterval != b.StorinfoPollInterval, "storinfo_poll_interval_ms")
 	add(a.Options.SharkListRetryDelayMillis != b.Options.SharkListRetryDelayMillis, "options.shark_list_retry_delay_ms")
 	add(fmt.Sprint(a.Mdapi) != fmt.Sprint(b.Mdapi), "mdapi")

@@ -216,9 +216,11 @@ func TestManagerEvacuates(t *testing.T) {
 }
 
 // A reload changes the metadata threads of a running job and the placement
-// limits, and the snaplink gate then refuses new jobs.
+// limits, and the snaplink gate then refuses new jobs. (A static job keeps
+// its threads: TestStaticMetadataThreads.)
 func TestReloadAppliesToRunningJob(t *testing.T) {
-	r := start(t, testbed.Config{Sharks: 4, Objects: testbed.Objects{Count: 200, Pin: evacuated, PinFraction: 1}}, nil)
+	dynamic := func(cfg map[string]any) { cfg["options"].(map[string]any)["use_static_md_update_threads"] = false }
+	r := start(t, testbed.Config{Sharks: 4, Objects: testbed.Objects{Count: 200, Pin: evacuated, PinFraction: 1}}, dynamic)
 	id := r.create(evacuated)
 	if err := r.client().PauseJob(context.Background(), id); err != nil {
 		t.Fatalf("pause: %v", err)
@@ -226,6 +228,7 @@ func TestReloadAppliesToRunningJob(t *testing.T) {
 	r.waitFor(id, "paused", func(d *jobapi.JobStatus) bool { return d.State == rebalancer.JobPaused })
 
 	next := r.fleet.ManagerConfig()
+	dynamic(next)
 	next["options"].(map[string]any)["max_metadata_update_threads"] = 3
 	next["max_fill_percentage"] = 77
 	next["listen_port"] = 8080 // needs a restart: logged, kept
