@@ -17,9 +17,15 @@ type getCmd struct {
 }
 
 func (c *getCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
-	id, err := c.id(ctx, cl)
-	if err != nil {
-		return err
+	// --legacy-output asks for the legacy client's behaviour, which takes
+	// the id as given (no prefixes) and reports a bad one as the manager's
+	// refusal.
+	id := c.UUID
+	if !a.legacy {
+		var err error
+		if id, err = c.id(ctx, cl); err != nil {
+			return err
+		}
 	}
 	// A legacy manager counts a big job's objects for minutes: say so
 	// rather than look hung (on stderr, so --json output stays clean).

@@ -12,9 +12,12 @@ type retryCmd struct {
 
 // Run creates the retry job and prints its id.
 func (c *retryCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
-	old, err := c.id(ctx, cl)
-	if err != nil {
-		return err
+	old := c.UUID // as given with --legacy-output, as get takes it
+	if !a.legacy {
+		var err error
+		if old, err = c.id(ctx, cl); err != nil {
+			return err
+		}
 	}
 	id, err := cl.RetryJob(ctx, old)
 	if a.legacy {

@@ -538,3 +538,48 @@ func TestDistinctShards(t *testing.T) {
 		}
 	}
 }
+
+// An imported evacuation leaves its shark out of service, as one of this
+// manager's would: drained when the latest evacuation of the shark
+// completed, draining otherwise; an operator's state is kept.
+func TestImportSharkStates(t *testing.T) {
+	stores(t, func(t *testing.T, st *evacuate.Store) {
+		ctx := testContext(t)
+		set := standard()
+		_, r := legacy(t, set)
+		if _, err := Import(ctx, r, st, Config{Options: evacuate.DefaultOptions()}); err != nil {
+			t.Fatal(err)
+		}
+		cl := api(t, st)
+		jobs, err := cl.Jobs(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		latest := map[string]jobapi.Job{} // shark -> its latest evacuation
+		for _, j := range jobs {
+			shark := j.FromShark.MantaStorageID
+			if j.Action != rebalancer.JobEvacuate || shark == "" {
+				continue
+			}
+			if l, ok := latest[shark]; !ok || j.Created > l.Created {
+				latest[shark] = j
+			}
+		}
+		if len(latest) == 0 {
+			t.Fatal("the fixture imported no evacuation")
+		}
+		for shark, j := range latest {
+			want := "draining"
+			if j.State == rebalancer.JobComplete {
+				want = "drained"
+			}
+			s, err := cl.Shark(ctx, shark)
+			if err != nil {
+				t.Fatalf("shark %s: %v", shark, err)
+			}
+			if s.State != want || s.Job != j.ID || s.ChangedBy != "job" {
+				t.Errorf("shark %s after importing job %s (%s): state %s by %s (job %s), want %s by job", shark, j.ID, j.State, s.State, s.ChangedBy, s.Job, want)
+			}
+		}
+	})
+}

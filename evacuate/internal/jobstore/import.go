@@ -113,13 +113,50 @@ func (s *Store) Import(ctx context.Context, imp Imported) (ImportCounts, error) 
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE jobs SET next_seq = ? WHERE id = ?`), lastSeq, j.ID); err != nil {
 			return fmt.Errorf("import job %s: %w", j.ID, err)
 		}
-		return cnt.apply(ctx, tx, j.ID)
+		if err := cnt.apply(ctx, tx, j.ID); err != nil {
+			return err
+		}
+		return importSharkState(ctx, tx, j)
 	})
 	if err != nil {
 		return ImportCounts{}, err
 	}
 	s.mark.jobCreated()
 	return n, nil
+}
+
+// importSharkState leaves the shark of an imported evacuation as a job of
+// this store would have (sharks.go): drained if the evacuation completed,
+// draining otherwise, so that no job here places copies on a shark the
+// legacy emptied. It does so only for the latest evacuation of the shark
+// in the store, and never over a state an operator set.
+func importSharkState(ctx context.Context, tx *sqlx.Tx, j Job) error {
+	shark := j.From.MantaStorageID
+	if j.Action != rebalancer.JobEvacuate || shark == "" {
+		return nil
+	}
+	var later int
+	err := tx.GetContext(ctx, &later, tx.Rebind(`SELECT COUNT(*) FROM jobs WHERE from_shark = ? AND id <> ?
+		AND options NOT LIKE '%"dry_run":true%' AND created_at > ?`), shark, j.ID, ms(j.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("import job %s: shark %s: %w", j.ID, shark, err)
+	}
+	if later > 0 {
+		return nil
+	}
+	var by []string
+	if err := tx.SelectContext(ctx, &by, tx.Rebind(`SELECT changed_by FROM sharks WHERE shark = ?`), shark); err != nil {
+		return fmt.Errorf("import job %s: shark %s: %w", j.ID, shark, err)
+	}
+	if len(by) > 0 && by[0] == ByOperator {
+		return nil
+	}
+	state := SharkDraining
+	if j.State == rebalancer.JobComplete {
+		state = SharkDrained
+	}
+	return setShark(ctx, tx, SharkRecord{Shark: shark, State: state, JobID: j.ID, ChangedBy: ByJob,
+		Reason: "evacuated by the legacy rebalancer (imported)"})
 }
 
 // HasJob reports whether the store has a job with this id.
