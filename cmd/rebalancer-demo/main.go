@@ -78,8 +78,8 @@ type cli struct {
 	Seed        uint64   `help:"Seed of the objects (same seed, same objects)." default:"1"`
 
 	DeadSource    string `name:"dead-source" help:"Storage id of a shark whose file server is down during the job: objects whose only other copy is there cannot be copied." placeholder:"ID"`
-	Corrupt       int    `help:"Source copies to corrupt before the job (bit rot): the agents' MD5 check refuses them." placeholder:"N"`
-	EtagConflicts int    `name:"etag-conflicts" help:"Objects another writer changes just as the job updates their metadata: the job re-reads and retries them, keeping the writer's change." placeholder:"N"`
+	Corrupt       int    `help:"Source copies of v1 objects to corrupt before the job (bit rot): the agents' MD5 check refuses them." placeholder:"N"`
+	EtagConflicts int    `name:"etag-conflicts" help:"v1 objects another writer changes just as the job updates their metadata: the job re-reads and retries them, keeping the writer's change." placeholder:"N"`
 
 	Dir     string `help:"Directory for the fleet (sharks, agent state, job store), kept afterwards. Default: a temporary directory, removed at the end: in /dev/shm (memory) when it has room for the objects, else in $TMPDIR or /tmp." type:"path"`
 	Force   bool   `help:"Write the objects even if the estimate of what the demo writes exceeds the free space of the scratch directory."`

@@ -18,6 +18,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/evacuate"
 	"github.com/TritonDataCenter/rebalancer/internal/logging"
 	"github.com/TritonDataCenter/rebalancer/internal/pgtest"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
@@ -385,5 +386,39 @@ func TestVerdictCountsEverything(t *testing.T) {
 	}
 	if !slices.Equal(explained, want) || unexplained.n != 1 || !strings.Contains(unexplained.String(), "object odd error agent_busy 503") {
 		t.Errorf("explained %q, unexplained %v %s", explained, unexplained.n, unexplained)
+	}
+}
+
+// The verdict's v2 checks fail when the job did not look for v2 objects,
+// or left the record of an upload whose parts all moved unfixed.
+func TestVerdictChecksV2(t *testing.T) {
+	complete := func(n int64) []evacuate.Count {
+		return []evacuate.Count{{Status: rebalancer.ObjectComplete.String(), N: n, Bytes: 100 * n}}
+	}
+	for _, tt := range []struct {
+		name    string
+		buckets evacuate.BucketsStatus
+		want    string
+	}{
+		{"fine", evacuate.BucketsStatus{Known: true, Scanned: true, Counts: complete(4), Uploads: map[string]int64{"fixed": 2}},
+			"PASS: 10 objects moved off 1.stor.demo.example and verified (v1 6, v2 4, MPU uploads 2 fixed; 20 copies MD5-checked on disk)."},
+		{"not scanned", evacuate.BucketsStatus{Known: true, NotScanned: "no buckets-mdapi shards are configured"},
+			"FAIL: the job looked for v2 objects too, and found every one on 1.stor.demo.example (0 found, 4 written there)"},
+		{"upload not fixed", evacuate.BucketsStatus{Known: true, Scanned: true, Counts: complete(4), Uploads: map[string]int64{"fixed": 1, "failed": 1}},
+			"FAIL: the record of every multipart upload with parts on 1.stor.demo.example names where its parts went, unless some could not move (1 fixed, 0 with parts left, of 2)"},
+		{"parts left without a cause", evacuate.BucketsStatus{Known: true, Scanned: true, Counts: complete(4), Uploads: map[string]int64{"fixed": 1, "parts_left": 1}},
+			"FAIL: the record of every multipart upload with parts on 1.stor.demo.example names where its parts went, unless some could not move (1 fixed, 1 with parts left, of 2)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out testutil.Buffer
+			d := &demo{cli: cli{Evacuate: "1.stor.demo.example"}, out: &out,
+				pop: testbed.Population{Pinned: 6}, v2: testbed.BucketPopulation{Population: testbed.Population{Pinned: 4}, UploadsPinned: 2}}
+			st := evacuate.Status{Job: evacuate.JobRecord{State: rebalancer.JobComplete}, Counts: complete(10), Buckets: tt.buckets}
+			rep := testbed.Report{Copies: 20, CopiesOK: 20}
+			ok := d.verdict(context.Background(), st, rep, &problems{}, map[string]outcome{})
+			if got := lastLine(out.String()); ok != strings.HasPrefix(tt.want, "PASS") || got != tt.want {
+				t.Errorf("verdict %v, last line\n%s\nwant\n%s\nall:\n%s", ok, got, tt.want, out.String())
+			}
+		})
 	}
 }

@@ -393,7 +393,7 @@ func (d *demo) verdict(ctx context.Context, st evacuate.Status, rep testbed.Repo
 		d.Evacuate, humanize.Comma(total), humanize.Comma(int64(d.pinned())), humanize.Comma(st.Remaining()))
 	v2Moved, _ := v2Total(st, rebalancer.ObjectComplete)
 	fixed := st.Buckets.Uploads[mdapi.UploadFixed.String()]
-	if d.fleet.HasBuckets() {
+	if d.noBuckets == "" {
 		var v2Found int64
 		for _, c := range st.Buckets.Counts {
 			v2Found += c.N
@@ -452,7 +452,7 @@ func (d *demo) verdict(ctx context.Context, st evacuate.Status, rep testbed.Repo
 		notMovedNote = fmt.Sprintf("; %s could not be moved, each for the reason shown", humanize.Comma(int64(n)))
 	}
 	kinds := fmt.Sprintf("v1 %s; no v2 objects: %s", humanize.Comma(complete), d.noBuckets)
-	if d.fleet.HasBuckets() {
+	if d.noBuckets == "" {
 		kinds = fmt.Sprintf("v1 %s, v2 %s, MPU uploads %s fixed", humanize.Comma(complete-v2Moved), humanize.Comma(v2Moved), humanize.Comma(fixed))
 	}
 	safe := "safe to retire"
