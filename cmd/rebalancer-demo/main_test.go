@@ -23,6 +23,7 @@ import (
 	"github.com/TritonDataCenter/rebalancer/internal/pgtest"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
 	"github.com/TritonDataCenter/rebalancer/internal/testutil"
+	"github.com/TritonDataCenter/rebalancer/jobapi"
 )
 
 func lastLine(s string) string {
@@ -401,7 +402,7 @@ func TestVerdictChecksV2(t *testing.T) {
 		want    string
 	}{
 		{"fine", evacuate.BucketsStatus{Known: true, Scanned: true, Counts: complete(4), Uploads: map[string]int64{"fixed": 2}},
-			"PASS: 10 objects moved off 1.stor.demo.example and verified (v1 6, v2 4, MPU uploads 2 fixed; 20 copies MD5-checked on disk)."},
+			"PASS: 10 objects moved off 1.stor.demo.example and verified (v1 6, v2 4, MPU uploads 2 fixed; 20 copies MD5-checked on disk); 1.stor.demo.example is safe to retire."},
 		{"not scanned", evacuate.BucketsStatus{Known: true, NotScanned: "no buckets-mdapi shards are configured"},
 			"FAIL: the job looked for v2 objects too, and found every one on 1.stor.demo.example (0 found, 4 written there)"},
 		{"upload not fixed", evacuate.BucketsStatus{Known: true, Scanned: true, Counts: complete(4), Uploads: map[string]int64{"fixed": 1, "failed": 1}},
@@ -415,7 +416,8 @@ func TestVerdictChecksV2(t *testing.T) {
 				pop: testbed.Population{Pinned: 6}, v2: testbed.BucketPopulation{Population: testbed.Population{Pinned: 4}, UploadsPinned: 2}}
 			st := evacuate.Status{Job: evacuate.JobRecord{State: rebalancer.JobComplete}, Counts: complete(10), Buckets: tt.buckets}
 			rep := testbed.Report{Copies: 20, CopiesOK: 20}
-			ok := d.verdict(context.Background(), st, rep, &problems{}, map[string]outcome{})
+			sc := &jobapi.SharkCheck{Safe: true, Shark: jobapi.Shark{MantaStorageID: "1.stor.demo.example", State: "drained"}}
+			ok := d.verdict(context.Background(), st, rep, &problems{}, map[string]outcome{}, sc)
 			if got := lastLine(out.String()); ok != strings.HasPrefix(tt.want, "PASS") || got != tt.want {
 				t.Errorf("verdict %v, last line\n%s\nwant\n%s\nall:\n%s", ok, got, tt.want, out.String())
 			}
