@@ -5,8 +5,11 @@
 # the packages still running), then a closing line "N passed, N failed,
 # N skipped"; the exit status is non-zero when anything failed.
 # Extra arguments go to `go test` (e.g. ./scripts/test.sh -run TestFoo ./agent/).
+# What tests write for people to look at (the status page's screenshots)
+# goes under $TEST_ARTIFACTS, by default test-artifacts/ here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export TEST_ARTIFACTS="${TEST_ARTIFACTS:-$PWD/test-artifacts}"
 args=("$@")
 [ ${#args[@]} -gt 0 ] || args=(./...)
 # Built rather than `go run`, which would add its own "exit status 1"
