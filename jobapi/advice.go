@@ -88,7 +88,9 @@ func checkAdvice(c evacuate.SharkCheck) []string {
 			why += ", or under the key prefixes it left out"
 		}
 		msg := fmt.Sprintf("%s no evacuation found (%s): evacuate %s again: %s", objects(fresh), why, shark, cmd)
-		if c.Latest == nil && !slices.ContainsFunc(c.Groups, func(g evacuate.CheckGroup) bool { return g.Job != "" }) {
+		if c.Latest == nil && !slices.ContainsFunc(c.Groups, func(g evacuate.CheckGroup) bool {
+			return g.Kind != evacuate.CheckNotFound && g.Kind != evacuate.CheckDryRun // only an evacuation leaves these
+		}) {
 			msg = fmt.Sprintf("%s was never evacuated: evacuate it: %s", shark, cmd)
 		}
 		if retried > 0 {

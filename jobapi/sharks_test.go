@@ -290,7 +290,8 @@ func TestCheckAdvice(t *testing.T) {
 				"rebalancer-adm job create evacuate --shark 1.stor --exclude-key-prefix none (it also retries the 1 object a retry would)",
 				"1 object has a copy on every shark, or in every datacenter, that could take them: they move once there is another shark for them.",
 				"1.stor is in service: take it out (rebalancer-adm shark out 1.stor) so that no job puts copies back on it."}},
-		{"never evacuated", evacuate.SharkCheck{Shark: in, Objects: 4, Groups: []evacuate.CheckGroup{{Kind: "not_found", Objects: 4}}},
+		{"never evacuated", evacuate.SharkCheck{Shark: in, Objects: 4, Groups: []evacuate.CheckGroup{{Kind: "not_found", Objects: 1},
+			{Kind: "dry_run", Job: "d", Objects: 3}}},
 			[]string{"1.stor was never evacuated: evacuate it: rebalancer-adm job create evacuate --shark 1.stor",
 				"1.stor is in service: take it out (rebalancer-adm shark out 1.stor) so that no job puts copies back on it."}},
 		{"bad copies", evacuate.SharkCheck{Shark: drained, Objects: 2, Groups: []evacuate.CheckGroup{

@@ -226,8 +226,11 @@ func printCheck(w io.Writer, c *jobapi.SharkCheck) error {
 		b.WriteString("\nWhy they are still there:\n")
 		for _, g := range c.Groups {
 			what := strings.ReplaceAll(g.Kind, "_", " ")
-			if g.Kind == "not_found" {
+			switch g.Kind {
+			case "not_found":
 				what = "found by no job (written since the latest evacuation's scan, or never evacuated)"
+			case "dry_run":
+				what = "found by a dry run only"
 			}
 			if g.Reason != "" {
 				what += " " + g.Reason
