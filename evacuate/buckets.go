@@ -179,8 +179,11 @@ func (f *feeder) pinUpload(ctx context.Context, up mdapi.Upload, partKey string,
 
 // placeOn places an upload's part on the destination of its upload.
 func (r *runner) placeOn(ctx context.Context, obj rebalancer.Object, dest rebalancer.StorageNode, avoid []string) (rebalancer.StorageNode, error) {
-	if others := r.e.evacuatedByOthers(r.job.ID); len(others) > 0 {
-		avoid = append(slices.Clip(avoid), others...)
+	// The sharks out of service (draining, drained, evacuated by another
+	// job) are never a destination, pinned or not: a SharkExcluder
+	// placement knows them, any other is told through avoid.
+	if ex := r.e.exclusions(r.job.ID); len(ex) > 0 {
+		avoid = append(slices.Clip(avoid), ex...)
 	}
 	if pp, ok := r.e.cfg.Placement.(PinnedPlacement); ok {
 		return pp.PlaceOn(ctx, obj, r.job.From, dest.MantaStorageID, avoid)
@@ -191,7 +194,7 @@ func (r *runner) placeOn(ctx context.Context, obj rebalancer.Object, dest rebala
 			Err: fmt.Errorf("object %s already has a copy on %s", obj.ID, dest.MantaStorageID)}
 	case slices.Contains(avoid, dest.MantaStorageID):
 		return rebalancer.StorageNode{}, &rebalancer.SkipError{Reason: rebalancer.SkipDestinationUnreachable,
-			Err: fmt.Errorf("object %s may not go to %s (it failed there, or the shark is being evacuated)", obj.ID, dest.MantaStorageID)}
+			Err: fmt.Errorf("object %s may not go to %s (it failed there, or the shark is out of service)", obj.ID, dest.MantaStorageID)}
 	}
 	return dest, nil
 }

@@ -44,6 +44,8 @@ func (p *Placement) PlaceOn(ctx context.Context, obj rebalancer.Object, from reb
 		return skip(rebalancer.SkipDestinationUnreachable, "storinfo does not list it")
 	case s.blocklisted:
 		return skip(rebalancer.SkipDestinationUnreachable, "it is blocklisted")
+	case s.excluded:
+		return skip(rebalancer.SkipDestinationUnreachable, "it is out of service (being evacuated, or evacuated)")
 	}
 	switch reject(s, &obj, from.MantaStorageID, fromDC, avoid) {
 	case holdsCopy:

@@ -25,6 +25,7 @@ func TestPlaceOn(t *testing.T) {
 		dest   string
 		copies []rebalancer.StorageNode
 		avoid  []string
+		out    []string // ExcludeSharks's
 		size   int64
 		skip   rebalancer.SkipReason // 0: placed on dest
 	}{
@@ -36,6 +37,8 @@ func TestPlaceOn(t *testing.T) {
 		{name: "avoided", dest: "4.stor", copies: []rebalancer.StorageNode{s1, s2}, avoid: []string{"4.stor"}, skip: rebalancer.SkipDestinationUnreachable},
 		{name: "blocklisted", tun: storinfo.Tunables{BlocklistSharks: []string{"4.stor"}}, dest: "4.stor", copies: []rebalancer.StorageNode{s1, s2},
 			skip: rebalancer.SkipDestinationUnreachable},
+		{name: "out of service", out: []string{"4.stor"}, dest: "4.stor", copies: []rebalancer.StorageNode{s1, s2},
+			skip: rebalancer.SkipDestinationUnreachable},
 		{name: "not listed", dest: "9.stor", copies: []rebalancer.StorageNode{s1, s2}, skip: rebalancer.SkipDestinationUnreachable},
 		{name: "no room", tun: storinfo.Tunables{MinAvailMB: -1}, dest: "6.stor", copies: []rebalancer.StorageNode{s1, s2}, size: 2 * mib,
 			skip: rebalancer.SkipDestinationInsufficientSpace},
@@ -43,6 +46,7 @@ func TestPlaceOn(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, tt.tun, fleet...)
+			f.p.ExcludeSharks(tt.out)
 			size := tt.size
 			if size == 0 {
 				size = mib
