@@ -1,8 +1,11 @@
 package agent
 
 import (
+	"fmt"
+	"net/http"
 	"os"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -149,13 +152,26 @@ func TestGroupCommitAcrossAssignments(t *testing.T) {
 	body := content("across", 700)
 	ids := []string{newID(), newID()}
 	sizes := []int{5, 4}
+	// The source serves nothing until both assignments are stored: a copy
+	// of the first recorded meanwhile would hold the state database's
+	// writer at the gate, and the second POST would wait for it for ever.
+	posted := make(chan struct{})
+	servePosted := sync.OnceFunc(func() { close(posted) })
+	t.Cleanup(servePosted) // before the source closes, should the test fail first
 	for k, id := range ids {
 		var tasks []rebalancer.Task
 		for range sizes[k] {
-			tasks = append(tasks, src.put(newID(), newID(), body))
+			task := src.put(newID(), newID(), body)
+			src.handle(task, func(w http.ResponseWriter, r *http.Request) {
+				<-posted
+				w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+				w.Write(body)
+			})
+			tasks = append(tasks, task)
 		}
 		a.mustPost(id, tasks...)
 	}
+	servePosted()
 	g.arrivals(t, 1)
 	testutil.Eventually(t, "every result handed to the committer", func() bool { return handed.Load() == 9 })
 	g.release()
