@@ -103,7 +103,7 @@ func newPageJob(st *JobStatus) pageJob {
 			p.Rate = fmt.Sprintf("%s objects/s, %s/s", humanize.CommafWithDigits(pr.ObjectsPerSecond, 1), humanize.IBytes(uint64(pr.BytesPerSecond)))
 		}
 		if pr.ETASeconds != nil && p.State == "Running" {
-			p.ETA = pageDuration(time.Duration(*pr.ETASeconds) * time.Second)
+			p.ETA = FormatDuration(time.Duration(*pr.ETASeconds) * time.Second)
 			if pr.ETAEstimated {
 				p.ETA = "~" + p.ETA + " (estimate: discovery is running)"
 			}
@@ -129,8 +129,10 @@ func pageTime(t *time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04:05Z")
 }
 
-// pageDuration is "45s", "3m05s", "2h04m", "3d04h".
-func pageDuration(d time.Duration) string {
+// FormatDuration formats a duration for people, to the second and in at
+// most two units: "45s", "3m05s", "2h04m", "3d04h". The status page and
+// rebalancer-adm show ETAs and elapsed times this way.
+func FormatDuration(d time.Duration) string {
 	s := int64(math.Round(d.Seconds()))
 	switch {
 	case s < 60:
