@@ -3,7 +3,6 @@ package jobapi
 import (
 	"embed"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"html/template"
 	"math"
@@ -213,21 +212,11 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 
 // jobPage is GET /ui/jobs/{uuid}.
 func (s *Server) jobPage(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	id, err := parseJobID(r.PathValue("uuid"))
-	if err != nil {
-		writeText(w, http.StatusBadRequest, "Invalid UUID: "+err.Error())
+	st, ok := s.pathJobStatus(w, r)
+	if !ok {
 		return
 	}
-	st, err := s.Engine.JobStatus(ctx, id)
-	if errors.Is(err, evacuate.ErrJobNotFound) {
-		writeText(w, http.StatusNotFound, "Could not find job UUID: "+id)
-		return
-	}
-	if err != nil {
-		writeText(w, http.StatusInternalServerError, "Error Getting Job Status: "+err.Error())
-		return
-	}
+	ctx, id := r.Context(), st.Job.ID
 	doc := newJobStatus(st)
 	data := struct {
 		pageCommon
@@ -261,6 +250,7 @@ func (s *Server) jobPage(w http.ResponseWriter, r *http.Request) {
 	}
 	sortReasons(data.Skips)
 	sortReasons(data.Errs)
+	var err error
 	if data.Dests, err = s.Engine.JobDestinations(ctx, id); err != nil {
 		data.DestsErr = err.Error()
 	}
