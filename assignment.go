@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // StorageNode names a shark: the datacenter it is in and its storage id
@@ -161,6 +162,21 @@ type Task struct {
 // MaxTaskDetail bounds Task.Detail, so that an assignment's reply stays
 // small whatever its sources answered.
 const MaxTaskDetail = 512
+
+// TruncateDetail cuts s to at most MaxTaskDetail bytes, on a character
+// boundary, marking the cut with "...": an agent bounds the detail it
+// sends with it, and a manager what an agent sent, which it does not trust
+// to be short.
+func TruncateDetail(s string) string {
+	if len(s) <= MaxTaskDetail {
+		return s
+	}
+	cut := MaxTaskDetail - len("...")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
 
 // IsV2 reports whether the task is for a buckets (v2) object.
 func (t Task) IsV2() bool { return t.BucketID != "" && t.ObjectNameHash != "" }

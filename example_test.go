@@ -3,6 +3,8 @@ package rebalancer_test
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/TritonDataCenter/rebalancer"
 )
@@ -21,6 +23,14 @@ func ExampleReplaceShark() {
 	fmt.Println(string(updated))
 	// Output:
 	// {"key":"/acct/stor/a","objectId":"2e08b069","owner":"acct","vnode":23352,"sharks":[{"datacenter":"dc1","manta_storage_id":"7.stor"},{"datacenter":"dc0","manta_storage_id":"3.stor"}]}
+}
+
+// A task's detail is cut to MaxTaskDetail bytes, between characters.
+func ExampleTruncateDetail() {
+	d := rebalancer.TruncateDetail(strings.Repeat("é", 300)) // 600 bytes
+	fmt.Println(len(d), strings.HasSuffix(d, "é..."), utf8.ValidString(d))
+	// Output:
+	// 511 true true
 }
 
 // Skip reasons have a wire spelling, a database spelling and a metrics label.

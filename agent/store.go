@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"modernc.org/sqlite" // SQLite driver (no cgo)
 
@@ -683,23 +682,10 @@ func (s *store) failedTasks(ctx context.Context, seq int64) ([]rebalancer.Task, 
 		t.Status = rebalancer.TaskFailedWith(decodeReason(reason))
 		// The cause travels with the reason, so that the manager can tell
 		// an operator more than "source_other_error".
-		t.Detail = truncateUTF8(detail, rebalancer.MaxTaskDetail)
+		t.Detail = rebalancer.TruncateDetail(detail)
 		out = append(out, t)
 	}
 	return out, rows.Err()
-}
-
-// truncateUTF8 cuts s to at most n bytes, on a character boundary, marking
-// the cut with "...".
-func truncateUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n - len("...")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "..."
 }
 
 // decodeReason reads a stored reason. One that cannot be read is reported

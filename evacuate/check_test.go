@@ -167,24 +167,6 @@ func TestCausesVerdictAndCheck(t *testing.T) {
 	})
 }
 
-// blockingSource finds one object, then waits until released.
-type blockingSource struct {
-	obj     rebalancer.Object
-	release chan struct{}
-}
-
-func (s blockingSource) Discover(ctx context.Context, req rebalancer.DiscoverRequest, visit func(rebalancer.Object) error) error {
-	if err := visit(s.obj); err != nil {
-		return err
-	}
-	select {
-	case <-s.release:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // A long scan reports its progress; only MaxSharkChecks run at once; a
 // scan that fails fails the check.
 func TestCheckProgressAndLimits(t *testing.T) {
@@ -192,7 +174,7 @@ func TestCheckProgressAndLimits(t *testing.T) {
 	ctx := context.Background()
 	release := make(chan struct{})
 	h.engine.cfg.Source = func(JobRecord) (rebalancer.ObjectSource, error) {
-		return blockingSource{obj: h.objs[0], release: release}, nil
+		return fakes.BlockingSource{Object: h.objs[0], Release: release}, nil
 	}
 	progress := make(chan CheckProgress, 100)
 	results := make(chan error, MaxSharkChecks)

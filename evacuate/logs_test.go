@@ -1,35 +1,20 @@
 package evacuate
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/TritonDataCenter/rebalancer"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 )
 
-// lockedBuffer collects an engine's JSON log lines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// records returns the log records whose msg is msg.
-func (b *lockedBuffer) records(msg string) []map[string]any {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+// logRecords returns the JSON log records in b whose msg is msg.
+func logRecords(b *testutil.Buffer, msg string) []map[string]any {
 	var out []map[string]any
-	for line := range strings.SplitSeq(b.buf.String(), "\n") {
+	for line := range strings.SplitSeq(b.String(), "\n") {
 		var rec map[string]any
 		if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == msg {
 			out = append(out, rec)
@@ -53,7 +38,7 @@ func TestJobLogLines(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, filepath.Join(t.TempDir(), "jobs.db"), 100, nil)
-			var logs lockedBuffer
+			var logs testutil.Buffer
 			h.engine.Close()
 			h.log = slog.New(slog.NewJSONHandler(&logs, nil))
 			h.engine = h.newEngine()
@@ -64,7 +49,7 @@ func TestJobLogLines(t *testing.T) {
 			if j.State != rebalancer.JobComplete {
 				t.Fatalf("job ended %v", j.State)
 			}
-			ended := logs.records("job ended")
+			ended := logRecords(&logs, "job ended")
 			if len(ended) != 1 {
 				t.Fatalf("%d job ended lines", len(ended))
 			}
@@ -74,11 +59,11 @@ func TestJobLogLines(t *testing.T) {
 				(e["bytes_moved"].(float64) > 0) != (tt.complete > 0) {
 				t.Errorf("job ended: %v", e)
 			}
-			if len(logs.records("job started")) != 1 {
+			if len(logRecords(&logs, "job started")) != 1 {
 				t.Errorf("no job started line")
 			}
 			for _, msg := range []string{"copies failed", "objects skipped"} {
-				recs := logs.records(msg)
+				recs := logRecords(&logs, msg)
 				if !tt.fail {
 					if len(recs) != 0 {
 						t.Errorf("%q logged for a job without failures: %v", msg, recs)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/evacuate/internal/jobstore"
@@ -183,7 +182,7 @@ func (r *runner) taskFailure(p *planned, dest rebalancer.StorageNode, failed reb
 	reason := failed.Status.Reason
 	cause := reason.String()
 	if d := strings.TrimSpace(failed.Detail); d != "" {
-		cause = truncate(d, rebalancer.MaxTaskDetail)
+		cause = rebalancer.TruncateDetail(d)
 	}
 	c := jobstore.Change{ID: p.row.ID, Bytes: p.row.ContentLength, To: rebalancer.ObjectSkipped, Skip: reason, Source: p.source,
 		Detail: fmt.Sprintf("agent on %s: copy from %s failed: %s", dest.MantaStorageID, p.source, cause)}
@@ -221,19 +220,6 @@ func (r *runner) taskFailure(p *planned, dest rebalancer.StorageNode, failed reb
 		c.Skip = 0
 	}
 	return c
-}
-
-// truncate cuts s to at most n bytes, on a character boundary, marking the
-// cut with "...": what an agent says is not trusted to be short.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n - len("...")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "..."
 }
 
 // mpuPart reports whether an object is a part of a buckets multipart upload.

@@ -6,6 +6,7 @@ import (
 	"log"
 	"log/slog"
 	"net/http/httptest"
+	"time"
 
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
 	"github.com/TritonDataCenter/rebalancer/jobapi"
@@ -48,4 +49,16 @@ func ExampleClient() {
 	}
 	fmt.Printf("%s %s: %d of %d objects complete\n", st.Config.FromShark.MantaStorageID, st.State.Title(), st.Results.Complete, st.Results.Total)
 	// Output: 1.stor.demo.example Complete: 60 of 60 objects complete
+}
+
+// Durations as the status page and rebalancer-adm show them.
+func ExampleFormatDuration() {
+	for _, d := range []time.Duration{45 * time.Second, 185 * time.Second, 2*time.Hour + 4*time.Minute, 76 * time.Hour} {
+		fmt.Println(jobapi.FormatDuration(d))
+	}
+	// Output:
+	// 45s
+	// 3m05s
+	// 2h04m
+	// 3d04h
 }

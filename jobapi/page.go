@@ -3,7 +3,6 @@ package jobapi
 import (
 	"embed"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"html/template"
 	"math"
@@ -103,7 +102,7 @@ func newPageJob(st *JobStatus) pageJob {
 			p.Rate = fmt.Sprintf("%s objects/s, %s/s", humanize.CommafWithDigits(pr.ObjectsPerSecond, 1), humanize.IBytes(uint64(pr.BytesPerSecond)))
 		}
 		if pr.ETASeconds != nil && p.State == "Running" {
-			p.ETA = pageDuration(time.Duration(*pr.ETASeconds) * time.Second)
+			p.ETA = FormatDuration(time.Duration(*pr.ETASeconds) * time.Second)
 			if pr.ETAEstimated {
 				p.ETA = "~" + p.ETA + " (estimate: discovery is running)"
 			}
@@ -129,8 +128,10 @@ func pageTime(t *time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04:05Z")
 }
 
-// pageDuration is "45s", "3m05s", "2h04m", "3d04h".
-func pageDuration(d time.Duration) string {
+// FormatDuration formats a duration for people, to the second and in at
+// most two units: "45s", "3m05s", "2h04m", "3d04h". The status page and
+// rebalancer-adm show ETAs and elapsed times this way.
+func FormatDuration(d time.Duration) string {
 	s := int64(math.Round(d.Seconds()))
 	switch {
 	case s < 60:
@@ -211,21 +212,11 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 
 // jobPage is GET /ui/jobs/{uuid}.
 func (s *Server) jobPage(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	id, err := parseJobID(r.PathValue("uuid"))
-	if err != nil {
-		writeText(w, http.StatusBadRequest, "Invalid UUID: "+err.Error())
+	st, ok := s.pathJobStatus(w, r)
+	if !ok {
 		return
 	}
-	st, err := s.Engine.JobStatus(ctx, id)
-	if errors.Is(err, evacuate.ErrJobNotFound) {
-		writeText(w, http.StatusNotFound, "Could not find job UUID: "+id)
-		return
-	}
-	if err != nil {
-		writeText(w, http.StatusInternalServerError, "Error Getting Job Status: "+err.Error())
-		return
-	}
+	ctx, id := r.Context(), st.Job.ID
 	doc := newJobStatus(st)
 	data := struct {
 		pageCommon
@@ -259,6 +250,7 @@ func (s *Server) jobPage(w http.ResponseWriter, r *http.Request) {
 	}
 	sortReasons(data.Skips)
 	sortReasons(data.Errs)
+	var err error
 	if data.Dests, err = s.Engine.JobDestinations(ctx, id); err != nil {
 		data.DestsErr = err.Error()
 	}

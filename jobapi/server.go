@@ -257,21 +257,30 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 	s.Metrics.Request("get_job")
+	if st, ok := s.pathJobStatus(w, r); ok {
+		writeJSON(w, http.StatusOK, newJobStatus(st))
+	}
+}
+
+// pathJobStatus returns the status of the job the request's path names,
+// or writes the error the legacy wrote (a bad UUID, an unknown job, a
+// store that fails) and returns false.
+func (s *Server) pathJobStatus(w http.ResponseWriter, r *http.Request) (evacuate.Status, bool) {
 	id, err := parseJobID(r.PathValue("uuid"))
 	if err != nil {
 		writeText(w, http.StatusBadRequest, "Invalid UUID: "+err.Error())
-		return
+		return evacuate.Status{}, false
 	}
 	st, err := s.Engine.JobStatus(r.Context(), id)
 	if errors.Is(err, evacuate.ErrJobNotFound) {
 		writeText(w, http.StatusNotFound, "Could not find job UUID: "+id)
-		return
+		return evacuate.Status{}, false
 	}
 	if err != nil {
 		writeText(w, http.StatusInternalServerError, "Error Getting Job Status: "+err.Error())
-		return
+		return evacuate.Status{}, false
 	}
-	writeJSON(w, http.StatusOK, newJobStatus(st))
+	return st, true
 }
 
 func (s *Server) updateJob(w http.ResponseWriter, r *http.Request) {

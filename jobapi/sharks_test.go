@@ -207,30 +207,12 @@ func TestSharkRoutes(t *testing.T) {
 	}
 }
 
-// blockUntil is a source that finds one object and then waits for release.
-type blockUntil struct {
-	obj     rebalancer.Object
-	release chan struct{}
-}
-
-func (s blockUntil) Discover(ctx context.Context, req rebalancer.DiscoverRequest, visit func(rebalancer.Object) error) error {
-	if err := visit(s.obj); err != nil {
-		return err
-	}
-	select {
-	case <-s.release:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // A check lasts as long as its scan, far beyond a server's timeouts, and
 // shows its progress meanwhile.
 func TestCheckOutlivesServerTimeouts(t *testing.T) {
 	release := make(chan struct{})
 	f := newFleet(1)
-	h := sharkHarness(t, 0, blockUntil{obj: f.source.Objects[0], release: release}, nil)
+	h := sharkHarness(t, 0, fakes.BlockingSource{Object: f.source.Objects[0], Release: release}, nil)
 	h.srv.Close()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

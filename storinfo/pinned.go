@@ -24,11 +24,9 @@ func (p *Placement) PlaceOn(ctx context.Context, obj rebalancer.Object, from reb
 	now := p.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	snap := p.src.Snapshot()
-	if err := p.usable(snap, now); err != nil {
-		return rebalancer.StorageNode{}, fmt.Errorf("storinfo: placing object %s: %w", obj.ID, err)
+	if err := p.syncUsable(obj.ID, now); err != nil {
+		return rebalancer.StorageNode{}, err
 	}
-	p.sync(snap)
 	fromDC, err := p.datacenterOf(&obj, from)
 	if err != nil {
 		return rebalancer.StorageNode{}, err

@@ -344,13 +344,9 @@ func (p *Placement) Place(ctx context.Context, obj rebalancer.Object, from rebal
 	now := p.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	// Read under the lock, so that a caller holding an older snapshot
-	// cannot make the shared state go back to it.
-	snap := p.src.Snapshot()
-	if err := p.usable(snap, now); err != nil {
-		return rebalancer.StorageNode{}, fmt.Errorf("storinfo: placing object %s: %w", obj.ID, err)
+	if err := p.syncUsable(obj.ID, now); err != nil {
+		return rebalancer.StorageNode{}, err
 	}
-	p.sync(snap)
 	if len(p.order) == 0 {
 		return rebalancer.StorageNode{}, fmt.Errorf("storinfo: placing object %s: %w (%d listed, all blocklisted or out of service)", obj.ID, ErrNoStorageNodes, len(p.nodes))
 	}
@@ -384,6 +380,19 @@ func (p *Placement) Place(ctx context.Context, obj rebalancer.Object, from rebal
 	s.acct.reserved += size
 	p.fix(s.acct.slot)
 	return s.sn, nil
+}
+
+// syncUsable brings the destinations up to the source's snapshot before
+// placing object id, or says why that snapshot cannot be placed on at now.
+// p.mu is held: the snapshot is read under the lock, so that a caller
+// holding an older snapshot cannot make the shared state go back to it.
+func (p *Placement) syncUsable(id string, now time.Time) error {
+	snap := p.src.Snapshot()
+	if err := p.usable(snap, now); err != nil {
+		return fmt.Errorf("storinfo: placing object %s: %w", id, err)
+	}
+	p.sync(snap)
+	return nil
 }
 
 // usable reports why snap cannot be placed on, if it cannot.

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/TritonDataCenter/rebalancer/internal/jsonstr"
 	"github.com/TritonDataCenter/rebalancer/jobapi"
 )
 
@@ -197,36 +198,11 @@ func writePretty(b *strings.Builder, v any, indent string) {
 	}
 }
 
-// writeSerdeString writes s quoted as serde_json does: ", \ and the
-// control characters escaped (\b \f \n \r \t, else \u00XX in lower
-// case), everything else, non-ASCII included, as it is.
+// writeSerdeString writes s quoted as serde_json does (jsonstr.AppendSerde:
+// ", \ and the control characters escaped, everything else, non-ASCII
+// included, as it is). s is valid UTF-8: it was decoded from JSON.
 func writeSerdeString(b *strings.Builder, s string) {
-	b.WriteByte('"')
-	for _, r := range s {
-		switch r {
-		case '"':
-			b.WriteString(`\"`)
-		case '\\':
-			b.WriteString(`\\`)
-		case '\b':
-			b.WriteString(`\b`)
-		case '\f':
-			b.WriteString(`\f`)
-		case '\n':
-			b.WriteString(`\n`)
-		case '\r':
-			b.WriteString(`\r`)
-		case '\t':
-			b.WriteString(`\t`)
-		default:
-			if r < 0x20 {
-				fmt.Fprintf(b, `\u%04x`, r)
-			} else {
-				b.WriteRune(r)
-			}
-		}
-	}
-	b.WriteByte('"')
+	b.Write(jsonstr.AppendSerde(nil, s))
 }
 
 // serdeNumber is a JSON number as serde_json reads and writes it back: an

@@ -80,10 +80,14 @@ func sharkState(s jobapi.Shark) string {
 	return st
 }
 
-type sharkOutCmd struct {
+// sharkStateChange is what 'shark out' and 'shark in' take: the shark,
+// and why its state changes.
+type sharkStateChange struct {
 	sharkArg
 	Reason string `help:"Why, kept with the state and shown by 'shark list'." placeholder:"TEXT"`
 }
+
+type sharkOutCmd struct{ sharkStateChange }
 
 func (c *sharkOutCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
 	s, err := cl.SharkOut(ctx, c.Shark, c.Reason)
@@ -95,10 +99,7 @@ func (c *sharkOutCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error 
 	return err
 }
 
-type sharkInCmd struct {
-	sharkArg
-	Reason string `help:"Why, kept with the state and shown by 'shark list'." placeholder:"TEXT"`
-}
+type sharkInCmd struct{ sharkStateChange }
 
 func (c *sharkInCmd) Run(ctx context.Context, a *app, cl *jobapi.Client) error {
 	s, err := cl.SharkIn(ctx, c.Shark, c.Reason)

@@ -139,21 +139,12 @@ func bytesString(n int64) string {
 }
 
 // durationString formats a duration for people: "17s", "3m05s", "2h04m",
-// "3d04h".
+// "3d04h" (jobapi.FormatDuration), or "--" when it is negative.
 func durationString(d time.Duration) string {
 	if d < 0 {
 		return "--"
 	}
-	s := int64(math.Round(d.Seconds()))
-	switch {
-	case s < 60:
-		return fmt.Sprintf("%ds", s)
-	case s < 3600:
-		return fmt.Sprintf("%dm%02ds", s/60, s%60)
-	case s < 86400:
-		return fmt.Sprintf("%dh%02dm", s/3600, s%3600/60)
-	}
-	return fmt.Sprintf("%dd%02dh", s/86400, s%86400/3600)
+	return jobapi.FormatDuration(d)
 }
 
 // rateString formats a per-second rate with sensible precision.

@@ -74,6 +74,36 @@ func TestUsageAndConfigErrors(t *testing.T) {
 	}
 }
 
+// runningManager is the command running in-process on fleet f: the
+// addresses its API and metrics listen on (metrics "" when off), what it
+// writes, and its exit code once its context ends.
+type runningManager struct {
+	api, metrics string
+	out, errOut  *testutil.Buffer
+	done         chan int
+}
+
+// startManager runs the command with the configuration at cfgPath, its API
+// on a loopback port and its metrics on metricsListen ("off" for none),
+// and waits until it listens.
+func startManager(ctx context.Context, t *testing.T, f *testbed.Fleet, cfgPath, metricsListen string, reload chan os.Signal) *runningManager {
+	t.Helper()
+	m := &runningManager{out: &testutil.Buffer{}, errOut: &testutil.Buffer{}, done: make(chan int, 1)}
+	addrs := make(chan [2]string, 1)
+	go func() {
+		m.done <- run(ctx, []string{"--config", cfgPath, "--listen", "127.0.0.1:0", "--metrics-listen", metricsListen},
+			m.out, m.errOut, reload, manager.Deps{Shards: f.Shards(), AgentClient: f.AgentClient(), JobOptions: testbed.FastTimers},
+			func(api, metrics string) { addrs <- [2]string{api, metrics} })
+	}()
+	select {
+	case a := <-addrs:
+		m.api, m.metrics = a[0], a[1]
+	case code := <-m.done:
+		t.Fatalf("exited %d before listening:\n%s%s", code, m.out.String(), m.errOut.String())
+	}
+	return m
+}
+
 // The binary's whole life: serve the API and metrics, run a job, apply
 // SIGUSR1 reloads (a tunable of the running job and the log level change;
 // a broken file changes nothing), warn of unknown keys at start and at
@@ -91,21 +121,9 @@ func TestServeReloadAndShutdown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	reload := make(chan os.Signal, 1)
-	addrs := make(chan [2]string, 1)
-	var out, errOut testutil.Buffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"--config", cfgPath, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"},
-			&out, &errOut, reload, manager.Deps{Shards: f.Shards(), AgentClient: f.AgentClient(), JobOptions: testbed.FastTimers},
-			func(api, metrics string) { addrs <- [2]string{api, metrics} })
-	}()
-	var api, metrics string
-	select {
-	case a := <-addrs:
-		api, metrics = "http://"+a[0], "http://"+a[1]
-	case code := <-done:
-		t.Fatalf("exited %d before listening:\n%s%s", code, out.String(), errOut.String())
-	}
+	m := startManager(ctx, t, f, cfgPath, "127.0.0.1:0", reload)
+	out, errOut, done := m.out, m.errOut, m.done
+	api, metrics := "http://"+m.api, "http://"+m.metrics
 
 	call := func(method, url, body string) (int, string) {
 		t.Helper()

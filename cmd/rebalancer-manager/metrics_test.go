@@ -20,7 +20,6 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/TritonDataCenter/rebalancer"
-	"github.com/TritonDataCenter/rebalancer/internal/manager"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
 	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 	"github.com/TritonDataCenter/rebalancer/jobapi"
@@ -195,21 +194,9 @@ func TestMetricsMatchDocs(t *testing.T) {
 	writeConfig(t, cfgPath, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	addrs := make(chan [2]string, 1)
-	var out, errOut testutil.Buffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"--config", cfgPath, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"},
-			&out, &errOut, nil, manager.Deps{Shards: f.Shards(), AgentClient: f.AgentClient(), JobOptions: testbed.FastTimers},
-			func(api, metrics string) { addrs <- [2]string{api, metrics} })
-	}()
-	var api, metrics string
-	select {
-	case a := <-addrs:
-		api, metrics = "http://"+a[0], "http://"+a[1]+"/metrics"
-	case code := <-done:
-		t.Fatalf("exited %d before listening:\n%s%s", code, out.String(), errOut.String())
-	}
+	m := startManager(ctx, t, f, cfgPath, "127.0.0.1:0", nil)
+	errOut, done := m.errOut, m.done
+	api, metrics := "http://"+m.api, "http://"+m.metrics+"/metrics"
 	c, err := jobapi.NewClient(api)
 	if err != nil {
 		t.Fatal(err)

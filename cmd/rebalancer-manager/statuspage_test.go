@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/TritonDataCenter/rebalancer"
-	"github.com/TritonDataCenter/rebalancer/internal/manager"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
 	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 	"github.com/TritonDataCenter/rebalancer/jobapi"
@@ -92,21 +91,9 @@ func TestStatusPageInBrowser(t *testing.T) {
 	writeConfig(t, cfgPath, f.ManagerConfig())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	addrs := make(chan [2]string, 1)
-	var out, errOut testutil.Buffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"--config", cfgPath, "--listen", "127.0.0.1:0", "--metrics-listen", "off"},
-			&out, &errOut, nil, manager.Deps{Shards: f.Shards(), AgentClient: f.AgentClient(), JobOptions: testbed.FastTimers},
-			func(api, _ string) { addrs <- [2]string{api, ""} })
-	}()
-	var api string
-	select {
-	case a := <-addrs:
-		api = "http://" + a[0]
-	case code := <-done:
-		t.Fatalf("exited %d before listening:\n%s%s", code, out.String(), errOut.String())
-	}
+	m := startManager(ctx, t, f, cfgPath, "off", nil)
+	done := m.done
+	api := "http://" + m.api
 	c, err := jobapi.NewClient(api)
 	if err != nil {
 		t.Fatal(err)

@@ -577,3 +577,24 @@ func (s *Source) Discover(ctx context.Context, req rebalancer.DiscoverRequest, v
 	}
 	return nil
 }
+
+// BlockingSource finds one object, then waits until Release is closed (or
+// the context ends): a scan that lasts as long as a test wants.
+type BlockingSource struct {
+	Object  rebalancer.Object
+	Release chan struct{}
+}
+
+var _ rebalancer.ObjectSource = BlockingSource{}
+
+func (s BlockingSource) Discover(ctx context.Context, req rebalancer.DiscoverRequest, visit func(rebalancer.Object) error) error {
+	if err := visit(s.Object); err != nil {
+		return err
+	}
+	select {
+	case <-s.Release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -18,29 +18,15 @@ const benchObjects = 50000
 func largeJob(b testing.TB, n int) (*Reader, string) {
 	b.Helper()
 	jobsURL := pgtest.NewDatabase(b)
-	job := &legacytest.Job{ID: uuid.NewString(), Action: "evacuate", State: "complete", Release: legacytest.MANTA5484,
-		FromShark: `{"datacenter":"dc1","manta_storage_id":"1.stor.example.com"}`}
-	legacytest.Layout(b, jobsURL, &legacytest.Set{Jobs: []*legacytest.Job{job}})
-	const value = `{"dirname":"/61368287-aa5b-6c0f-f3a9-931a228215e4/stor/logs/2019/10","key":"/61368287-aa5b-6c0f-f3a9-931a228215e4/stor/logs/2019/10/OBJECTID.log",` +
-		`"headers":{"m-source":"cron"},"mtime":1570611723062,"name":"OBJECTID.log","creator":"61368287-aa5b-6c0f-f3a9-931a228215e4",` +
-		`"owner":"61368287-aa5b-6c0f-f3a9-931a228215e4","roles":[],"type":"object","contentLength":1048576,` +
-		`"contentMD5":"1B2M2Y8AsgTpgAmY7PhCfg==","contentType":"application/octet-stream","etag":"OBJECTID","objectId":"OBJECTID",` +
-		`"sharks":[{"datacenter":"dc1","manta_storage_id":"1.stor.example.com"},{"datacenter":"dc2","manta_storage_id":"3.stor.example.com"}],"vnode":417}`
-	legacytest.Exec(b, jobsURL, job.ID, fmt.Sprintf(`INSERT INTO evacuateobjects
-		SELECT id, 'a0000000-0000-4000-8000-' || lpad(to_hex(g / 50), 12, '0'), replace('%s', 'OBJECTID', id)::jsonb,
-			1 + g %% 4, '2.stor.example.com', upper(to_hex(g)),
-			CASE WHEN g %% 10 = 0 THEN 'skipped' ELSE 'complete' END,
-			CASE WHEN g %% 10 = 0 THEN '{http_status_code:500}' END, NULL
-		FROM (SELECT g, lpad(to_hex(g), 8, '0') || '-0000-4000-8000-' || lpad(to_hex(g), 12, '0') AS id
-			FROM generate_series(1, %d) g) s`, value, n),
-		fmt.Sprintf(`INSERT INTO duplicates SELECT lpad(to_hex(g), 8, '0'), '/k', '{1,2}' FROM generate_series(1, %d) g`, n),
-		`ANALYZE evacuateobjects`, `ANALYZE duplicates`)
+	id := uuid.NewString()
+	legacytest.LargeJob(b, jobsURL, id, n,
+		fmt.Sprintf(`INSERT INTO duplicates SELECT lpad(to_hex(g), 8, '0'), '/k', '{1,2}' FROM generate_series(1, %d) g`, n))
 	r, err := Open(b.Context(), jobsURL)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { r.Close() })
-	return r, job.ID
+	return r, id
 }
 
 // TestPagePlans checks that paging through a large job walks the primary

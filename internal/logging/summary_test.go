@@ -1,7 +1,6 @@
 package logging
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 )
 
 // fakeTimers hands the Summarizer timers that fire when the test says.
@@ -50,33 +51,18 @@ func (ft *fakeTimers) fire() {
 	}
 }
 
-// lockedBuffer is written by timers' goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// records parses and empties the buffer.
-func (l *lockedBuffer) records(t *testing.T) []Record {
+// takeRecords parses and empties buf, which timers' goroutines write.
+func takeRecords(t *testing.T, buf *testutil.Buffer) []Record {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	recs, err := Check(&l.b)
+	recs, err := Check(strings.NewReader(buf.Take()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.b.Reset()
 	return recs
 }
 
-func newTestSummarizer(level slog.Level) (*Summarizer, *lockedBuffer, *fakeTimers) {
-	buf := &lockedBuffer{}
+func newTestSummarizer(level slog.Level) (*Summarizer, *testutil.Buffer, *fakeTimers) {
+	buf := &testutil.Buffer{}
 	s := NewSummarizer(New(buf, "t", level), time.Minute)
 	ft := &fakeTimers{}
 	s.after = ft.after
@@ -100,7 +86,7 @@ func TestSummarizer(t *testing.T) {
 	warn("x", errors.New("source answered 404 for 3f0c1d2e-0000-4000-8000-000000000001"))
 	s.Log(ctx, slog.LevelError, "task failed", refused("2.stor"), "object", "e") // another level, another kind
 	s.Log(ctx, slog.LevelDebug, "task failed", refused("2.stor"), "object", "d") // below the level: nothing
-	recs := buf.records(t)
+	recs := takeRecords(t, buf)
 	if len(recs) != 3 {
 		t.Fatalf("%d lines before the interval ends, want 3: %+v", len(recs), recs)
 	}
@@ -110,7 +96,7 @@ func TestSummarizer(t *testing.T) {
 
 	// The interval ends: one summary for the group with repeats.
 	timers.fire()
-	recs = buf.records(t)
+	recs = takeRecords(t, buf)
 	if len(recs) != 1 {
 		t.Fatalf("%d summaries, want 1: %+v", len(recs), recs)
 	}
@@ -127,31 +113,31 @@ func TestSummarizer(t *testing.T) {
 	warn("o5", refused("2.stor"))
 	warn("o6", refused("2.stor"))
 	timers.fire()
-	if recs = buf.records(t); len(recs) != 1 || fmt.Sprint(recs[0].Fields["count"]) != "2" {
+	if recs = takeRecords(t, buf); len(recs) != 1 || fmt.Sprint(recs[0].Fields["count"]) != "2" {
 		t.Errorf("second interval: %+v", recs)
 	}
 	// A quiet interval ends the group; the next occurrence is logged as given.
 	timers.fire()
 	timers.fire()
-	if recs = buf.records(t); len(recs) != 0 {
+	if recs = takeRecords(t, buf); len(recs) != 0 {
 		t.Errorf("quiet intervals logged %+v", recs)
 	}
 	warn("o7", refused("2.stor"))
-	if recs = buf.records(t); len(recs) != 1 || recs[0].Fields["object"] != "o7" || recs[0].Fields["count"] != nil {
+	if recs = takeRecords(t, buf); len(recs) != 1 || recs[0].Fields["object"] != "o7" || recs[0].Fields["count"] != nil {
 		t.Errorf("after a quiet interval: %+v", recs)
 	}
 
 	// Flush writes what is pending; Close makes every occurrence a line.
 	warn("o8", refused("2.stor"))
 	s.Flush(ctx)
-	if recs = buf.records(t); len(recs) != 1 || fmt.Sprint(recs[0].Fields["count"]) != "1" {
+	if recs = takeRecords(t, buf); len(recs) != 1 || fmt.Sprint(recs[0].Fields["count"]) != "1" {
 		t.Errorf("flush: %+v", recs)
 	}
 	timers.fire() // stopped timers do nothing
 	s.Close()
 	warn("o9", refused("2.stor"))
 	warn("o10", refused("2.stor"))
-	if recs = buf.records(t); len(recs) != 2 {
+	if recs = takeRecords(t, buf); len(recs) != 2 {
 		t.Errorf("after Close: %+v", recs)
 	}
 }
@@ -167,7 +153,7 @@ func TestSummarizerBounded(t *testing.T) {
 		t.Errorf("%d groups", len(s.groups))
 	}
 	timers.fire()
-	recs := buf.records(t)
+	recs := takeRecords(t, buf)
 	// Each group's first line, the shared group's first line, its summary.
 	if n := len(recs); n != MaxGroups+2 {
 		t.Fatalf("%d lines, want %d", n, MaxGroups+2)
@@ -179,7 +165,7 @@ func TestSummarizerBounded(t *testing.T) {
 
 // With real timers a summary comes by itself once the interval is over.
 func TestSummarizerTimer(t *testing.T) {
-	buf := &lockedBuffer{}
+	buf := &testutil.Buffer{}
 	written := make(chan struct{}, 10)
 	s := NewSummarizer(slog.New(notify{NewHandler(buf, Options{Name: "t"}), written}), 20*time.Millisecond)
 	defer s.Close()
@@ -193,7 +179,7 @@ func TestSummarizerTimer(t *testing.T) {
 			t.Fatal("no summary 10s after a 20ms interval")
 		}
 	}
-	recs := buf.records(t)
+	recs := takeRecords(t, buf)
 	if len(recs) != 2 || fmt.Sprint(recs[1].Fields["count"]) != "2" {
 		t.Errorf("%+v", recs)
 	}

@@ -180,19 +180,25 @@ func (r *running) verify() {
 
 func terminal(d *jobapi.JobStatus) bool { return d.State.Terminal() }
 
+// withStore configures a manager's job store for the subtests that run
+// against both: the default SQLite file for "sqlite", a fresh database on
+// the test PostgreSQL for "postgres".
+func withStore(t *testing.T, store string) func(map[string]any) {
+	return func(cfg map[string]any) {
+		if store == "postgres" {
+			cfg["database"] = pgtest.NewDatabase(t)
+			cfg["store_mark"] = filepath.Join(t.TempDir(), "postgres.mark")
+		}
+	}
+}
+
 // The product's wiring end to end: sharkspotter through Moray's sql RPC on
 // two shards, storinfo over HTTP, placement, agents, metadata updates,
 // the job store, the API and the metrics.
 func TestManagerEvacuates(t *testing.T) {
 	for _, store := range []string{"sqlite", "postgres"} {
 		t.Run(store, func(t *testing.T) {
-			r := start(t, testbed.Config{Sharks: 5, Shards: 2, Objects: testbed.Objects{Count: 300, Pin: evacuated, PinFraction: 1}},
-				func(cfg map[string]any) {
-					if store == "postgres" {
-						cfg["database"] = pgtest.NewDatabase(t)
-						cfg["store_mark"] = filepath.Join(t.TempDir(), "postgres.mark")
-					}
-				})
+			r := start(t, testbed.Config{Sharks: 5, Shards: 2, Objects: testbed.Objects{Count: 300, Pin: evacuated, PinFraction: 1}}, withStore(t, store))
 			id := r.create("1.stor") // short form: the manager completes the domain
 			d := r.waitFor(id, "the end", terminal)
 			if d.State != rebalancer.JobComplete || d.Results.Complete != 300 || d.Results.Total != 300 {

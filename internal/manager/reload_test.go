@@ -1,40 +1,25 @@
 package manager_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/TritonDataCenter/rebalancer/internal/manager"
+	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 	"github.com/TritonDataCenter/rebalancer/moray"
 	"github.com/TritonDataCenter/rebalancer/storinfo"
 )
 
-// logBuffer collects JSON log lines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
 // take returns the records logged since the last take.
-func (l *logBuffer) take(t *testing.T) []map[string]any {
+func takeLogs(t *testing.T, l *testutil.Buffer) []map[string]any {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var recs []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.b.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(l.Take()), "\n") {
 		if line == "" {
 			continue
 		}
@@ -44,7 +29,6 @@ func (l *logBuffer) take(t *testing.T) []map[string]any {
 		}
 		recs = append(recs, rec)
 	}
-	l.b.Reset()
 	return recs
 }
 
@@ -56,14 +40,14 @@ func (noNodes) List(context.Context) ([]storinfo.Node, error) { return nil, nil 
 // idle builds a manager that is never run: enough to reload it. Its
 // logger writes every level to the returned buffer, filtered by level
 // when level is set (the command's wiring).
-func idle(t *testing.T, text string, level *slog.LevelVar) (*manager.Manager, *logBuffer) {
+func idle(t *testing.T, text string, level *slog.LevelVar) (*manager.Manager, *testutil.Buffer) {
 	t.Helper()
 	cfg, err := manager.ParseConfig([]byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Database = filepath.Join(t.TempDir(), "jobs.db")
-	logs := &logBuffer{}
+	logs := &testutil.Buffer{}
 	var l slog.Leveler = slog.LevelDebug
 	if level != nil {
 		l = level
@@ -126,7 +110,7 @@ func TestReloadLogLevel(t *testing.T) {
 	if level.Level() != slog.LevelWarn {
 		t.Fatalf("level after New = %v, want the config's warning", level.Level())
 	}
-	logs.take(t)
+	takeLogs(t, logs)
 
 	applied, err := m.Reload(context.Background(), parseText(t, config(`"log_level": "DEBUG"`)))
 	if err != nil {
@@ -135,7 +119,7 @@ func TestReloadLogLevel(t *testing.T) {
 	if !slices.Contains(applied, "log_level") || level.Level() != slog.LevelDebug {
 		t.Errorf("applied %q, level %v; want log_level applied, debug", applied, level.Level())
 	}
-	recs := logs.take(t)
+	recs := takeLogs(t, logs)
 	if got := messages(recs, "DEBUG", "settings"); len(got) != 1 || !strings.Contains(got[0], `"log_level":"DEBUG"`) {
 		t.Errorf("debug lines after the reload: %q", got)
 	}
@@ -148,16 +132,16 @@ func TestReloadLogLevel(t *testing.T) {
 	if !slices.Contains(applied, "log_level") || level.Level() != slog.LevelError {
 		t.Errorf("applied %q, level %v; want log_level applied, error", applied, level.Level())
 	}
-	logs.take(t)
+	takeLogs(t, logs)
 	// Without a LevelVar (--log-level fixes the level), the change is
 	// refused, with a warning saying why.
 	m2, logs2 := idle(t, config(`"log_level": "info"`), nil)
-	logs2.take(t)
+	takeLogs(t, logs2)
 	applied, _ = m2.Reload(context.Background(), parseText(t, config(`"log_level": "debug"`)))
 	if slices.Contains(applied, "log_level") {
 		t.Errorf("applied %q without a level to set", applied)
 	}
-	if got := messages(logs2.take(t), "WARN", "log_level"); !slices.Contains(got, "log_level changed, but the log level is fixed by --log-level or REBALANCER_LOG_LEVEL; keeping it: debug") {
+	if got := messages(takeLogs(t, logs2), "WARN", "log_level"); !slices.Contains(got, "log_level changed, but the log level is fixed by --log-level or REBALANCER_LOG_LEVEL; keeping it: debug") {
 		t.Errorf("warnings %q", got)
 	}
 }
@@ -166,7 +150,7 @@ func TestReloadLogLevel(t *testing.T) {
 // manager starts and at every reload.
 func TestUnknownKeysWarned(t *testing.T) {
 	_, logs := idle(t, config(`"max_fill_percentag": 90, "options": {"max_sharkz": 3, "use_static_md_update_threads": true}`), nil)
-	recs := logs.take(t)
+	recs := takeLogs(t, logs)
 	want := []string{"unknown configuration key; ignored: max_fill_percentag", "unknown configuration key; ignored: options.max_sharkz"}
 	if got := messages(recs, "WARN", "key"); !slices.Equal(got, want) {
 		t.Errorf("warnings at start %q, want %q", got, want)
@@ -180,11 +164,11 @@ func TestUnknownKeysWarned(t *testing.T) {
 	}
 
 	m, logs := idle(t, config(""), nil)
-	logs.take(t)
+	takeLogs(t, logs)
 	if _, err := m.Reload(context.Background(), parseText(t, config(`"mdapi": {"shards": [{"host": "1.buckets-mdapi.us-east.joyent.us", "hots": "2.buckets-mdapi.us-east.joyent.us"}]}`))); err != nil {
 		t.Fatal(err)
 	}
-	if got := messages(logs.take(t), "WARN", "did_you_mean"); !slices.Equal(got, []string{"unknown configuration key; ignored: mdapi.shards[0].host"}) {
+	if got := messages(takeLogs(t, logs), "WARN", "did_you_mean"); !slices.Equal(got, []string{"unknown configuration key; ignored: mdapi.shards[0].host"}) {
 		t.Errorf("warnings at reload %q", got)
 	}
 }
@@ -193,7 +177,7 @@ func TestUnknownKeysWarned(t *testing.T) {
 // discovery settings apply to the next job.
 func TestReloadRestartOnlyAndDiscovery(t *testing.T) {
 	m, logs := idle(t, config(""), nil)
-	logs.take(t)
+	takeLogs(t, logs)
 	applied, err := m.Reload(context.Background(), parseText(t, config(
 		`"storinfo_poll_interval_ms": 2000, "options": {"shark_list_retry_delay_ms": 100, "md_read_chunk_size": 500}`)))
 	if err != nil {
@@ -202,7 +186,7 @@ func TestReloadRestartOnlyAndDiscovery(t *testing.T) {
 	if !slices.Equal(applied, []string{"discovery"}) {
 		t.Errorf("applied %q", applied)
 	}
-	got := messages(logs.take(t), "WARN", "key")
+	got := messages(takeLogs(t, logs), "WARN", "key")
 	for _, k := range []string{"storinfo_poll_interval_ms", "options.shark_list_retry_delay_ms"} {
 		if !slices.Contains(got, "configuration change needs a restart; keeping the running value: "+k) {
 			t.Errorf("no restart warning for %s in %q", k, got)

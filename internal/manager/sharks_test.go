@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"maps"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/TritonDataCenter/rebalancer"
-	"github.com/TritonDataCenter/rebalancer/internal/pgtest"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
 	"github.com/TritonDataCenter/rebalancer/jobapi"
 )
@@ -54,13 +52,7 @@ func TestSharkLifecycle(t *testing.T) {
 	const a, b, c, d, e = "1.stor.demo.example", "2.stor.demo.example", "3.stor.demo.example", "4.stor.demo.example", "5.stor.demo.example"
 	for _, store := range []string{"sqlite", "postgres"} {
 		t.Run(store, func(t *testing.T) {
-			r := start(t, testbed.Config{Sharks: 5, Shards: 2, Objects: testbed.Objects{Count: 300, Pin: a, PinFraction: 0.5}},
-				func(cfg map[string]any) {
-					if store == "postgres" {
-						cfg["database"] = pgtest.NewDatabase(t)
-						cfg["store_mark"] = filepath.Join(t.TempDir(), "postgres.mark")
-					}
-				})
+			r := start(t, testbed.Config{Sharks: 5, Shards: 2, Objects: testbed.Objects{Count: 300, Pin: a, PinFraction: 0.5}}, withStore(t, store))
 			ctx := context.Background()
 			cl := r.client()
 

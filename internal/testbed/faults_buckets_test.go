@@ -4,7 +4,6 @@ import (
 	"context"
 	"maps"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -86,44 +85,20 @@ func TestEvacuationUnderMdapiFaults(t *testing.T) {
 			name: "mdapi offline for a while",
 			inject: func(t *testing.T, r *run) {
 				srv := r.f.Mdapi(1)
-				var once sync.Once
-				var wg sync.WaitGroup
-				t.Cleanup(wg.Wait)
+				outage := outageOnce(t, srv, &r.fired)
 				srv.SetHook(func(req mdapitest.Request) mdapitest.Action {
 					if !mdapiUpdate(req) {
 						return mdapitest.Action{}
 					}
-					started := false
-					once.Do(func() {
-						started = true
-						r.fired.Add(1)
-						wg.Go(func() {
-							srv.Offline()
-							time.Sleep(300 * time.Millisecond)
-							if err := srv.Online(); err != nil {
-								t.Error(err)
-							}
-						})
-					})
-					return mdapitest.Action{Drop: started}
+					return mdapitest.Action{Drop: outage()}
 				})
 			},
 		},
 		{
 			name: "mdapi etag conflicts transient",
 			inject: func(t *testing.T, r *run) {
-				var mu sync.Mutex
-				tries := map[string]int{}
-				r.f.MdapiConflictStorm(func(owner, bucketID, name string) bool {
-					mu.Lock()
-					defer mu.Unlock()
-					tries[name]++
-					if tries[name] <= FastJobOptions().EtagRetries {
-						r.fired.Add(1)
-						return true
-					}
-					return false
-				})
+				lose := loseFirstRaces(&r.fired)
+				r.f.MdapiConflictStorm(func(_, _, name string) bool { return lose(name) })
 			},
 		},
 		{
@@ -190,23 +165,8 @@ func TestEvacuationUnderMdapiFaults(t *testing.T) {
 			if len(r.faulted) == 0 || len(r.faulted) == len(r.v2) {
 				t.Fatalf("%d of %d v2 objects faulted: pick another seed", len(r.faulted), len(r.v2))
 			}
-			e, err := f.NewEngine(ctx, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tc.inject(t, r)
-			j, err := e.CreateJob(ctx, shark1, evacuate.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			st := waitJob(t, e, j.ID)
-			if r.fired.Load() == 0 {
-				t.Error("the fault never fired")
-			}
-			wantState := tc.state
-			if wantState == 0 {
-				wantState = rebalancer.JobComplete
-			}
+			st := evacuateUnderFault(t, f, &r.fired, func() { tc.inject(t, r) })
+			wantState := stateOr(tc.state)
 			if st.Job.State != wantState || !strings.Contains(st.Job.Error, tc.errText) {
 				t.Errorf("job ended %s (%s), want %s (%s)", st.Job.State, st.Job.Error, wantState, tc.errText)
 			}

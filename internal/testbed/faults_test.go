@@ -193,6 +193,84 @@ func corruptFaulted(t *testing.T, r *faultRun) {
 
 // metadataUpdate reports whether req is a metadata update: one putObject
 // into manta, or a batch of them (the engine's default).
+// outageOnce returns a hook step for a metadata server: the first call
+// takes srv offline for 300ms (from another goroutine, counted in fired)
+// and reports true, so that the hook drops the request that started the
+// outage; every other call reports false. The outage ends before the
+// fleet closes.
+func outageOnce(t *testing.T, srv interface {
+	Offline()
+	Online() error
+}, fired *atomic.Int64) func() bool {
+	var once sync.Once
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait) // before the fleet closes
+	return func() bool {
+		started := false
+		once.Do(func() {
+			started = true
+			fired.Add(1)
+			wg.Go(func() {
+				srv.Offline()
+				time.Sleep(300 * time.Millisecond)
+				if err := srv.Online(); err != nil {
+					t.Error(err)
+				}
+			})
+		})
+		return started
+	}
+}
+
+// loseFirstRaces returns a conflict storm's predicate under which every
+// object (by key) loses its first EtagRetries races, each counted in fired:
+// the next try must win.
+func loseFirstRaces(fired *atomic.Int64) func(key string) bool {
+	var mu sync.Mutex
+	tries := map[string]int{}
+	return func(key string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		tries[key]++
+		if tries[key] <= FastJobOptions().EtagRetries {
+			fired.Add(1)
+			return true
+		}
+		return false
+	}
+}
+
+// evacuateUnderFault makes f's engine, lets inject install the fault (after
+// the engine's first storinfo refresh), evacuates shark1 and waits for the
+// job to end. A fault that never fired fails the test.
+func evacuateUnderFault(t *testing.T, f *Fleet, fired *atomic.Int64, inject func()) evacuate.Status {
+	t.Helper()
+	ctx := context.Background()
+	e, err := f.NewEngine(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inject()
+	j, err := e.CreateJob(ctx, shark1, evacuate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := waitJob(t, e, j.ID)
+	if fired.Load() == 0 {
+		t.Error("the fault never fired")
+	}
+	return st
+}
+
+// stateOr is the state a fault row wants its job to end in: state, or
+// complete when the row leaves it zero.
+func stateOr(state rebalancer.JobState) rebalancer.JobState {
+	if state == 0 {
+		return rebalancer.JobComplete
+	}
+	return state
+}
+
 func metadataUpdate(req moraytest.Request) bool {
 	return method(req, "putObject", "manta") || req.Method == "batch"
 }
@@ -369,26 +447,12 @@ func TestEvacuationUnderFaults(t *testing.T) {
 			cfg:  static,
 			inject: func(t *testing.T, r *faultRun) {
 				m := r.f.Moray(1)
-				var once sync.Once
-				var wg sync.WaitGroup
-				t.Cleanup(wg.Wait) // before the fleet closes
+				outage := outageOnce(t, m, &r.fired)
 				m.SetHook(func(req moraytest.Request) moraytest.Action {
 					if !metadataUpdate(req) {
 						return moraytest.Action{}
 					}
-					started := false
-					once.Do(func() {
-						started = true
-						r.fired.Add(1)
-						wg.Go(func() {
-							m.Offline()
-							time.Sleep(300 * time.Millisecond)
-							if err := m.Online(); err != nil {
-								t.Error(err)
-							}
-						})
-					})
-					return moraytest.Action{Drop: started}
+					return moraytest.Action{Drop: outage()}
 				})
 			},
 		},
@@ -398,18 +462,8 @@ func TestEvacuationUnderFaults(t *testing.T) {
 			inject: func(t *testing.T, r *faultRun) {
 				// Every object loses its first three races (EtagRetries):
 				// the fourth try must win.
-				var mu sync.Mutex
-				tries := map[string]int{}
-				r.f.Moray(1).ConflictStorm(func(bucket, key string) bool {
-					mu.Lock()
-					defer mu.Unlock()
-					tries[key]++
-					if tries[key] <= FastJobOptions().EtagRetries {
-						r.fired.Add(1)
-						return true
-					}
-					return false
-				})
+				lose := loseFirstRaces(&r.fired)
+				r.f.Moray(1).ConflictStorm(func(_, key string) bool { return lose(key) })
 			},
 		},
 		{
@@ -556,24 +610,9 @@ func TestEvacuationUnderFaults(t *testing.T) {
 					before[n.MantaStorageID]++
 				}
 			}
-			e, err := f.NewEngine(ctx, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tc.inject(t, r)
-			j, err := e.CreateJob(ctx, shark1, evacuate.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			st := waitJob(t, e, j.ID)
-			if r.fired.Load() == 0 {
-				t.Error("the fault never fired")
-			}
+			st := evacuateUnderFault(t, f, &r.fired, func() { tc.inject(t, r) })
 
-			wantState := tc.state
-			if wantState == 0 {
-				wantState = rebalancer.JobComplete
-			}
+			wantState := stateOr(tc.state)
 			if st.Job.State != wantState {
 				t.Errorf("job ended %s (%s), want %s", st.Job.State, st.Job.Error, wantState)
 			}

@@ -210,6 +210,16 @@ func (b *Buffer) String() string {
 	return b.b.String()
 }
 
+// Take returns everything written since the last Take and empties the
+// buffer: a test reading a log in steps.
+func (b *Buffer) Take() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.b.String()
+	b.b.Reset()
+	return s
+}
+
 // Capture returns the two directions of an exchange recorded on the wire
 // (moray/fast/testdata/*-capture.txt: each direction's bytes in hex on a
 // "full hex: " line), request first.

@@ -178,6 +178,32 @@ func Exec(t testing.TB, jobsURL, id string, stmts ...string) {
 	}
 }
 
+// LargeJob lays out on jobsURL's server one complete legacy evacuation of
+// 1.stor.example.com, with job id id, of n objects whose metadata is the
+// size of a real Moray value (about 600 bytes), a tenth of them skipped.
+// duplicates is the statement that fills the job's duplicates table; both
+// tables are analysed after it, as a long-running legacy database is.
+func LargeJob(t testing.TB, jobsURL, id string, n int, duplicates string) {
+	t.Helper()
+	job := &Job{ID: id, Action: "evacuate", State: "complete", Release: MANTA5484,
+		FromShark: `{"datacenter":"dc1","manta_storage_id":"1.stor.example.com"}`}
+	Layout(t, jobsURL, &Set{Jobs: []*Job{job}})
+	const value = `{"dirname":"/61368287-aa5b-6c0f-f3a9-931a228215e4/stor/logs/2019/10","key":"/61368287-aa5b-6c0f-f3a9-931a228215e4/stor/logs/2019/10/OBJECTID.log",` +
+		`"headers":{"m-source":"cron"},"mtime":1570611723062,"name":"OBJECTID.log","creator":"61368287-aa5b-6c0f-f3a9-931a228215e4",` +
+		`"owner":"61368287-aa5b-6c0f-f3a9-931a228215e4","roles":[],"type":"object","contentLength":1048576,` +
+		`"contentMD5":"1B2M2Y8AsgTpgAmY7PhCfg==","contentType":"application/octet-stream","etag":"OBJECTID","objectId":"OBJECTID",` +
+		`"sharks":[{"datacenter":"dc1","manta_storage_id":"1.stor.example.com"},{"datacenter":"dc2","manta_storage_id":"3.stor.example.com"}],"vnode":417}`
+	Exec(t, jobsURL, id, fmt.Sprintf(`INSERT INTO evacuateobjects
+		SELECT id, 'a0000000-0000-4000-8000-' || lpad(to_hex(g / 50), 12, '0'), replace('%s', 'OBJECTID', id)::jsonb,
+			1 + g %% 4, '2.stor.example.com', upper(to_hex(g)),
+			CASE WHEN g %% 10 = 0 THEN 'skipped' ELSE 'complete' END,
+			CASE WHEN g %% 10 = 0 THEN '{http_status_code:500}' END, NULL
+		FROM (SELECT g, lpad(to_hex(g), 8, '0') || '-0000-4000-8000-' || lpad(to_hex(g), 12, '0') AS id
+			FROM generate_series(1, %d) g) s`, value, n),
+		duplicates,
+		`ANALYZE evacuateobjects`, `ANALYZE duplicates`)
+}
+
 func open(t testing.TB, u string) *sql.DB {
 	t.Helper()
 	db, err := sql.Open("postgres", u)
