@@ -44,6 +44,10 @@ type SharkCheck struct {
 	// Latest is the latest evacuation of the shark (not a dry run), if
 	// any: the job a retry would retry.
 	Latest *JobRecord
+	// V2NotScanned, when the engine's source does not discover buckets
+	// (v2) objects (Config.Buckets.Scanned is false), says why: Safe then
+	// speaks for v1 objects only, and the shark may still hold v2 objects.
+	V2NotScanned string
 	// Started and Finished bound the scan.
 	Started, Finished time.Time
 }
@@ -170,6 +174,9 @@ func (e *Engine) CheckShark(ctx context.Context, shark string, opts CheckOptions
 	}
 	out.Finished = time.Now()
 	out.Objects = c.found.Load()
+	if !e.cfg.Buckets.Scanned {
+		out.V2NotScanned = cmp.Or(e.cfg.Buckets.NotScanned, DefaultNotScanned)
+	}
 	for _, g := range c.groups {
 		out.Groups = append(out.Groups, *g)
 	}

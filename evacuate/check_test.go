@@ -119,6 +119,9 @@ func TestCausesVerdictAndCheck(t *testing.T) {
 		if got := groupsOf(c, names); !reflect.DeepEqual(got, want) || c.Objects != 35 || c.Safe {
 			t.Errorf("check: %d objects, safe %v, groups %v; want 35, false, %v", c.Objects, c.Safe, got, want)
 		}
+		if c.V2NotScanned != DefaultNotScanned {
+			t.Errorf("check of an engine without buckets: V2NotScanned %q, want %q", c.V2NotScanned, DefaultNotScanned)
+		}
 		for _, g := range c.Groups {
 			if len(g.Examples) != 2 {
 				t.Errorf("group %s/%s lists %d examples, want 2", g.Kind, g.Reason, len(g.Examples))

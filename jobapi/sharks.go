@@ -69,9 +69,12 @@ type SharkCheck struct {
 	// LatestJob is the latest evacuation of the shark (not a dry run).
 	LatestJob *Job `json:"latest_job,omitempty"`
 	// Next says what to do next, a step a line, with the commands.
-	Next        []string  `json:"next"`
-	Started     time.Time `json:"started"`
-	ScanSeconds float64   `json:"scan_seconds"`
+	Next []string `json:"next"`
+	// V2NotScanned, when set, says why the check did not look for buckets
+	// (v2) objects: Safe then speaks for v1 objects only.
+	V2NotScanned string    `json:"v2_not_scanned,omitempty"`
+	Started      time.Time `json:"started"`
+	ScanSeconds  float64   `json:"scan_seconds"`
 }
 
 // CheckGroup is objects of a check that the latest jobs recorded alike.
@@ -298,6 +301,7 @@ func newSharkCheck(c evacuate.SharkCheck) SharkCheck {
 		out.LatestJob = &j
 	}
 	out.Next = checkAdvice(c)
+	out.V2NotScanned = c.V2NotScanned
 	return out
 }
 

@@ -257,6 +257,9 @@ func printCheck(w io.Writer, c *jobapi.SharkCheck) error {
 			}
 		}
 	}
+	if c.V2NotScanned != "" {
+		b.WriteString("\nBuckets (v2) objects were not looked for (" + c.V2NotScanned + "): the answer is for v1 objects only.\n")
+	}
 	if len(c.Next) > 0 {
 		b.WriteString("\nNext:\n")
 		for _, n := range c.Next {
