@@ -7,10 +7,12 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/TritonDataCenter/rebalancer/evacuate"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
 	"github.com/TritonDataCenter/rebalancer/internal/testutil"
 )
@@ -148,7 +150,14 @@ func TestDryRunProjectedFill(t *testing.T) {
 // The watch of a paused job shows no rate or ETA; one of a stopping job
 // says so; at 80 columns the skipped and error counts are always there.
 func TestWatchPausedStoppingNarrow(t *testing.T) {
-	m := newManager(t, testbed.Config{Objects: testbed.Objects{Count: 80, Seed: 9, Pin: shark1}})
+	// The copies are held until the end, and must stay in flight: on a
+	// loaded machine the fast timers (an agent unreachable after 2 s, an
+	// assignment given up after a minute) could give them up, and the
+	// stopping job would end before the watch sees it stop.
+	m := newManagerWith(t, testbed.Config{Objects: testbed.Objects{Count: 80, Seed: 9, Pin: shark1}}, func(c *evacuate.Config) {
+		c.Defaults.AgentUnreachableTimeout = evacuate.Duration(10 * time.Minute)
+		c.Defaults.AssignmentTimeout = evacuate.Duration(10 * time.Minute)
+	})
 	m.holdDownloads()
 	id := m.create(t, "--shark", shark1)
 	m.waitState(t, id, "Running")
@@ -165,7 +174,19 @@ func TestWatchPausedStoppingNarrow(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		go func() { code <- a.run(ctx, []string{"--manager", m.url, "job", "watch", id, "--interval", "10ms"}) }()
-		testutil.Eventually(t, "two frames", func() bool { return strings.Count(out.String(), "\x1b[2K") >= 4 })
+		ended := false
+		testutil.Eventually(t, "two frames", func() bool {
+			select {
+			case c := <-code:
+				code <- c
+				ended = true
+			default:
+			}
+			return ended || strings.Count(out.String(), "\x1b[2K") >= 4
+		})
+		if ended {
+			t.Fatalf("the watch ended before drawing two frames (the job ended?): %s\n%s", m.cmd(t, "job", "get", id).stdout, out.String())
+		}
 		cancel()
 		if c := testutil.Receive(t, "watch to end", code); c != 130 {
 			t.Errorf("watch interrupted: exit %d", c)

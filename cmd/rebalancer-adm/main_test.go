@@ -34,11 +34,26 @@ type manager struct {
 
 func newManager(t *testing.T, cfg testbed.Config) *manager {
 	t.Helper()
+	return newManagerWith(t, cfg, nil)
+}
+
+// newManagerWith is newManager with the engine's configuration changed by
+// adjust first.
+func newManagerWith(t *testing.T, cfg testbed.Config, adjust func(*evacuate.Config)) *manager {
+	t.Helper()
 	f := testbed.New(t, cfg)
-	e, err := f.NewEngine(context.Background(), nil)
+	ecfg, err := f.EngineConfig(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
+	if adjust != nil {
+		adjust(&ecfg)
+	}
+	e, err := evacuate.NewEngine(ecfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
 	api := &jobapi.Server{Engine: e, Domain: f.Domain(), Version: "test", Logger: testutil.Discard()}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close) // before the fleet closes the engine
