@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/TritonDataCenter/rebalancer"
 	"github.com/TritonDataCenter/rebalancer/evacuate"
 	"github.com/TritonDataCenter/rebalancer/internal/testbed"
 	"github.com/TritonDataCenter/rebalancer/internal/testutil"
@@ -150,10 +151,10 @@ func TestDryRunProjectedFill(t *testing.T) {
 // The watch of a paused job shows no rate or ETA; one of a stopping job
 // says so; at 80 columns the skipped and error counts are always there.
 func TestWatchPausedStoppingNarrow(t *testing.T) {
-	// The copies are held until the end, and must stay in flight: on a
-	// loaded machine the fast timers (an agent unreachable after 2 s, an
-	// assignment given up after a minute) could give them up, and the
-	// stopping job would end before the watch sees it stop.
+	// The copies are held until the end, and must stay in flight, so that
+	// the stopping job waits for them: the fast timers (an agent
+	// unreachable after 2 s, an assignment given up after a minute) must
+	// not give them up on a loaded machine.
 	m := newManagerWith(t, testbed.Config{Objects: testbed.Objects{Count: 80, Seed: 9, Pin: shark1}}, func(c *evacuate.Config) {
 		c.Defaults.AgentUnreachableTimeout = evacuate.Duration(10 * time.Minute)
 		c.Defaults.AssignmentTimeout = evacuate.Duration(10 * time.Minute)
@@ -161,6 +162,13 @@ func TestWatchPausedStoppingNarrow(t *testing.T) {
 	m.holdDownloads()
 	id := m.create(t, "--shark", shark1)
 	m.waitState(t, id, "Running")
+	// Paused before its first assignment went out, the job would have
+	// nothing in flight, and a stop would end it at once.
+	testutil.Eventually(t, "copies in flight", func() bool {
+		st, err := m.engine.JobStatus(context.Background(), id)
+		n, _ := st.Total(rebalancer.ObjectAssigned)
+		return err == nil && n > 0
+	})
 	if r := m.cmd(t, "job", "pause", id); r.code != 0 {
 		t.Fatalf("pause: %+v", r)
 	}
