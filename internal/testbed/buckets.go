@@ -347,23 +347,8 @@ func (f *Fleet) PopulateBuckets(ctx context.Context, objs BucketObjects) (Bucket
 	f.popMu.Lock()
 	defer f.popMu.Unlock()
 	o := &objs.Objects
-	if o.MaxSize == 0 && o.MinSize == 0 {
-		o.MinSize, o.MaxSize = 1<<10, 16<<10
-	}
-	if o.MaxSize < o.MinSize {
-		o.MaxSize = o.MinSize
-	}
-	if o.MinSize < 0 {
-		return BucketPopulation{}, fmt.Errorf("testbed: populate buckets: negative MinSize %d", o.MinSize)
-	}
-	if o.Copies <= 0 {
-		o.Copies = 2
-	}
-	if o.Owners <= 0 {
-		o.Owners = 2
-	}
-	if o.PinFraction <= 0 || o.PinFraction > 1 {
-		o.PinFraction = 1
+	if err := o.fill(2); err != nil {
+		return BucketPopulation{}, fmt.Errorf("testbed: populate buckets: %w", err)
 	}
 	if objs.Buckets <= 0 {
 		objs.Buckets = 3

@@ -100,29 +100,39 @@ func (f *Fleet) ShardOf(key string) int {
 
 func vnodeOf(key string) int { return int(crc32.ChecksumIEEE([]byte(key)) % vnodes) }
 
+// fill sets what o leaves unset, as Populate and PopulateBuckets take it:
+// sizes of 1 to 16 KiB, two copies, owners accounts, every object on the
+// pinned shark. A negative MinSize is refused.
+func (o *Objects) fill(owners int) error {
+	if o.MaxSize == 0 && o.MinSize == 0 {
+		o.MinSize, o.MaxSize = 1<<10, 16<<10
+	}
+	if o.MaxSize < o.MinSize {
+		o.MaxSize = o.MinSize
+	}
+	if o.MinSize < 0 {
+		return fmt.Errorf("negative MinSize %d", o.MinSize)
+	}
+	if o.Copies <= 0 {
+		o.Copies = 2
+	}
+	if o.Owners <= 0 {
+		o.Owners = owners
+	}
+	if o.PinFraction <= 0 || o.PinFraction > 1 {
+		o.PinFraction = 1
+	}
+	return nil
+}
+
 // Populate writes objs: each object's content on its sharks (in parallel)
 // and its metadata in the manta bucket of its shard, with the shape and
 // base64 MD5 muskie gives it. It returns what it wrote.
 func (f *Fleet) Populate(ctx context.Context, objs Objects) (Population, error) {
 	f.popMu.Lock()
 	defer f.popMu.Unlock()
-	if objs.MaxSize == 0 && objs.MinSize == 0 {
-		objs.MinSize, objs.MaxSize = 1<<10, 16<<10
-	}
-	if objs.MaxSize < objs.MinSize {
-		objs.MaxSize = objs.MinSize
-	}
-	if objs.MinSize < 0 {
-		return Population{}, fmt.Errorf("testbed: populate: negative MinSize %d", objs.MinSize)
-	}
-	if objs.Copies <= 0 {
-		objs.Copies = 2
-	}
-	if objs.Owners <= 0 {
-		objs.Owners = 3
-	}
-	if objs.PinFraction <= 0 || objs.PinFraction > 1 {
-		objs.PinFraction = 1
+	if err := objs.fill(3); err != nil {
+		return Population{}, fmt.Errorf("testbed: populate: %w", err)
 	}
 	if objs.Dir == "" {
 		objs.Dir = "testbed"
